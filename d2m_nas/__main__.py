@@ -1,0 +1,3 @@
+from d2m_nas.cli import main
+
+raise SystemExit(main())

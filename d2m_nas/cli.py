@@ -1,0 +1,140 @@
+"""`d2m-nas` command line: subcommands, common options, --config FILE.yaml with CLI overrides."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import random
+import sys
+from pathlib import Path
+
+import yaml
+
+from d2m_nas import __version__
+from d2m_nas.commands import COMMANDS
+from d2m_nas.errors import UserError
+
+
+class NotBuiltYet(UserError):
+    """A subcommand that the product will have but that does not exist yet."""
+
+
+def _common_options(parser: argparse.ArgumentParser, writes_run_dir: bool) -> None:
+    group = parser.add_argument_group("common options")
+    group.add_argument("--config", type=Path, metavar="FILE.yaml",
+                       help="read options from a YAML mapping (keys as the long options, "
+                            "dashes or underscores); flags given on the command line win")
+    group.add_argument("--device", default="auto",
+                       help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: auto)")
+    group.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    group.add_argument("--data-root", type=Path, metavar="DIR",
+                       help="where datasets live or are downloaded to "
+                            "(default: $D2M_NAS_DATA, else ~/.cache/d2m-nas/data)")
+    if writes_run_dir:
+        group.add_argument("--out", type=Path, metavar="RUN_DIR",
+                           help="run directory for outputs, the resolved config.yaml and versions.json "
+                                "(default: runs/<command>/<timestamp>)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="d2m-nas",
+        description="Neural architecture search driven by distilled data: distill a dataset into a "
+                    "conditional generator (D2M), generate small training sets at any images-per-class "
+                    "budget, rank architectures by brief training on them, and report how well the "
+                    "cheap ranking agrees with full-data ground truth.",
+    )
+    parser.add_argument("--version", action="version", version=f"d2m-nas {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"d2m_nas.commands.{name}")
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.DESCRIPTION,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(sub)
+        _common_options(sub, getattr(module, "WRITES_RUN_DIR", True))
+        sub.set_defaults(_module=module, _parser=sub)
+    return parser
+
+
+def _apply_config_file(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                       argv: list[str]) -> argparse.Namespace:
+    """Re-parse with the YAML values as the subcommand's defaults, so explicit flags win."""
+    path: Path = args.config
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if loaded is None:
+        return args
+    if not isinstance(loaded, dict):
+        raise UserError(f"config file {path} must hold a mapping of option names to values")
+    sub: argparse.ArgumentParser = args._parser
+    known = {action.dest for action in sub._actions}
+    values = {}
+    for key, value in loaded.items():
+        dest = str(key).replace("-", "_")
+        if dest not in known:
+            raise UserError(f"config file {path}: unknown option {key!r} for `d2m-nas {args.command}`")
+        values[dest] = value
+    sub.set_defaults(**values)
+    return parser.parse_args(argv)  # dispatches to the same, now re-defaulted, subparser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        raise SystemExit(2)
+    if args.config is not None:
+        args = _apply_config_file(parser, args, argv)
+    for key in ("data_root", "out", "config"):
+        if isinstance(getattr(args, key, None), str):
+            setattr(args, key, Path(getattr(args, key)))
+    return args
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parse_args(argv)
+        seed_everything(args.seed)
+        return int(args._module.run(args) or 0)
+    except UserError as exc:
+        print(f"d2m-nas {argv[0] if argv else ''}: error: {exc}".replace("  ", " "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("d2m-nas: interrupted; rerun the same command to resume where supported", file=sys.stderr)
+        return 130
+
+
+def config_of(args: argparse.Namespace) -> dict:
+    """The resolved options of a run, as written to config.yaml (private argparse keys dropped)."""
+    return {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "config"}
+
+
+def start_run(args: argparse.Namespace):
+    """Resolve device and run directory, write the run record; returns (device, out_dir)."""
+    from d2m_nas.devices import resolve_device
+    from d2m_nas.run_dir import default_run_dir, write_run_record
+
+    device = resolve_device(args.device)
+    out = args.out or default_run_dir(args.command)
+    args.out = out
+    write_run_record(out, config_of(args), str(device))
+    return device, out
+
+
+def not_built(command: str, issue: str) -> int:
+    raise NotBuiltYet(f"`d2m-nas {command}` is not built yet ({issue}); nothing was run")

@@ -1,0 +1,78 @@
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from d2m_nas import cli
+from d2m_nas.commands import COMMANDS
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("data", "distill", "generate", "evaluate", "search", "rank", "report", "plot"):
+        assert name in out
+    assert set(COMMANDS) == {"data", "distill", "generate", "evaluate", "search", "rank", "report", "plot"}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_has_help_with_common_options(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--device" in out and "--seed" in out and "--config" in out
+
+
+def test_not_built_subcommand_exits_nonzero_with_one_line(monkeypatch, capsys):
+    import d2m_nas.commands.search as search_command
+
+    monkeypatch.setattr(search_command, "run", lambda args: cli.not_built("search", "issue 6"))
+    assert cli.main(["search"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not built yet" in err and "Traceback" not in err
+
+
+def test_config_file_values_apply_and_cli_flags_win(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"seed": 7, "device": "cpu", "data-root": str(tmp_path)}))
+    args = cli.parse_args(["data", "--config", str(config), "--seed", "3"])
+    assert args.seed == 3  # the flag beats the file
+    assert args.device == "cpu"  # the file beats the default
+    assert str(args.data_root) == str(tmp_path)
+
+
+def test_config_file_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"no_such_option": 1}))
+    assert cli.main(["data", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown option 'no_such_option'" in err and len(err.splitlines()) == 1
+    assert cli.main(["data", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+
+
+def test_unknown_device_is_a_clear_error(capsys):
+    from d2m_nas.devices import resolve_device
+    from d2m_nas.errors import UserError
+
+    assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(UserError, match="unknown device"):
+        resolve_device("tpu9")
+
+
+def test_run_record_written(tmp_path):
+    args = cli.parse_args(["generate", "--device", "cpu", "--out", str(tmp_path / "run")])
+    device, out = cli.start_run(args)
+    assert device.type == "cpu"
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["device"] == "cpu" and config["seed"] == 0
+    assert '"torch"' in (out / "versions.json").read_text()
+
+
+def test_console_script_entry_point_runs():
+    result = subprocess.run([sys.executable, "-m", "d2m_nas", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and "d2m-nas" in result.stdout
