@@ -107,12 +107,13 @@ def seed_everything(seed: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((word for word in argv if word in COMMANDS), "")
     try:
         args = parse_args(argv)
         seed_everything(args.seed)
         return int(args._module.run(args) or 0)
     except UserError as exc:
-        print(f"d2m-nas {argv[0] if argv else ''}: error: {exc}".replace("  ", " "), file=sys.stderr)
+        print(f"d2m-nas {command}: error: {exc}".replace(" :", ":"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("d2m-nas: interrupted; rerun the same command to resume where supported", file=sys.stderr)

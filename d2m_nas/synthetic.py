@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from d2m_nas.errors import UserError
@@ -34,11 +35,23 @@ class SyntheticSet:
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.metadata, dict):
+            raise ValueError(f"synthetic set metadata must be a dict, got {type(self.metadata).__name__}")
         missing = [k for k in REQUIRED_METADATA if k not in self.metadata]
         if missing:
             raise ValueError(f"synthetic set metadata lacks {', '.join(missing)}")
-        if self.images.dim() != 4 or self.images.shape[0] != self.labels.shape[0]:
-            raise ValueError(f"images {tuple(self.images.shape)} and labels {tuple(self.labels.shape)} do not pair up")
+        if not isinstance(self.images, torch.Tensor) or not isinstance(self.labels, torch.Tensor):
+            raise ValueError("synthetic set images and labels must be tensors")
+        if (self.images.dim() != 4 or self.labels.dim() != 1 or self.images.shape[0] != self.labels.shape[0]
+                or not self.images.is_floating_point() or self.labels.is_floating_point()):
+            raise ValueError(f"images {self.images.dtype} {tuple(self.images.shape)} and labels {self.labels.dtype} "
+                             f"{tuple(self.labels.shape)} do not pair up (want float (N, C, H, W) and integer (N,))")
+        meta = self.metadata
+        want = (int(meta["channels"]), int(meta["image_size"]), int(meta["image_size"]))
+        if tuple(self.images.shape[1:]) != want:
+            raise ValueError(f"images are {tuple(self.images.shape[1:])} (C, H, W) but the metadata says {want}")
+        if len(self.labels) and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < int(meta["num_classes"]):
+            raise ValueError(f"labels must lie in 0..{int(meta['num_classes']) - 1}")
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -48,7 +61,7 @@ class SyntheticSet:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         torch.save({"format": FORMAT, "version": VERSION, "images": self.images.detach().float().cpu().contiguous(),
-                    "labels": self.labels.detach().long().cpu(), "metadata": dict(self.metadata)}, tmp)
+                    "labels": self.labels.detach().long().cpu(), "metadata": _plain(self.metadata)}, tmp)
         tmp.replace(path)  # never leave a half-written file under the real name
         return path
 
@@ -69,5 +82,19 @@ class SyntheticSet:
             raise UserError(f"{path} has synthetic-set format version {payload.get('version')}; this d2m-nas reads {VERSION}")
         try:
             return cls(payload["images"], payload["labels"], payload["metadata"])
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, TypeError) as exc:
             raise UserError(f"{path} is a damaged synthetic set: {exc}") from None
+
+
+def _plain(value):
+    """Metadata as the types `torch.load(weights_only=True)` accepts (paths and NumPy scalars become
+    str and Python numbers or lists), so every file this writes can be read back."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    return value

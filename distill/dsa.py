@@ -34,6 +34,9 @@ class DSAConfig:
     prob_flip: float = 0.5
 
     def ops(self) -> list[str]:
+        """The op groups of `strategy`; "" or "none" means no augmentation (as in the reference code)."""
+        if self.strategy.lower() in ("", "none"):
+            return []
         ops = [op for op in self.strategy.split("_") if op]
         unknown = [op for op in ops if op not in OPS]
         if unknown:
@@ -67,7 +70,9 @@ class DSA:
         def rand(*shape):
             return torch.rand(*shape, generator=generator)
 
-        if cfg.mode == "single":
+        if not self._ops:
+            ops: list[str] = []
+        elif cfg.mode == "single":
             ops = [self._ops[int(torch.randint(len(self._ops), (1,), generator=generator))]]
         else:
             ops = list(self._ops)

@@ -51,7 +51,7 @@ class ConvNetSpec:
 
     @classmethod
     def parse(cls, text: str) -> "ConvNetSpec":
-        match = _PATTERN.match(text.strip())
+        match = _PATTERN.match(text.strip().lower())
         if not match:
             raise ValueError(f"malformed ConvNet string {text!r}; expected e.g. "
                              "'convnet-d3-w128-relu-instancenorm-avgpool'")
@@ -92,8 +92,12 @@ class ConvNet(nn.Module):
         self.spec = ConvNetSpec.parse(spec) if isinstance(spec, str) else spec
         self.blocks = nn.ModuleList()
         size, in_ch = image_size, channels
-        for _ in range(self.spec.depth):
-            layers: list[nn.Module] = [nn.Conv2d(in_ch, self.spec.width, 3, padding=1),
+        for d in range(self.spec.depth):
+            # 28x28 inputs (MNIST, Fashion-MNIST) are padded to 32x32 by the first conv, as in the DC
+            # code, so their feature maps and embedding sizes match the 32x32 networks.
+            padding = 3 if d == 0 and image_size == 28 else 1
+            size += 2 * (padding - 1)
+            layers: list[nn.Module] = [nn.Conv2d(in_ch, self.spec.width, 3, padding=padding),
                                        _norm(self.spec.norm, self.spec.width, size),
                                        _activation(self.spec.activation)]
             if self.spec.pooling != "none":

@@ -28,10 +28,10 @@ def test_every_subcommand_has_help_with_common_options(command, capsys):
 
 
 def test_not_built_subcommand_exits_nonzero_with_one_line(monkeypatch, capsys):
-    import d2m_nas.commands.search as search_command
+    import d2m_nas.commands.data as data_command  # any subcommand without required options
 
-    monkeypatch.setattr(search_command, "run", lambda args: cli.not_built("search", "issue 6"))
-    assert cli.main(["search"]) == 2
+    monkeypatch.setattr(data_command, "run", lambda args: cli.not_built("data", "issue 2"))
+    assert cli.main(["data"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not built yet" in err and "Traceback" not in err
 

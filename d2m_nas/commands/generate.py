@@ -1,15 +1,71 @@
 """`d2m-nas generate`: write a synthetic training set at any images-per-class budget"""
 
-from d2m_nas.cli import not_built
+from __future__ import annotations
+
+from pathlib import Path
+
+from d2m_nas.errors import UserError
 
 HELP = "write a synthetic training set at any images-per-class budget"
-DESCRIPTION = """Write a synthetic training set file: from a distilled generator at any IPC, or (--method random) a seeded random real subset, the first baseline."""
+DESCRIPTION = """Write a synthetic training set file (RUN_DIR/synthetic.pt): from a distilled generator at any
+IPC (--generator RUN), or (--method random) a seeded, class-balanced random subset of real
+training images, the first baseline. The random subset is drawn only from the training part of
+the seeded train/validation split (never from validation or test images).
+
+examples:
+  d2m-nas generate --method random --dataset cifar10 --ipc 10 --out runs/random-ipc10
+  d2m-nas generate --generator runs/distill/cifar10 --ipc 50"""
 WRITES_RUN_DIR = True
 
+# = d2m_nas.data.split.DEFAULT_VAL_PER_CLASS (not imported: --help stays free of torch), so the subset
+# avoids the validation images the search scores on.
+DEFAULT_VAL_PER_CLASS = 200
 
-def add_arguments(parser):
-    pass
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--method", choices=("random", "generator"), default=None,
+                        help="random: a seeded random real subset; generator: images from --generator RUN "
+                             "(default: generator when --generator is given, else random)")
+    parser.add_argument("--dataset", default="cifar10", help="dataset for --method random (default: cifar10)")
+    parser.add_argument("--ipc", type=int, default=10, help="images per class (default: 10)")
+    parser.add_argument("--val-per-class", type=int, default=DEFAULT_VAL_PER_CLASS,
+                        help="training images per class held out for validation, never sampled "
+                             f"(default: {DEFAULT_VAL_PER_CLASS})")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="seed of the train/validation split; keep it equal to the search's (default: 0)")
+    parser.add_argument("--download", action="store_true", help="download the dataset if it is not in the data root")
+    parser.add_argument("--generator", type=Path, metavar="RUN",
+                        help="a `d2m-nas distill` run directory whose generator makes the images")
+    parser.add_argument("--stage", choices=("distilled", "pretrained"), default="distilled",
+                        help="with --generator: the D2M-distilled generator or the GAN before D2M (default: distilled)")
 
 
 def run(args) -> int:
-    return not_built("generate", "issue 2")
+    from d2m_nas.cli import start_run
+
+    method = args.method or ("generator" if args.generator else "random")
+    if method == "generator" and args.generator is None:
+        raise UserError("--method generator needs --generator RUN (a `d2m-nas distill` run directory)")
+    if method == "random" and args.generator is not None:
+        raise UserError("--generator RUN makes generator images; drop --method random or --generator")
+    if args.ipc < 1:
+        raise UserError(f"--ipc must be at least 1, got {args.ipc}")
+    device, out = start_run(args)
+    if method == "random":
+        from d2m_nas.data import load_dataset
+        from d2m_nas.random_subset import random_real_subset
+
+        dataset = load_dataset(args.dataset, args.data_root, args.download)
+        synthetic = random_real_subset(dataset, args.ipc, args.seed, args.val_per_class, args.split_seed)
+    else:
+        try:
+            from d2m_nas.distillation import synthesize_from_generator
+        except ImportError as exc:
+            raise UserError(f"generating from a distilled generator is not available in this build ({exc})") from None
+        if not Path(args.generator).is_dir():
+            raise UserError(f"--generator {args.generator}: no such run directory (give a `d2m-nas distill` --out)")
+        synthetic = synthesize_from_generator(Path(args.generator), args.ipc, args.seed, device, stage=args.stage)
+    path = synthetic.save(out / "synthetic.pt")
+    meta = synthetic.metadata
+    print(f"wrote {len(synthetic)} images ({meta['ipc']} per class, {meta['method']}, {meta['dataset']}) to {path}")
+    return 0

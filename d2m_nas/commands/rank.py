@@ -1,15 +1,121 @@
-"""`d2m-nas rank`: score a seeded sample of architectures with a proxy and correlate with ground truth"""
+"""`d2m-nas rank`: score a seeded sample of architectures with proxies and correlate with ground truth."""
 
-from d2m_nas.cli import not_built
+from __future__ import annotations
 
 HELP = "score a seeded sample of architectures with a proxy and correlate with ground truth"
-DESCRIPTION = """Score K architectures of a space with a proxy and report Spearman and Kendall (with bootstrap CIs), top-k overlap and regret against a named ground-truth column."""
+DESCRIPTION = """Score K architectures of a space with one or more proxies and report Spearman and Kendall
+(with bootstrap CIs), top-k overlap and regret against a named ground-truth column.
+
+The sample is K distinct architectures drawn uniformly, with the seed, from the whole space
+(for nasbench201 all 15,625 cells, isomorphic ones included, as in the published zero-cost
+correlations). Writes RUN_DIR/results.csv (one row per architecture and proxy), summary.json and
+summary.md; rerunning with the same --out resumes.
+
+Ground-truth keys (NAS-Bench-201 table): DATASET:METRIC:EPOCHS with DATASET cifar10, cifar100 or
+imagenet16-120, METRIC test or valid, EPOCHS 200 or 12, e.g. cifar10:test:200. With
+--ground-truth-file pointing at a d2m-nas results CSV (column 'arch'), the key is a numeric
+column of it, or PROXY:COLUMN.
+
+example:
+  d2m-nas rank --space nasbench201 --proxy synflow,jacob_cov,params --sample 1000 --ground-truth cifar10:test:200
+"""
 WRITES_RUN_DIR = True
 
 
-def add_arguments(parser):
-    pass
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in str(text).split(",") if part.strip()]
+
+
+def add_arguments(parser) -> None:
+    from d2m_nas.proxies import list_proxies
+
+    parser.add_argument("--space", default="nasbench201", help="search space: nasbench201 or convnet720 "
+                        "(default: nasbench201)")
+    # --proxy and --ground-truth are required, but checked in run() so a --config file can give them
+    parser.add_argument("--proxy", metavar="NAME[,NAME...]",
+                        help=f"required: proxies to score with: {', '.join(list_proxies())}")
+    parser.add_argument("--sample", type=int, default=100, metavar="K",
+                        help="number of architectures, drawn with --seed (default: 100)")
+    parser.add_argument("--ground-truth", metavar="KEY",
+                        help="required: ground-truth column, e.g. cifar10:test:200 (no default, since 12- vs "
+                             "200-epoch or valid vs test columns rank differently)")
+    parser.add_argument("--ground-truth-file", metavar="CSV",
+                        help="ground-truth CSV (default: <data-root>/nb201/nb201_ground_truth.csv)")
+    parser.add_argument("--dataset", default="cifar10",
+                        help="dataset whose training images feed the data-dependent proxies (default: cifar10)")
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="minibatch size for snip, grad_norm, jacob_cov, naswot (default: 64, as the "
+                             "zero-cost reference)")
+    parser.add_argument("--channels", type=int, default=16, help="nasbench201: initial channels C (default: 16)")
+    parser.add_argument("--cells", type=int, default=5, help="nasbench201: cells per stage N (default: 5)")
+    parser.add_argument("--top-k", default="0.1,10", metavar="K[,K...]",
+                        help="top-k sets: counts, or fractions below 1 (default: 0.1,10)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default: 1000)")
 
 
 def run(args) -> int:
-    return not_built("rank", "issue 4")
+    from d2m_nas.cli import start_run
+    from d2m_nas.data import load_dataset
+    from d2m_nas.errors import UserError
+    from d2m_nas.proxies import ProxyContext, create_proxy
+    from d2m_nas.ranking import RankSettings, ResumeError, run_ranking, sample_archs
+    from d2m_nas.settings import resolve_data_root
+    from search_spaces.ground_truth import GroundTruth, GroundTruthError, default_table_path
+    from search_spaces.registry import create_space
+
+    if not args.ground_truth:
+        raise UserError("--ground-truth KEY is required (e.g. cifar10:test:200); there is no default because "
+                        "12- vs 200-epoch and valid vs test columns rank architectures differently")
+    if not args.proxy:
+        raise UserError("--proxy NAME[,NAME...] is required, e.g. --proxy synflow,params")
+    try:
+        space = create_space(args.space)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    names = _csv(args.proxy)
+    if not names:
+        raise UserError("--proxy needs at least one proxy name")
+    proxies = [create_proxy(name) for name in names]
+    if len(set(names)) != len(names):
+        raise UserError(f"--proxy lists a proxy twice: {args.proxy}")
+    if not 0 < args.sample <= len(space):
+        raise UserError(f"--sample must be 1..{len(space)} for {space.name}, got {args.sample}")
+    if args.batch_size < 2:
+        raise UserError(f"--batch-size must be at least 2, got {args.batch_size}")
+    try:
+        top_k = tuple(float(k) if float(k) < 1 else int(float(k)) for k in _csv(args.top_k))
+    except ValueError:
+        raise UserError(f"--top-k must be numbers separated by commas, got {args.top_k!r}") from None
+
+    data_root = resolve_data_root(args.data_root)
+    truth_path = args.ground_truth_file or default_table_path(data_root)
+    try:
+        ground_truth = GroundTruth.from_csv(truth_path)
+        truth_column = ground_truth.column_name(args.ground_truth)
+        truths = ground_truth.column(args.ground_truth)
+    except GroundTruthError as exc:
+        raise UserError(str(exc)) from None
+
+    archs = sample_archs(space, args.sample, args.seed)
+    covered = sum(arch in truths.index for arch in archs)
+    if covered == 0:
+        raise UserError(f"the ground truth {truth_path} has no value for any sampled {space.name} architecture; "
+                        "check --space and --ground-truth-file")
+    model_options = {"channels": args.channels, "cells_per_stage": args.cells} if space.name == "nasbench201" else {}
+    dataset = load_dataset(args.dataset, data_root) if any(p.needs_data for p in proxies) else None
+    if dataset is not None and args.batch_size > len(dataset.y_train):
+        raise UserError(f"--batch-size {args.batch_size} exceeds the {len(dataset.y_train)} training images of "
+                        f"{dataset.name}")
+
+    device, out_dir = start_run(args)
+    context = ProxyContext(space=space, dataset=dataset, device=device, seed=args.seed,
+                           batch_size=args.batch_size, model_options=model_options)
+    settings = RankSettings(sample=args.sample, seed=args.seed, ground_truth_key=args.ground_truth,
+                            truth_column=truth_column, top_k=top_k, bootstrap=args.bootstrap)
+    try:
+        run_ranking(archs, proxies, context, truths, settings, out_dir)
+    except ResumeError as exc:
+        raise UserError(str(exc)) from None
+    print((out_dir / "summary.md").read_text(), end="")
+    print(f"wrote {out_dir / 'results.csv'}, {out_dir / 'summary.json'}, {out_dir / 'summary.md'}")
+    return 0

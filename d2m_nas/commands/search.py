@@ -1,15 +1,173 @@
-"""`d2m-nas search`: search an architecture space with Optuna or NNI using a cheap proxy"""
+"""`d2m-nas search`: search an architecture space with Optuna or NNI using a cheap proxy."""
 
-from d2m_nas.cli import not_built
+from __future__ import annotations
 
 HELP = "search an architecture space with Optuna or NNI using a cheap proxy"
-DESCRIPTION = """Ask a search backend (Optuna or NNI) for architectures, score each with a proxy (distilled data, random real subset, DM or zero-cost), and record every evaluation; resumable."""
+DESCRIPTION = """Ask a search backend (Optuna or NNI) for architectures, score each with a proxy through a
+results cache, and record every evaluation in RUN_DIR/results.csv (trial, architecture, proxy
+score and seconds, and the true accuracy from --ground-truth for reporting only: the search never
+sees it). Stops at --trials finished evaluations of the study or after --time-budget seconds.
+
+Re-running the same command resumes: the study lives in Optuna storage (default: sqlite in the
+run directory, which defaults to runs/search/<study>), and scores already computed come from the
+cache. Several processes on one machine share a study with --storage journal:FILE.log; several
+machines with --storage postgresql://USER:PASSWORD@HOST:PORT/DB --study NAME, started on each.
+The study opens in optuna-dashboard (optuna-dashboard sqlite:///RUN_DIR/study.db).
+
+Backends and strategies: optuna: tpe, random, nsga2 (maximise the score, minimise --cost);
+nni: evolution (regularised evolution), random, tpe (in-process, NNI 3.0).
+
+examples:
+  d2m-nas search --space nasbench201 --proxy synflow --trials 100 --ground-truth cifar10:test:200
+  d2m-nas search --backend nni --strategy evolution --proxy params --trials 50 --repeat 3
+  d2m-nas search --proxy synflow --strategy nsga2 --cost params --trials 100
+"""
 WRITES_RUN_DIR = True
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser) -> None:
+    from d2m_nas.proxies import list_proxies
+    from d2m_nas.search.driver import BACKENDS, COST_METRICS, STRATEGIES
+
+    parser.add_argument("--space", default="nasbench201", help="search space (default: nasbench201)")
+    parser.add_argument("--backend", default="optuna", help=f"{' or '.join(BACKENDS)} (default: optuna)")
+    parser.add_argument("--strategy", help="optuna: " + ", ".join(STRATEGIES["optuna"]) + " (default tpe); nni: "
+                        + ", ".join(STRATEGIES["nni"]) + " (default evolution)")
+    parser.add_argument("--proxy", required=True, metavar="NAME", help=f"proxy to score with: {', '.join(list_proxies())}")
+    parser.add_argument("--trials", type=int, default=20, metavar="N",
+                        help="stop when the study holds N finished evaluations (default: 20)")
+    parser.add_argument("--time-budget", type=float, metavar="S",
+                        help="start no trial after S seconds of searching, per repeat (storage set-up excluded; "
+                        "a trial in progress finishes)")
+    parser.add_argument("--storage", metavar="URL", help="Optuna storage: sqlite:///FILE.db (default: RUN_DIR/study.db), "
+                        "journal:FILE.log, postgresql://USER:PASSWORD@HOST:PORT/DB")
+    parser.add_argument("--study", metavar="NAME", help="study name (default: SPACE-PROXY-BACKEND-STRATEGY-seedS); "
+                        "with --repeat R, NAME-seedS per repeat")
+    parser.add_argument("--repeat", type=int, default=1, metavar="R",
+                        help="independent searches with seeds --seed ... --seed+R-1 (default: 1)")
+    parser.add_argument("--ground-truth", metavar="KEY",
+                        help="true-accuracy column written next to each evaluation for reports, e.g. cifar10:test:200")
+    parser.add_argument("--ground-truth-file", metavar="CSV",
+                        help="ground-truth CSV (default: <data-root>/nb201/nb201_ground_truth.csv)")
+    parser.add_argument("--cost", default="params", help=f"nsga2's second objective, minimised: "
+                        f"{' or '.join(COST_METRICS)} (proxy seconds) (default: params)")
+    parser.add_argument("--population", type=int, default=20,
+                        help="population of nsga2 and of NNI regularised evolution (default: 20)")
+    parser.add_argument("--tournament", type=int, default=5,
+                        help="NNI regularised evolution: sample size of each tournament (default: 5)")
+    parser.add_argument("--heartbeat", type=int, default=60, metavar="S",
+                        help="RDB storages: heartbeat interval; a trial silent for 2S is failed and retried (default: 60)")
+    parser.add_argument("--cache", metavar="FILE", help="results cache (default: RUN_DIR/cache.sqlite); share one "
+                        "file between runs to reuse scores")
+    parser.add_argument("--dataset", default="cifar10",
+                        help="dataset whose training images feed data-dependent proxies (default: cifar10)")
+    parser.add_argument("--batch-size", type=int, default=64, help="minibatch size of batch proxies (default: 64)")
+    parser.add_argument("--channels", type=int, default=16, help="nasbench201: initial channels C (default: 16)")
+    parser.add_argument("--cells", type=int, default=5, help="nasbench201: cells per stage N (default: 5)")
+
+
+def _references(ground_truth, key: str, truths) -> dict:
+    """The table's optimum for the truth column and the 200-epoch value of the 12-epoch column's
+    pick: the reference lines of a search trajectory."""
+    from search_spaces.ground_truth import GroundTruthError, parse_table_key
+
+    refs = {"truth_column": truths.name, "optimum": float(truths.max()), "optimum_arch": str(truths.idxmax())}
+    if ground_truth.kind == "nasbench201-table":
+        dataset, metric, _ = parse_table_key(key)
+        try:
+            short = ground_truth.column(f"{dataset}:{metric}:12")
+        except GroundTruthError:
+            return refs
+        pick = str(short.idxmax())
+        refs |= {"twelve_epoch_column": short.name, "twelve_epoch_pick_arch": pick,
+                 "twelve_epoch_pick_truth": float(truths.get(pick, float("nan")))}
+    return refs
 
 
 def run(args) -> int:
-    return not_built("search", "issue 6")
+    from pathlib import Path
+
+    from d2m_nas.cli import start_run
+    from d2m_nas.data import load_dataset
+    from d2m_nas.errors import UserError
+    from d2m_nas.proxies import ProxyContext, create_proxy
+    from d2m_nas.search.driver import STRATEGIES, SearchConfig
+    from d2m_nas.search.optuna_backend import StorageError, StudyMismatchError, check_storage_url
+    from d2m_nas.search.run import run_search, study_name
+    from d2m_nas.settings import resolve_data_root
+    from search_spaces.ground_truth import GroundTruth, GroundTruthError, default_table_path
+    from search_spaces.registry import create_space
+
+    try:
+        space = create_space(args.space)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    strategy = args.strategy or {"optuna": "tpe", "nni": "evolution"}.get(args.backend, "")
+    if args.repeat < 1:
+        raise UserError(f"--repeat must be at least 1, got {args.repeat}")
+    base = args.study or f"{space.name}-{args.proxy}-{args.backend}-{strategy}" + (
+        f"-seed{args.seed}" if args.repeat == 1 else "")
+    try:
+        config = SearchConfig(backend=args.backend, strategy=strategy, trials=args.trials,
+                              time_budget=args.time_budget, seed=args.seed, study=base, storage=args.storage,
+                              cost_metric=args.cost, population=args.population, tournament=args.tournament,
+                              heartbeat=args.heartbeat)
+        if args.storage is not None:
+            if args.backend != "optuna":
+                raise ValueError(f"--storage applies to the optuna backend; the {args.backend} backend resumes "
+                                 "from its results cache")
+            check_storage_url(args.storage)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.batch_size < 2:
+        raise UserError(f"--batch-size must be at least 2, got {args.batch_size}")
+    proxy = create_proxy(args.proxy)
+
+    data_root = resolve_data_root(args.data_root)
+    truths, truth_column, references = None, "", None
+    if args.ground_truth:
+        truth_path = args.ground_truth_file or default_table_path(data_root)
+        try:
+            ground_truth = GroundTruth.from_csv(truth_path)
+            truth_column = ground_truth.column_name(args.ground_truth)
+            truths = ground_truth.column(args.ground_truth)
+            references = _references(ground_truth, args.ground_truth, truths)
+        except GroundTruthError as exc:
+            raise UserError(str(exc)) from None
+    model_options = {"channels": args.channels, "cells_per_stage": args.cells} if space.name == "nasbench201" else {}
+    dataset = load_dataset(args.dataset, data_root) if proxy.needs_data else None
+
+    if args.out is None:
+        args.out = Path("runs") / "search" / base  # deterministic, so the same command resumes
+    device, out_dir = start_run(args)
+    context = ProxyContext(space=space, dataset=dataset, device=device, seed=args.seed, batch_size=args.batch_size,
+                           model_options=model_options)
+    try:
+        summary = run_search(proxy, context, config, out_dir, repeat=args.repeat, cache_path=args.cache,
+                             truths=truths, truth_column=truth_column, references=references)
+    except (StorageError, StudyMismatchError) as exc:
+        raise UserError(str(exc)) from None
+    names = [study_name(base, args.seed + r, args.repeat) for r in range(args.repeat)]
+    print(summary_markdown(summary, names), end="")
+    print(f"wrote {out_dir / 'results.csv'}, {out_dir / 'summary.json'}")
+    return 0
+
+
+def summary_markdown(summary: dict, studies: list[str]) -> str:
+    def fmt(value, digits=2):
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    lines = ["| study | trials | best arch (by proxy) | score | true acc | regret | proxy s | wall s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in studies:
+        s = summary["studies"].get(name)
+        if s is None:
+            continue
+        lines.append(f"| {name} | {s['trials']} | `{s['best_arch']}` | {s['best_score']:.4g} | {fmt(s['best_truth'])} | "
+                     f"{fmt(s['regret'])} | {s['cost_s']:.1f} | {s['elapsed_s']:.1f} |")
+    refs = summary.get("references") or {}
+    if refs:
+        lines.append(f"\nTrue accuracy: `{refs['truth_column']}`; table optimum {refs['optimum']:.2f}"
+                     + (f"; the 12-epoch column's pick scores {refs['twelve_epoch_pick_truth']:.2f}"
+                        if "twelve_epoch_pick_truth" in refs else "") + ".")
+    return "\n".join(lines) + "\n"

@@ -27,7 +27,8 @@ def list_datasets() -> list[str]:
 
 
 def load_dataset(name: str, data_root=None, download: bool = False) -> ImageDataset:
-    """Load a dataset by name into uint8 tensors on the CPU (move it with `.to(device)`).
+    """Load a dataset by name into uint8 tensors on the CPU (move it with `.to(device)`, or with
+    `d2m_nas.data.placement.place_dataset` when it should only move if it fits).
 
     `imagefolder:PATH` reads PATH/train and PATH/val class folders.
     """

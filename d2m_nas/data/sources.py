@@ -1,54 +1,144 @@
-"""The dataset loaders registered by name (see registry.py)."""
+"""The dataset loaders registered by name (see registry.py), and where each looks for its files.
+
+Every named dataset is looked for under `<data-root>/<name>/`, first as NumPy arrays
+`<name>.npz` (x_train, y_train, x_test, y_test; NHWC uint8 images; optional class_names), then in
+its native format (torchvision's files, see torchvision_sources.py; Tiny ImageNet's
+`tiny-imagenet-200/` folder), and is downloaded there only when the caller allows it.
+"""
 
 from __future__ import annotations
 
+import zipfile
+import zlib
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from d2m_nas.data.base import ImageDataset
+from d2m_nas.data.catalog import CATALOG, CIFAR10_CLASSES
+from d2m_nas.data.folders import download_tinyimagenet, read_imagefolder, read_tinyimagenet, tinyimagenet_folder
 from d2m_nas.data.registry import register_dataset
+from d2m_nas.data.torchvision_sources import FORMATS, describe_files, has_any_file, read_torchvision
 from d2m_nas.errors import UserError
 from d2m_nas.settings import describe_data_root_choice
 
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR10_MEAN = CATALOG["cifar10"].mean
+CIFAR10_STD = CATALOG["cifar10"].std
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+__all__ = ["CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD", "dataset_from_arrays", "load_imagefolder",
+           "load_npz", "make_fake_dataset", "npz_path"]
 
 
-def _nhwc_to_tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(0, 3, 1, 2)))
+def npz_path(root: Path, name: str) -> Path:
+    return root / name / f"{name}.npz"
+
+
+def dataset_from_arrays(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+                        y_test: np.ndarray, mean, std, class_names, source: str) -> ImageDataset:
+    """Check NHWC uint8 images and integer labels (one-line UserError naming `source` if not) and
+    hold them as uint8 NCHW tensors."""
+    images, labels = [], []
+    for key, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.ndim == 3:  # (N, H, W) grayscale
+            x = x[..., None]
+        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3) or x.shape[1] != x.shape[2]:
+            raise UserError(f"{source}: x_{key} must be uint8 (N, H, W, C) square images with 1 or 3 channels, "
+                            f"got {x.dtype} {x.shape}")
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+            raise UserError(f"{source}: y_{key} must hold one integer label per image ({len(x)}), "
+                            f"got {y.dtype} {y.shape}")
+        if len(y) and (y.min() < 0 or y.max() >= len(class_names)):
+            raise UserError(f"{source}: y_{key} labels must lie in 0..{len(class_names) - 1}, "
+                            f"found {y.min()}..{y.max()}")
+        images.append(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
+        labels.append(torch.from_numpy(y.astype(np.int64)))
+    if images[0].shape[1:] != images[1].shape[1:]:
+        raise UserError(f"{source}: train images are {tuple(images[0].shape[1:])} (C, H, W) "
+                        f"but test images are {tuple(images[1].shape[1:])}")
+    return ImageDataset(name=name, x_train=images[0], y_train=labels[0], x_test=images[1], y_test=labels[1],
+                        num_classes=len(class_names), mean=tuple(mean), std=tuple(std),
+                        class_names=[str(c) for c in class_names], source=source)
 
 
 def load_npz(path: Path, name: str, mean, std, class_names) -> ImageDataset:
-    """NumPy arrays x_train, y_train, x_test, y_test with NHWC uint8 images."""
+    """NumPy arrays x_train, y_train, x_test, y_test with NHWC uint8 images; an optional
+    `class_names` array replaces the given names."""
     try:
         with np.load(path) as arrays:
-            missing = {"x_train", "y_train", "x_test", "y_test"} - set(arrays.files)
+            missing = set(NPZ_KEYS) - set(arrays.files)
             if missing:
                 raise UserError(f"{path} lacks the arrays {', '.join(sorted(missing))} "
                                 "(expected x_train, y_train, x_test, y_test)")
-            x_train, y_train, x_test, y_test = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable .npz file ({exc})") from None
-    if x_train.dtype != np.uint8 or x_train.ndim != 4 or x_train.shape[-1] not in (1, 3):
-        raise UserError(f"{path}: x_train must be uint8 NHWC images, got {x_train.dtype} {x_train.shape}")
-    return ImageDataset(
-        name=name,
-        x_train=_nhwc_to_tensor(x_train), y_train=torch.from_numpy(y_train.astype(np.int64)),
-        x_test=_nhwc_to_tensor(x_test), y_test=torch.from_numpy(y_test.astype(np.int64)),
-        num_classes=len(class_names), mean=tuple(mean), std=tuple(std),
-        class_names=list(class_names), source=str(path),
-    )
+            loaded = [arrays[k] for k in NPZ_KEYS]
+            if "class_names" in arrays.files:
+                class_names = [str(c) for c in arrays["class_names"]]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise UserError(f"{path} is not a readable .npz file ({detail}); replace it") from None
+    return dataset_from_arrays(name, *loaded, mean, std, class_names, source=str(path))
 
 
-@register_dataset("cifar10")
-def load_cifar10(root: Path, download: bool) -> ImageDataset:
-    npz = root / "cifar10" / "cifar10.npz"
+def _not_found(name: str, looked_for: list[str]) -> UserError:
+    return UserError(f"{name} not found: looked for {' and '.join(looked_for)}; {describe_data_root_choice()} "
+                     f"(a directory holding {name}/), or add --download to fetch it")
+
+
+def _load_torchvision_dataset(name: str, root: Path, download: bool) -> ImageDataset:
+    info, folder, npz = CATALOG[name], root / name, npz_path(root, name)
     if npz.is_file():
-        return load_npz(npz, "cifar10", CIFAR10_MEAN, CIFAR10_STD, CIFAR10_CLASSES)
-    raise UserError(f"cifar10 not found: looked for {npz}; {describe_data_root_choice()}")
+        return load_npz(npz, name, info.mean, info.std, info.class_names)
+    if download or has_any_file(name, folder):
+        *arrays, source = read_torchvision(name, folder, download)
+        return dataset_from_arrays(name, *arrays, info.mean, info.std, info.class_names, source)
+    raise _not_found(name, [str(npz), describe_files(name, folder)])
+
+
+for _name in FORMATS:  # cifar10, cifar100, svhn, mnist, fashion-mnist
+    register_dataset(_name)(partial(_load_torchvision_dataset, _name))
+
+
+@register_dataset("tinyimagenet")
+def load_tinyimagenet(root: Path, download: bool) -> ImageDataset:
+    info, npz, folder = CATALOG["tinyimagenet"], npz_path(root, "tinyimagenet"), tinyimagenet_folder(root)
+    if npz.is_file():
+        return load_npz(npz, "tinyimagenet", info.mean, info.std, [str(c) for c in range(info.num_classes)])
+    if not folder.exists() and download:
+        download_tinyimagenet(root)
+    if folder.exists():
+        *arrays, class_names = read_tinyimagenet(folder)
+        return dataset_from_arrays("tinyimagenet", *arrays, info.mean, info.std, class_names, str(folder))
+    raise _not_found("tinyimagenet", [str(npz), f"{folder}/{{train,val}}"])
+
+
+def load_imagefolder(path: Path) -> ImageDataset:
+    """PATH/train/<class>/* and PATH/val/<class>/* (val is the test set); the normalisation is
+    the per-channel mean and std of the training images."""
+    x_train, y_train, x_test, y_test, class_names = read_imagefolder(path)
+    mean, std = channel_mean_std(x_train)
+    return dataset_from_arrays(f"imagefolder:{path}", x_train, y_train, x_test, y_test,
+                               mean, std, class_names, str(path))
+
+
+def channel_mean_std(x: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of NHWC uint8 images on the [0, 1] scale, rounded to 4 places;
+    exact, from pixel-value histograms, so no float copy of a large set is made."""
+    counts = np.zeros((x.shape[-1], 256), dtype=np.int64)
+    for start in range(0, len(x), chunk):
+        block = x[start:start + chunk]
+        for c in range(x.shape[-1]):
+            counts[c] += np.bincount(block[..., c].ravel(), minlength=256)
+    values = np.arange(256) / 255
+    total = counts.sum(axis=1)
+    mean = counts @ values / total
+    std = np.sqrt(np.maximum(counts @ values**2 / total - mean**2, 0))
+    std = np.maximum(std, 1e-3)  # a constant-colour set must not divide by zero
+    return tuple(mean.round(4).tolist()), tuple(std.round(4).tolist())
 
 
 @register_dataset("fake")

@@ -1,0 +1,404 @@
+"""Running distillation from the application: presets, run directories, resumption, progress.
+
+A D2M run directory holds
+    pretrain_state.pt        training state of the GAN pre-training (resumable)
+    pretrain_losses.csv      its losses, one row per step
+    generator_pretrained.pt  the EMA generator after pre-training (or the one given by --generator)
+    d2m_state.pt             training state of D2M (resumable)
+    losses.csv               D2M loss terms, one row per iteration
+    generator.pt             the distilled generator
+    summary.json             settings, steps and seconds of each phase
+A DM run directory holds dm_state.pt, losses.csv, synthetic.pt and summary.json.
+
+Re-running with the same run directory continues from the last checkpoint; a finished phase is
+not repeated. Checkpoints are written atomically every `checkpoint_every` steps and at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from d2m_nas.data import ImageDataset, split_train_val
+from d2m_nas.errors import UserError
+from d2m_nas.synthetic import SyntheticSet
+from distill.checkpoint import (GENERATOR_FORMAT, STATE_FORMAT, VERSION, check_same_settings, generator_payload,
+                                load_model_state, load_payload, save_atomic)
+from distill.d2m import D2MConfig, D2MTrainer
+from distill.dm import DMConfig, DMTrainer
+from distill.errors import CheckpointError, DivergenceError
+from distill.gan import GANPretrainer, PretrainConfig
+from distill.generator import Generator, GeneratorConfig, generate_per_class, to_normalized
+from distill.losses import DM_MATCHING, MatchingConfig
+
+PRETRAINED_FILE = "generator_pretrained.pt"
+DISTILLED_FILE = "generator.pt"
+STAGES = {"distilled": DISTILLED_FILE, "pretrained": PRETRAINED_FILE}
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """Everything a distillation run depends on (a preset, then any command-line overrides)."""
+
+    generator_width: int = 64
+    z_dim: int = 128
+    embedding_dim: int = 128
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    d2m: D2MConfig = field(default_factory=D2MConfig)
+    dm: DMConfig = field(default_factory=DMConfig)
+    checkpoint_every: int = 200
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# D2M's matching weights: the three terms differ by orders of magnitude on a random ConvNet-3
+# (CIFAR-10, at initialisation: attention ~1e1, embedding ~1e3, prediction ~1e-1 summed over
+# classes), so the weights bring each to a comparable size; Adam then sets the step size.
+D2M_MATCHING = MatchingConfig(power=4.0, attention_weight=100.0, embedding_weight=1.0, lambda_pred=1000.0, tau=4.0)
+
+PRESETS: dict[str, DistillSettings] = {
+    # seconds on a CPU: for tests and demos (use with the `fake` dataset)
+    "tiny": DistillSettings(
+        generator_width=4, z_dim=16, embedding_dim=8,
+        pretrain=PretrainConfig(steps=4, batch_size=20, d_steps=1, ema_start=2, discriminator_width=4),
+        d2m=D2MConfig(iterations=3, real_per_class=8, syn_per_class=4, lr=1e-3, matching=D2M_MATCHING,
+                      convnet="convnet-d3-w16-relu-instancenorm-avgpool"),
+        dm=DMConfig(iterations=3, real_per_class=8, convnet="convnet-d3-w16-relu-instancenorm-avgpool"),
+        checkpoint_every=2),
+    # a real CIFAR-10 run within about 45 minutes on 2 CPU cores shared with other work (measured:
+    # ~1.6 s per pre-training step and ~2.5 s per D2M iteration on one free core, 3-4x that when
+    # four jobs share two cores); lengthen it by resuming with --pretrain-steps / --iterations
+    "cpu": DistillSettings(
+        generator_width=16, z_dim=128, embedding_dim=128,
+        pretrain=PretrainConfig(steps=400, batch_size=64, d_steps=1, ema_start=100, ema_decay=0.99,
+                                discriminator_width=16),
+        d2m=D2MConfig(iterations=100, real_per_class=32, syn_per_class=16, lr=2e-4, matching=D2M_MATCHING),
+        dm=DMConfig(iterations=200, real_per_class=64),
+        checkpoint_every=50),
+    # GPU scale: BigGAN's CIFAR widths, DM's iteration count and batch sizes
+    "paper": DistillSettings(
+        generator_width=64, z_dim=128, embedding_dim=128,
+        pretrain=PretrainConfig(steps=40000, batch_size=64, d_steps=4, ema_start=1000, ema_decay=0.9999,
+                                discriminator_width=64),
+        d2m=D2MConfig(iterations=5000, real_per_class=64, syn_per_class=32, lr=1e-4, matching=D2M_MATCHING),
+        dm=DMConfig(iterations=20000, real_per_class=256),
+        checkpoint_every=500),
+}
+
+
+def preset(name: str) -> DistillSettings:
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def with_overrides(settings: DistillSettings, *, pretrain: dict | None = None, d2m: dict | None = None,
+                   matching: dict | None = None, dm: dict | None = None, **top) -> DistillSettings:
+    """Replace fields (None values are ignored), with one-line errors for impossible values."""
+    def clean(values):
+        return {k: v for k, v in (values or {}).items() if v is not None}
+    try:
+        d2m_cfg = replace(settings.d2m, **clean(d2m))
+        if clean(matching):
+            d2m_cfg = replace(d2m_cfg, matching=replace(d2m_cfg.matching, **clean(matching)))
+        return replace(settings, pretrain=replace(settings.pretrain, **clean(pretrain)), d2m=d2m_cfg,
+                       dm=replace(settings.dm, **clean(dm)), **clean(top))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+# ------------------------------------------------------------------ checkpoints and generators
+
+def _user_error(exc: Exception) -> UserError:
+    return UserError(str(exc).splitlines()[0])
+
+
+def generator_config_for(settings: DistillSettings, dataset: ImageDataset) -> GeneratorConfig:
+    try:
+        return GeneratorConfig(image_size=dataset.image_size, num_classes=dataset.num_classes,
+                               channels=dataset.channels, z_dim=settings.z_dim, width=settings.generator_width,
+                               embedding_dim=settings.embedding_dim)
+    except ValueError as exc:
+        raise UserError(f"dataset {dataset.name!r}: {exc}") from None
+
+
+def save_generator(model: Generator, path: Path, metadata: dict) -> Path:
+    return save_atomic(generator_payload(model.config.to_dict(), model.state_dict(), metadata), path)
+
+
+def resolve_generator_path(path: Path, stage: str = "distilled") -> Path:
+    """A generator checkpoint file, or a run directory holding one for `stage`."""
+    if stage not in STAGES:
+        raise UserError(f"unknown generator stage {stage!r}; choose from {', '.join(STAGES)}")
+    path = Path(path)
+    if path.is_dir():
+        candidate = path / STAGES[stage]
+        if not candidate.is_file():
+            raise UserError(f"{path} holds no {STAGES[stage]} (the {stage} generator); "
+                            "is it a finished `d2m-nas distill` run directory?")
+        return candidate
+    if not path.exists():
+        raise UserError(f"generator checkpoint not found: {path}")
+    return path
+
+
+def load_generator(path: Path, stage: str = "distilled", device: torch.device | str = "cpu"
+                   ) -> tuple[Generator, dict]:
+    """(generator in eval mode, metadata) from a checkpoint file or run directory."""
+    path = resolve_generator_path(path, stage)
+    try:
+        payload = load_payload(path, GENERATOR_FORMAT)
+        try:
+            config = GeneratorConfig.from_dict(payload["config"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{path} holds an invalid generator config ({exc})") from None
+        model = Generator(config)
+        load_model_state(model, payload.get("state_dict", {}), path)
+    except CheckpointError as exc:
+        raise _user_error(exc) from None
+    metadata = dict(payload.get("metadata", {}))
+    missing = [k for k in ("dataset", "mean", "std") if k not in metadata]
+    if missing:
+        raise UserError(f"{path} lacks the metadata {', '.join(missing)}; it was not written by d2m-nas")
+    return model.to(device).eval(), metadata
+
+
+def _check_generator_fits(metadata: dict, model: Generator, dataset: ImageDataset, path: Path) -> None:
+    cfg = model.config
+    have = (cfg.image_size, cfg.num_classes, cfg.channels)
+    want = (dataset.image_size, dataset.num_classes, dataset.channels)
+    if have != want or metadata.get("dataset") != dataset.name:
+        raise UserError(f"{path} is a generator for {metadata.get('dataset')!r} (size, classes, channels {have}), "
+                        f"not for {dataset.name!r} {want}; pass a generator trained on this dataset")
+
+
+def synthesize_from_generator(run_dir: Path, ipc: int, seed: int, device: torch.device,
+                              stage: str = "distilled") -> SyntheticSet:
+    """`ipc` images per class from a run's generator ("distilled", or "pretrained": before D2M),
+    normalised like the dataset; the same seed gives the same set."""
+    if ipc < 1:
+        raise UserError(f"--ipc must be at least 1, got {ipc}")
+    path = resolve_generator_path(Path(run_dir), stage)
+    model, meta = load_generator(path, stage, device)
+    started = time.perf_counter()
+    images, labels = generate_per_class(model, ipc, seed, device)
+    cfg = model.config
+    return SyntheticSet(to_normalized(images, meta["mean"], meta["std"]), labels, {
+        "dataset": meta["dataset"], "image_size": cfg.image_size, "channels": cfg.channels,
+        "num_classes": cfg.num_classes, "mean": list(meta["mean"]), "std": list(meta["std"]),
+        "ipc": ipc, "method": "d2m" if stage == "distilled" else "gan-pretrained", "seed": seed,
+        "generator": str(path), "stage": stage, "generation_seconds": time.perf_counter() - started,
+    })
+
+
+# ------------------------------------------------------------------ the resumable training loop
+
+def _without(values: dict, key: str) -> dict:
+    """Settings minus the phase length: a run may be resumed to train for longer (or stop earlier)."""
+    return {k: v for k, v in values.items() if k != key}
+
+
+def _read_state(path: Path, settings: dict) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        payload = load_payload(path, STATE_FORMAT)
+        saved = {k: (_without(_without(v, "steps"), "iterations") if isinstance(v, dict) else v)
+                 for k, v in payload.get("settings", {}).items()}
+        check_same_settings(saved, settings, path)
+    except CheckpointError as exc:
+        raise _user_error(exc) from None
+    return payload
+
+
+def _truncate_csv(path: Path, last_step: int) -> None:
+    """Drop rows logged after the checkpoint being resumed (they will be recomputed)."""
+    if not path.exists():
+        return
+    with path.open() as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= last_step]
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(kept)
+
+
+def train_phase(name: str, trainer, total: int, state_path: Path, csv_path: Path, settings: dict,
+                checkpoint_every: int, progress: bool = True, stop_after: int | None = None) -> dict:
+    """Run `trainer.step()` until `total` steps, resuming from `state_path` when it exists.
+
+    `stop_after` ends this call after that many steps of this phase *without* a final
+    checkpoint, as a kill would (tests use it). Returns {"step", "elapsed_s", "finished"}.
+    """
+    payload = _read_state(state_path, settings)
+    elapsed = 0.0
+    if payload is not None:
+        try:
+            trainer.load_state_dict(payload["state"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise UserError(f"{state_path} does not fit this run ({str(exc).splitlines()[0][:120]}); "
+                            "delete it or use a new output directory") from None
+        elapsed = float(payload.get("elapsed_s", 0.0))
+        _truncate_csv(csv_path, trainer.step_count)
+    elif csv_path.exists():
+        csv_path.unlink()
+
+    def checkpoint() -> None:
+        save_atomic({"format": STATE_FORMAT, "version": VERSION, "phase": name, "settings": settings,
+                     "state": trainer.state_dict(), "elapsed_s": elapsed}, state_path)
+
+    bar = tqdm(total=total, initial=trainer.step_count, desc=name, unit="step", disable=not progress,
+               dynamic_ncols=True)
+    done_now = 0
+    writer_file = csv_path.open("a", newline="")
+    writer = None
+    try:
+        while trainer.step_count < total:
+            if stop_after is not None and done_now >= stop_after:
+                return {"step": trainer.step_count, "elapsed_s": elapsed, "finished": False}
+            t0 = time.perf_counter()
+            try:
+                losses = trainer.step()
+                if not all(map(_finite, losses.values())) or not trainer.finite():
+                    raise DivergenceError(f"losses {', '.join(f'{k}={v:.4g}' for k, v in losses.items())}")
+            except DivergenceError as exc:
+                kept = f"the last good checkpoint {state_path} is kept" if state_path.exists() else "no checkpoint yet"
+                raise UserError(f"{name} diverged at step {trainer.step_count + 1} ({exc}); {kept}; "
+                                "lower the learning rate and start again in a new --out") from None
+            seconds = time.perf_counter() - t0
+            elapsed += seconds
+            done_now += 1
+            row = {"step": trainer.step_count, **losses, "seconds": seconds}
+            if writer is None:
+                writer = csv.DictWriter(writer_file, fieldnames=list(row))
+                if csv_path.stat().st_size == 0:
+                    writer.writeheader()
+            writer.writerow(row)
+            writer_file.flush()
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in list(losses.items())[:3]})
+            if trainer.step_count % checkpoint_every == 0 or trainer.step_count == total:
+                checkpoint()
+        if payload is None and not state_path.exists():  # total == 0: record that the phase ran
+            checkpoint()
+    finally:
+        writer_file.close()
+        bar.close()
+    return {"step": trainer.step_count, "elapsed_s": elapsed, "finished": True}
+
+
+def _finite(value: float) -> bool:
+    return value == value and abs(value) != float("inf")
+
+
+# ------------------------------------------------------------------ the pipelines
+
+def distillation_images(dataset: ImageDataset, val_per_class: int, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training images distillation may see: all of them, or the training part of the
+    seeded train/validation split so a proxy's validation images stay unseen."""
+    if val_per_class <= 0:
+        return dataset.x_train, dataset.y_train
+    train_idx, _ = split_train_val(dataset.y_train, val_per_class, seed=split_seed)
+    index = train_idx.to(dataset.x_train.device)
+    return dataset.x_train[index], dataset.y_train[index]
+
+
+def _dataset_metadata(dataset: ImageDataset, val_per_class: int, split_seed: int) -> dict:
+    return {"dataset": dataset.name, "mean": list(dataset.mean), "std": list(dataset.std),
+            "class_names": list(dataset.class_names), "val_per_class": val_per_class, "split_seed": split_seed}
+
+
+def _write_summary(out: Path, update: dict) -> None:
+    path = out / "summary.json"
+    summary = json.loads(path.read_text()) if path.exists() else {}
+    summary.update(update)
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+
+
+def run_d2m(dataset: ImageDataset, settings: DistillSettings, out: Path, device: torch.device,
+            generator_path: Path | None = None, val_per_class: int = 0, split_seed: int = 0,
+            progress: bool = True, stop_after: int | None = None) -> dict:
+    """Pre-train (unless `generator_path`), then D2M. Resumes from `out`. Returns the summary."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    images, labels = distillation_images(dataset, val_per_class, split_seed)
+    meta = _dataset_metadata(dataset, val_per_class, split_seed)
+    pretrained = out / PRETRAINED_FILE
+    data_settings = {"dataset": dataset.name, "num_train": len(labels), "val_per_class": val_per_class,
+                     "split_seed": split_seed}
+
+    if generator_path is not None:
+        model, given_meta = load_generator(Path(generator_path), "distilled" if Path(generator_path).is_file()
+                                           else _stage_in(Path(generator_path)), device)
+        _check_generator_fits(given_meta, model, dataset, Path(generator_path))
+        if not pretrained.exists():
+            save_generator(model, pretrained, given_meta | {"stage": "pretrained", "source": str(generator_path)})
+        _write_summary(out, {"pretrain": {"source": str(generator_path)}})
+    elif not pretrained.exists():
+        g_config = generator_config_for(settings, dataset)
+        pre_settings = {"generator": g_config.to_dict(), "pretrain": _without(settings.pretrain.to_dict(), "steps"),
+                        **data_settings}
+        trainer = GANPretrainer(g_config, settings.pretrain, images, labels, device)
+        result = train_phase("pre-train", trainer, settings.pretrain.steps, out / "pretrain_state.pt",
+                             out / "pretrain_losses.csv", pre_settings, settings.checkpoint_every, progress, stop_after)
+        _write_summary(out, {"pretrain": result | {"settings": pre_settings}})
+        if not result["finished"]:
+            return {"finished": False, "phase": "pre-train", **result}
+        save_generator(trainer.ema, pretrained, meta | {"stage": "pretrained", "pretrain_steps": result["step"]})
+
+    model, pre_meta = load_generator(pretrained, "pretrained", device)
+    _check_generator_fits(pre_meta, model, dataset, pretrained)
+    d2m_settings = {"generator": model.config.to_dict(), "d2m": _without(settings.d2m.to_dict(), "iterations"),
+                    **data_settings}
+    trainer = D2MTrainer(model, settings.d2m, images, labels, dataset.mean, dataset.std, device)
+    result = train_phase("D2M", trainer, settings.d2m.iterations, out / "d2m_state.pt", out / "losses.csv",
+                         d2m_settings, settings.checkpoint_every, progress, stop_after)
+    _write_summary(out, {"d2m": result | {"settings": d2m_settings}})
+    if not result["finished"]:
+        return {"finished": False, "phase": "D2M", **result}
+    save_generator(trainer.generator, out / DISTILLED_FILE,
+                   meta | {"stage": "distilled", "d2m_iterations": result["step"]})
+    return {"finished": True, "phase": "done", **result}
+
+
+def _stage_in(run_dir: Path) -> str:
+    return "distilled" if (run_dir / DISTILLED_FILE).is_file() else "pretrained"
+
+
+def run_dm(dataset: ImageDataset, settings: DistillSettings, out: Path, device: torch.device,
+           val_per_class: int = 0, split_seed: int = 0, progress: bool = True,
+           stop_after: int | None = None) -> dict:
+    """DM on learnable pixels at `settings.dm.ipc`; writes synthetic.pt when finished."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    images, labels = distillation_images(dataset, val_per_class, split_seed)
+    dm_settings = {"dm": _without(settings.dm.to_dict(), "iterations"), "dataset": dataset.name, "num_train": len(labels),
+                   "val_per_class": val_per_class, "split_seed": split_seed}
+    try:
+        trainer = DMTrainer(settings.dm, images, labels, dataset.mean, dataset.std, device)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    result = train_phase("DM", trainer, settings.dm.iterations, out / "dm_state.pt", out / "losses.csv",
+                         dm_settings, settings.checkpoint_every, progress, stop_after)
+    _write_summary(out, {"dm": result | {"settings": dm_settings}})
+    if not result["finished"]:
+        return {"finished": False, "phase": "DM", **result}
+    synthetic = SyntheticSet(trainer.images.detach().cpu(), trainer.labels.clone(), {
+        "dataset": dataset.name, "image_size": dataset.image_size, "channels": dataset.channels,
+        "num_classes": dataset.num_classes, "mean": list(dataset.mean), "std": list(dataset.std),
+        "ipc": settings.dm.ipc, "method": "dm", "seed": settings.dm.seed, "iterations": result["step"],
+        "distill_seconds": result["elapsed_s"], "val_per_class": val_per_class, "split_seed": split_seed})
+    synthetic.save(out / "synthetic.pt")
+    return {"finished": True, "phase": "done", **result}
+
+
+__all__ = ["DM_MATCHING", "D2M_MATCHING", "DistillSettings", "PRESETS", "load_generator", "preset", "run_d2m",
+           "run_dm", "synthesize_from_generator", "train_phase", "with_overrides"]

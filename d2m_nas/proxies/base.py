@@ -1,0 +1,99 @@
+"""The scorer interface every proxy implements: zero-cost metrics now, training-based later.
+
+A proxy scores one architecture of a search space: `score(arch, context) -> ProxyScore`. The
+context carries what any proxy may need (space, dataset, device, seed, model options), so a
+training-based proxy plugs into `d2m-nas rank` and the search loops without changes.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from d2m_nas.data.base import ImageDataset
+from d2m_nas.devices import synchronize
+from search_spaces.base import SearchSpace
+
+
+@dataclass
+class ProxyScore:
+    score: float  # higher = predicted better
+    seconds: float  # wall-clock spent producing the score (device synchronised)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ProxyContext:
+    space: SearchSpace
+    dataset: ImageDataset | None  # None for proxies that need no data (params, flops, synflow)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    seed: int = 0
+    batch_size: int = 64
+    model_options: dict[str, Any] = field(default_factory=dict)  # passed to space.build
+    _batch: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        return self.dataset.num_classes if self.dataset is not None else 10
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        if self.dataset is None:
+            return (3, 32, 32)
+        return (self.dataset.channels, self.dataset.image_size, self.dataset.image_size)
+
+    def build(self, arch: str) -> nn.Module:
+        """A freshly initialised model whose weights depend only on (seed, arch)."""
+        torch.manual_seed(self.seed * 1_000_003 + self.space.index(arch))
+        channels, size, _ = self.input_shape
+        model = self.space.build(arch, num_classes=self.num_classes, image_size=size, in_channels=channels,
+                                 **self.model_options)
+        return model.to(self.device).train()
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One seeded minibatch of normalised training images and labels (the same for every
+        architecture, so score differences come from the architectures, not the data)."""
+        if self._batch is None:
+            if self.dataset is None:
+                raise ValueError("this proxy needs a dataset minibatch, but the context has no dataset")
+            generator = torch.Generator().manual_seed(self.seed)
+            n = len(self.dataset.y_train)
+            if self.batch_size > n:
+                raise ValueError(f"batch size {self.batch_size} exceeds the {n} training images")
+            picked = torch.randperm(n, generator=generator)[: self.batch_size]
+            images = self.dataset.normalize(self.dataset.x_train[picked].to(self.device))
+            self._batch = (images, self.dataset.y_train[picked].to(self.device))
+        return self._batch
+
+
+class Proxy(ABC):
+    """Scores an architecture; subclasses set `name` and implement `score`."""
+
+    name: str = ""
+    needs_data: bool = True
+
+    @abstractmethod
+    def score(self, arch: str, context: ProxyContext) -> ProxyScore:
+        """Score one architecture (higher is better)."""
+
+
+class Timer:
+    """Wall-clock seconds of a block, waiting for the device's queued work first and last."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds = 0.0
+
+    def __enter__(self) -> "Timer":
+        synchronize(self.device)
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        synchronize(self.device)
+        self.seconds = time.perf_counter() - self._start

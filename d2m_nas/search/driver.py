@@ -1,0 +1,212 @@
+"""One search driver for every backend: evaluate an architecture through the cache and the
+proxy, record the evaluation, and know when to stop.
+
+A backend (Optuna, NNI) decides *which* architecture comes next; the driver does the rest, so
+both produce the same results table. The driver keeps the ground truth to itself: a backend
+receives the proxy score (and, for multi-objective search, a cost), never the true accuracy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from d2m_nas.proxies.base import Proxy, ProxyContext
+from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
+from d2m_nas.search.results import ResultsTable, read_results, trajectory
+
+BACKENDS = ("optuna", "nni")
+STRATEGIES = {"optuna": ("tpe", "random", "nsga2"), "nni": ("evolution", "random", "tpe")}
+COST_METRICS = ("params", "seconds")  # the second objective of nsga2
+
+
+@dataclass
+class SearchConfig:
+    backend: str = "optuna"
+    strategy: str = "tpe"
+    trials: int | None = 20  # the study's total of finished evaluations
+    time_budget: float | None = None  # seconds per session: no trial starts after this
+    seed: int = 0
+    study: str = "search"
+    storage: str | None = None  # Optuna storage URL; None: sqlite in the run directory
+    cost_metric: str = "params"  # nsga2: minimise this next to maximising the score
+    population: int = 20  # nsga2 population; NNI regularised evolution population
+    tournament: int = 5  # NNI regularised evolution sample size
+    heartbeat: int = 60  # Optuna RDB storages: seconds between heartbeats (stale after 2x)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown search backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
+        if self.strategy not in STRATEGIES[self.backend]:
+            raise ValueError(f"unknown strategy {self.strategy!r} for the {self.backend} backend; choose from "
+                             f"{', '.join(STRATEGIES[self.backend])}")
+        if self.cost_metric not in COST_METRICS:
+            raise ValueError(f"unknown cost metric {self.cost_metric!r}; choose from {', '.join(COST_METRICS)}")
+        if self.trials is None and self.time_budget is None:
+            raise ValueError("a search needs a stop: give a number of trials, a time budget, or both")
+        if self.trials is not None and self.trials < 1:
+            raise ValueError(f"the number of trials must be at least 1, got {self.trials}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise ValueError(f"the time budget must be positive seconds, got {self.time_budget}")
+        if self.population < 2:
+            raise ValueError(f"the population must be at least 2, got {self.population}")
+        if self.backend == "nni" and self.strategy == "evolution" and not 1 <= self.tournament <= self.population:
+            raise ValueError(f"need 1 <= tournament ({self.tournament}) <= population ({self.population})")
+        if self.heartbeat < 1:
+            raise ValueError(f"the heartbeat interval must be at least 1 second, got {self.heartbeat}")
+
+    @property
+    def multi_objective(self) -> bool:
+        return self.strategy == "nsga2"
+
+
+@dataclass
+class Evaluation:
+    """What a backend learns about one architecture (no ground truth here)."""
+
+    arch: str
+    score: float
+    seconds: float  # the proxy's cost of this score when it was computed
+    cached: bool
+    cost: float | None = None  # nsga2's second objective
+    elapsed_s: float = 0.0  # worker session wall-clock when the evaluation finished
+    finished_at: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def worker_identity() -> dict:
+    """Host, pid and process start time: enough to tell later whether this worker is alive."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": process_start_time(os.getpid())}
+
+
+def process_start_time(pid: int) -> str:
+    """The kernel's start time of a process (Linux /proc), '' when unknown; guards against pid reuse."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def worker_alive(worker: dict) -> bool | None:
+    """Whether a worker process still runs; None when it ran on another host (cannot tell)."""
+    if worker.get("host") != socket.gethostname():
+        return None
+    pid = int(worker.get("pid", -1))
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    start = worker.get("start", "")
+    return not start or process_start_time(pid) in ("", start)
+
+
+@dataclass
+class SearchDriver:
+    space_name: str
+    proxy: Proxy
+    context: ProxyContext
+    cache: ResultsCache
+    table: ResultsTable
+    config: SearchConfig
+    truths: pd.Series | None = None  # true accuracy by arch, for the results table only
+    truth_column: str = ""
+    cost_proxy: Proxy | None = None  # scores the nsga2 cost when cost_metric == "params"
+    worker: dict = field(default_factory=worker_identity)
+
+    def __post_init__(self) -> None:
+        self.session_start = time.perf_counter()
+        self.evaluations = 0
+
+    @property
+    def proxy_config(self) -> dict:
+        return proxy_config(self.proxy, self.context)
+
+    def identity(self) -> dict:
+        """What a study must agree on to be continued by this search (stored with the study)."""
+        config = self.proxy_config
+        return {"space": self.space_name, "proxy": config["proxy"], "proxy_key": config_key(config),
+                "proxy_config": json.dumps(config, sort_keys=True), "seed": self.context.seed,
+                "backend": self.config.backend, "strategy": self.config.strategy,
+                "cost_metric": self.config.cost_metric if self.config.multi_objective else ""}
+
+    def start_clock(self) -> None:
+        """Start the session's wall-clock (backends call it once their imports are done)."""
+        self.session_start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.session_start
+
+    def time_left(self) -> float:
+        if self.config.time_budget is None:
+            return math.inf
+        return self.config.time_budget - self.elapsed()
+
+    def evaluate(self, arch: str) -> Evaluation:
+        """Score `arch` through the cache (and its nsga2 cost); nothing about the truth."""
+        arch = self.context.space.parse(arch)
+        result = self.cache.score(self.proxy, arch, self.context)
+        cost = None
+        if self.config.multi_objective:
+            if self.config.cost_metric == "seconds":
+                cost = result.score.seconds
+            else:
+                assert self.cost_proxy is not None
+                cost = float(self.cache.score(self.cost_proxy, arch, self.context).score.score)
+        self.evaluations += 1
+        return Evaluation(arch, float(result.score.score), float(result.score.seconds), result.hit, cost,
+                          round(self.elapsed(), 6),
+                          dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"))
+
+    def row(self, study: str, trial: int, evaluation: Evaluation, retry_of: int | None = None,
+            worker: dict | None = None) -> dict:
+        space = self.context.space
+        arch = evaluation.arch
+        truth = math.nan if self.truths is None else float(self.truths.get(arch, math.nan))
+        worker = worker or self.worker
+        return {"study": study, "trial": trial, "retry_of": retry_of, "backend": self.config.backend,
+                "strategy": self.config.strategy, "seed": self.context.seed, "arch": arch,
+                "index": space.index(arch), "isomorphism": space.isomorphism_key(arch), "proxy": self.proxy.name,
+                "score": evaluation.score, "seconds": evaluation.seconds, "cached": int(evaluation.cached),
+                "cost_metric": self.config.cost_metric if self.config.multi_objective else "",
+                "cost": evaluation.cost, "truth": truth, "truth_column": self.truth_column if self.truths is not None else "",
+                "worker": f"{worker.get('host')}:{worker.get('pid')}", "elapsed_s": evaluation.elapsed_s,
+                "finished_at": evaluation.finished_at}
+
+    def record(self, rows: list[dict]) -> list[dict]:
+        return self.table.append(rows)
+
+
+def summarise_search(results_path: Path, references: dict | None = None) -> dict:
+    """Per study: trials, the incumbent (best proxy score), its true accuracy and regret, cost."""
+    frame = read_results(results_path)
+    paths = trajectory(frame)
+    summary: dict = {"results": str(results_path), "references": references or {}, "studies": {}}
+    for study, rows in frame.groupby("study", sort=True):
+        rows = rows.sort_values("trial")
+        best = rows.loc[rows["score"].astype(float).idxmax()] if rows["score"].notna().any() else rows.iloc[0]
+        last = paths[paths["study"] == study].iloc[-1]
+        optimum = (references or {}).get("optimum")
+        truth = float(best["truth"]) if pd.notna(best["truth"]) else None
+        summary["studies"][study] = {
+            "backend": str(best["backend"]), "strategy": str(best["strategy"]), "seed": int(best["seed"]),
+            "proxy": str(best["proxy"]), "trials": int(len(rows)), "distinct_archs": int(rows["arch"].nunique()),
+            "cached": int(rows["cached"].sum()), "best_arch": str(best["arch"]), "best_score": float(best["score"]),
+            "best_truth": truth, "truth_column": str(best["truth_column"]) if truth is not None else None,
+            "regret": (optimum - truth) if optimum is not None and truth is not None else None,
+            "best_truth_seen": float(last["best_truth_seen"]) if pd.notna(last["best_truth_seen"]) else None,
+            "cost_s": float(last["cost_s"]), "elapsed_s": float(rows["elapsed_s"].max()),
+        }
+    return summary

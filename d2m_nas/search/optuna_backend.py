@@ -1,0 +1,333 @@
+"""Optuna backend: TPE, random and NSGA-II samplers over a space's categorical choices.
+
+The study lives in Optuna storage and the storage URL is the only switch:
+- default: `sqlite:///RUN_DIR/study.db` (one process; re-running the command resumes);
+- `journal:PATH`: an Optuna journal file, for several processes on one machine;
+- `postgresql://USER:PASSWORD@HOST:PORT/DB` (or `mysql://...`): several machines on one study,
+  `d2m-nas search --storage URL --study NAME` started on each.
+
+Workers that die leave RUNNING trials. They are failed and re-queued with the same parameters
+(Optuna's RetryHeartbeatStaleTrialCallback; `retry_of` in the results names the original) in
+two ways: a worker on the same host that is no longer alive is detected at once (pid and
+process start time, recorded in the trial), and on RDB storages (sqlite, PostgreSQL, MySQL)
+Optuna's heartbeat fails trials of workers on any machine after 2 heartbeats of silence. A
+failed trial has no row, its retry does; the cache makes the retry free when the dead worker
+had finished scoring. The budget counts finished plus running trials, so a retry is run, not
+added on top; workers that start at the same instant may still overshoot it by one trial each.
+
+The storage is the record: each finished trial carries its evaluation (score, seconds, cached,
+cost, worker; never the truth) as user attributes, and at start and end every worker writes
+the rows its results table lacks. So a row lost to a kill between the storage's commit and the
+append comes back, and each machine's RUN_DIR/results.csv ends with the whole study as the
+worker saw it when it finished (run the command again after all workers stop for every row).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as dt
+import hashlib
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+from tqdm import tqdm
+
+from d2m_nas.search.driver import Evaluation, SearchDriver, worker_alive
+
+IDENTITY_ATTR = "d2m_nas"
+STORAGE_HELP = ("use sqlite:///FILE.db (the default, in the run directory), journal:FILE.log (several processes "
+                "on one machine) or postgresql://USER:PASSWORD@HOST:PORT/DB (several machines)")
+_RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence Optuna's "experimental" warnings for the heartbeat and retry APIs we rely on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+class StorageError(ValueError):
+    """A storage URL that cannot be used (unknown scheme, missing driver, unreachable server)."""
+
+
+class StudyMismatchError(ValueError):
+    """A study that was created for another space, proxy or strategy."""
+
+
+def default_storage_url(run_dir: Path) -> str:
+    return f"sqlite:///{(Path(run_dir) / 'study.db').resolve()}"
+
+
+def check_storage_url(url: str) -> str:
+    """The URL's scheme when d2m-nas knows it (connecting comes later); StorageError otherwise."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme == "journal":
+        if not _journal_path(url):
+            raise StorageError(f"journal storage URL {url!r} names no file; e.g. journal:runs/search/study.log")
+        return scheme
+    if scheme.split("+")[0] not in _RDB_SCHEMES or "://" not in url:
+        raise StorageError(f"unknown storage URL {url!r}; {STORAGE_HELP}")
+    return scheme
+
+
+def _journal_path(url: str) -> str:
+    path = url[len("journal:"):]
+    return path[2:] if path.startswith("//") else path
+
+
+def open_storage(url: str, heartbeat: int = 60) -> optuna.storages.BaseStorage:
+    """The Optuna storage for a URL; StorageError with one line saying what to do."""
+    scheme = check_storage_url(url)
+    if scheme == "journal":
+        path = _journal_path(url)
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(Path(path).expanduser())))
+    url = _with_postgres_driver(url)
+    engine_kwargs: dict = {"pool_pre_ping": True}
+    if scheme == "sqlite":
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+        database = url.split("///", 1)[-1]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _quiet():
+            storage = optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+        if scheme == "sqlite":
+            _fast_sqlite(storage)
+        return storage
+    except ImportError:
+        # SQLAlchemy 2.1 reaches postgresql:// through psycopg 3; +psycopg2 and mysql name their drivers.
+        package = {"postgresql": "'psycopg[binary]'", "postgres": "'psycopg[binary]'",
+                   "postgresql+psycopg2": "psycopg2-binary", "mysql": "pymysql"}.get(scheme, "the driver in the URL")
+        raise StorageError(f"storage URL {_hide_password(url)} needs a database driver that is not installed; "
+                           f"pip install {package}") from None
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types; the message says enough
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StorageError(f"cannot open storage {_hide_password(url)}: {first}") from None
+
+
+def _with_postgres_driver(url: str) -> str:
+    """`postgres://` spelled as SQLAlchemy wants it, and psycopg2 used when psycopg 3 (SQLAlchemy's
+    default PostgreSQL driver) is absent but psycopg2 is installed."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+            url = "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
+    """WAL journal with synchronous=NORMAL: Optuna commits ~20 times per trial, and a full fsync
+    each time costs more than a zero-cost proxy. A killed process loses nothing committed; only
+    a power cut may lose the last commits (then the retry logic re-runs those trials)."""
+    from sqlalchemy import event
+
+    @event.listens_for(storage.engine, "connect")
+    def _pragmas(connection, _record) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    storage.engine.dispose()  # connections opened during set-up reconnect with the pragmas
+
+
+def _hide_password(url: str) -> str:
+    if "://" in url and "@" in url:
+        head, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        if ":" in credentials:
+            return f"{head}://{credentials.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def make_sampler(strategy: str, seed: int, population: int) -> optuna.samplers.BaseSampler:
+    if strategy == "tpe":
+        # constant_liar: parallel workers do not all propose the point the model likes best now.
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    if strategy == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if strategy == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
+    raise ValueError(f"unknown Optuna strategy {strategy!r}")
+
+
+def _describe(identity: dict) -> str:
+    return (f"space {identity.get('space')}, proxy {identity.get('proxy')} (config {identity.get('proxy_key')}), "
+            f"seed {identity.get('seed')}, {identity.get('backend')} {identity.get('strategy')}"
+            + (f" vs {identity['cost_metric']}" if identity.get("cost_metric") else ""))
+
+
+def _differences(found: dict, wanted: dict) -> list[str]:
+    """'field: study value != this search's value' for each identity field that differs."""
+    out = [f"{k}: {found.get(k)!r} != {wanted.get(k)!r}"
+           for k in ("space", "proxy", "seed", "backend", "strategy", "cost_metric") if found.get(k) != wanted.get(k)]
+    if found.get("proxy_key") != wanted.get("proxy_key") and found.get("proxy") == wanted.get("proxy"):
+        old, new = json.loads(found.get("proxy_config") or "{}"), json.loads(wanted.get("proxy_config") or "{}")
+        out += [f"proxy {k}: {old.get(k)!r} != {new.get(k)!r}" for k in sorted(set(old) | set(new))
+                if old.get(k) != new.get(k)] or ["proxy configuration"]
+    return out
+
+
+def open_study(storage, name: str, identity: dict, directions: list[str]) -> tuple[optuna.Study, bool]:
+    """Create the study, or load it when it exists and was made for the same search.
+
+    Returns (study, created). A study made for another space, proxy configuration, seed or
+    strategy is refused: continuing it would mix incomparable results."""
+    try:
+        study = optuna.create_study(storage=storage, study_name=name, directions=directions)
+        study.set_user_attr(IDENTITY_ATTR, identity)
+        return study, True
+    except optuna.exceptions.DuplicatedStudyError:
+        pass
+    study = optuna.load_study(study_name=name, storage=storage)
+    found = study.user_attrs.get(IDENTITY_ATTR)
+    for _ in range(50):  # a worker that created the study an instant ago may not have labelled it yet
+        if found is not None:
+            break
+        time.sleep(0.1)
+        found = optuna.load_study(study_name=name, storage=storage).user_attrs.get(IDENTITY_ATTR)
+    if found is None:
+        if study.trials:
+            raise StudyMismatchError(f"study {name!r} exists but was not created by d2m-nas search; "
+                                     "choose another --study name")
+        study.set_user_attr(IDENTITY_ATTR, identity)
+        found = identity
+    differences = _differences(found, identity)
+    if differences:
+        raise StudyMismatchError(f"study {name!r} was created for {_describe(found)} and differs from this search in "
+                                 f"{'; '.join(differences)}; pass another --study (or --out) instead of mixing results")
+    if [d.name.lower() for d in study.directions] != directions:
+        raise StudyMismatchError(f"study {name!r} optimises {len(study.directions)} objective(s), this search "
+                                 f"{len(directions)}; pass another --study")
+    return study, False
+
+
+def fail_dead_workers(study: optuna.Study, orphan_after: float = 600.0) -> list[int]:
+    """Fail and re-queue RUNNING trials whose worker ran on this host and is gone, or that carry
+    no worker at all after `orphan_after` seconds (a worker killed between creating the trial
+    and labelling it); returns their numbers."""
+    failed = []
+    now = dt.datetime.now()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker")
+        if worker:
+            if worker_alive(worker) is not False:
+                continue
+        elif trial.datetime_start is None or (now - trial.datetime_start).total_seconds() < orphan_after:
+            continue
+        try:
+            changed = study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker got there first
+        if changed:
+            with _quiet():
+                RetryHeartbeatStaleTrialCallback()(study, copy.deepcopy(study._storage.get_trial(trial._trial_id)))
+            failed.append(trial.number)
+    return failed
+
+
+def row_of(driver: SearchDriver, study_name: str, trial: FrozenTrial) -> dict | None:
+    evaluation = trial.user_attrs.get("evaluation")
+    if trial.state != TrialState.COMPLETE or evaluation is None:
+        return None
+    with _quiet():
+        retry_of = RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+    return driver.row(study_name, trial.number, Evaluation(**evaluation), retry_of=retry_of,
+                      worker=trial.user_attrs.get("worker"))
+
+
+def reconcile(driver: SearchDriver, study: optuna.Study) -> int:
+    """Write the rows of finished trials that the results table lacks (a kill between the
+    storage's commit and the row's append); returns how many."""
+    rows = [row for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if (row := row_of(driver, study.study_name, trial)) is not None]
+    return len(driver.record(rows))
+
+
+def _session_seed(seed: int, created: bool, n_trials: int, pid: int) -> int:
+    """The sampler seed: the given one for the worker that created the study (a fresh run is
+    reproducible); a derived one for workers that join or resume, so they do not replay the
+    first worker's proposals."""
+    if created and n_trials == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}:{n_trials}:{pid}".encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+def run_optuna(driver: SearchDriver, storage_url: str, study_name: str) -> optuna.Study:
+    """Run (or resume, or join) the study until it holds `trials` finished evaluations or the
+    session's time budget is spent."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    config = driver.config
+    space = driver.context.space
+    choices = {name: list(values) for name, values in space.choices().items()}
+    directions = ["maximize", "minimize"] if config.multi_objective else ["maximize"]
+    storage = open_storage(storage_url, config.heartbeat)
+    study, created = open_study(storage, study_name, driver.identity(), directions)
+    fail_dead_workers(study, 2 * config.heartbeat)
+    reconcile(driver, study)
+    study.sampler = make_sampler(config.strategy, _session_seed(config.seed, created, len(study.trials),
+                                                                driver.worker["pid"]), config.population)
+    driver.start_clock()  # the time budget and elapsed_s count the search, not opening the storage
+
+    def objective(trial: optuna.Trial):
+        trial.set_user_attr("worker", driver.worker)
+        params = {name: trial.suggest_categorical(name, values) for name, values in choices.items()}
+        evaluation = driver.evaluate(space.decode(params))
+        trial.set_user_attr("evaluation", evaluation.as_dict())
+        if config.multi_objective:
+            return evaluation.score, evaluation.cost
+        return evaluation.score
+
+    finished: list[FrozenTrial] = []
+
+    def record(study: optuna.Study, trial: FrozenTrial) -> None:
+        finished.append(trial)
+        row = row_of(driver, study_name, trial)
+        if row is not None:
+            driver.record([row])
+
+    def in_budget() -> int:
+        states = (TrialState.COMPLETE, TrialState.RUNNING)
+        return len(study.get_trials(deepcopy=False, states=states))
+
+    total = config.trials
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    bar = tqdm(total=total, initial=min(done, total or 0), desc=f"search {study_name}", unit="trial",
+               disable=not config.progress, dynamic_ncols=True)
+    failures = 0
+    try:
+        while driver.time_left() > 0:
+            fail_dead_workers(study, 2 * config.heartbeat)
+            if total is not None and in_budget() >= total:
+                break
+            with _quiet():
+                study.optimize(objective, n_trials=1, callbacks=[record], gc_after_trial=False)
+            last = finished[-1] if finished else None
+            if last is not None and last.state == TrialState.FAIL and "evaluation" in last.user_attrs:
+                failures += 1  # non-finite score: Optuna records the trial as failed
+                if failures > max(10, total or 10):
+                    raise RuntimeError(f"the proxy {driver.proxy.name} gave {failures} non-finite scores; stopping")
+            bar.n = min(len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))), total or math.inf)
+            bar.refresh()
+    finally:
+        bar.close()
+    reconcile(driver, study)
+    return study

@@ -1,0 +1,160 @@
+"""The search's results table (RUN_DIR/results.csv) and the trajectories drawn from it.
+
+One row per finished evaluation, identified by (study, trial). Several worker processes may
+append to one file: each append takes an exclusive lock on the file, reads the rows added
+since its last look, and writes only rows whose (study, trial) is absent, in one write. So a
+row written twice (a worker's own append racing another worker's reconciliation from the
+storage) is kept once, a half-run append can never interleave with another, and the torn last
+line of a writer killed mid-write is cut off by the next append.
+
+The columns extend those of `d2m-nas rank` (arch, index, isomorphism, proxy, score, seconds,
+seed, truth, truth_column), so the same readers work on both. `truth` is for reporting only:
+it is looked up when a row is written and never reaches a search backend.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RESULT_COLUMNS = [
+    "study", "trial", "retry_of", "backend", "strategy", "seed",
+    "arch", "index", "isomorphism", "proxy", "score", "seconds", "cached",
+    "cost_metric", "cost", "truth", "truth_column", "worker", "elapsed_s", "finished_at",
+]
+
+
+class ResultsTable:
+    """Append-only CSV of evaluations, deduplicated on (study, trial), safe for several processes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._offset = 0
+        self._rows: dict[tuple[str, int], dict] = {}
+
+    def _read_new(self, handle) -> None:
+        """Parse the complete lines added since the last look (binary handle, under a lock)."""
+        handle.seek(self._offset)
+        data = handle.read()
+        complete = data[: data.rfind(b"\n") + 1]  # a torn last line (killed mid-write) is not a row
+        if not complete:
+            return
+        lines = complete.decode("utf-8").splitlines()
+        if self._offset == 0:
+            header, lines = lines[0].split(","), lines[1:]
+            if header != RESULT_COLUMNS:
+                raise ValueError(f"{self.path} is not a d2m-nas search results file (columns {header}); "
+                                 "use another --out")
+        for values in csv.reader(lines):
+            row = dict(zip(RESULT_COLUMNS, values))
+            self._rows[(row["study"], int(row["trial"]))] = row
+        self._offset += len(complete)
+
+    def rows(self) -> dict[tuple[str, int], dict]:
+        """Every row in the file, keyed by (study, trial), as strings."""
+        if self.path.is_file():
+            with self.path.open("rb") as handle:
+                fcntl.flock(handle, fcntl.LOCK_SH)
+                self._read_new(handle)
+        return dict(self._rows)
+
+    def append(self, rows: list[dict]) -> list[dict]:
+        """Append the rows whose (study, trial) is not in the file yet; returns those written.
+
+        A row for a (study, trial) already present with another architecture is an error: it
+        means two different evaluations claim one trial."""
+        with open(self.path, "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                end = handle.seek(0, os.SEEK_END)
+                if end == 0:
+                    self._offset, self._rows = 0, {}
+                    handle.write((",".join(RESULT_COLUMNS) + "\n").encode())
+                    handle.flush()
+                self._read_new(handle)
+                new = []
+                for row in rows:
+                    key = (str(row["study"]), int(row["trial"]))
+                    if key in self._rows:
+                        if self._rows[key]["arch"] != str(row["arch"]):
+                            raise RuntimeError(f"{self.path}: trial {key[1]} of study {key[0]} is recorded with "
+                                               f"{self._rows[key]['arch']}, now evaluated as {row['arch']}")
+                        continue
+                    new.append(row)
+                    self._rows[key] = {k: _cell(row.get(k)) for k in RESULT_COLUMNS}
+                if new:
+                    if handle.seek(0, os.SEEK_END) > self._offset:
+                        # Under the lock no live writer is mid-line: this is a killed writer's torn line.
+                        handle.truncate(self._offset)
+                    buffer = io.StringIO()
+                    csv.writer(buffer, lineterminator="\n").writerows(
+                        [[_cell(row.get(k)) for k in RESULT_COLUMNS] for row in new])
+                    handle.write(buffer.getvalue().encode())  # one write: appended whole
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                    self._offset = handle.seek(0, os.SEEK_END)
+                return new
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """results.csv as a DataFrame with typed columns."""
+    frame = pd.read_csv(path, dtype={"study": str, "arch": str, "backend": str, "strategy": str})
+    if list(frame.columns) != RESULT_COLUMNS:
+        raise ValueError(f"{path} is not a d2m-nas search results file (columns {list(frame.columns)})")
+    return frame
+
+
+def trajectory(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per study, in trial order: what the search knew after each evaluation.
+
+    - evaluations: 1, 2, ... (rows of the study in trial order)
+    - cost_s: cumulative proxy seconds, counting each distinct architecture once (a loop that
+      proposes an architecture again pays nothing: the cache answers)
+    - elapsed_s: the worker's wall-clock since its session started (as recorded)
+    - best_score: the best proxy score so far (the search's incumbent)
+    - incumbent_truth: the true accuracy of that incumbent (what the search would return)
+    - best_truth_seen: the best true accuracy among the architectures evaluated so far (an
+      oracle upper bound: the search cannot know it)
+    For a multi-objective (nsga2) study the incumbent is the best by proxy score alone.
+    """
+    parts = []
+    for study, rows in frame.sort_values(["study", "trial"]).groupby("study", sort=False):
+        rows = rows.reset_index(drop=True)
+        first_time = ~rows["arch"].duplicated()
+        scores = rows["score"].astype(float).fillna(-np.inf).to_numpy()
+        truths = rows["truth"].astype(float).to_numpy()
+        incumbent, best, best_index = [], -np.inf, -1
+        for i, score in enumerate(scores):
+            if score > best or best_index < 0:
+                best, best_index = score, i
+            incumbent.append(truths[best_index])
+        parts.append(pd.DataFrame({
+            "study": study, "backend": rows["backend"], "strategy": rows["strategy"], "seed": rows["seed"],
+            "trial": rows["trial"], "evaluations": np.arange(1, len(rows) + 1),
+            "cost_s": np.cumsum(np.where(first_time, rows["seconds"].astype(float), 0.0)),
+            "elapsed_s": rows["elapsed_s"].astype(float),
+            "best_score": np.maximum.accumulate(scores),
+            "incumbent_truth": incumbent,
+            "best_truth_seen": pd.Series(truths).cummax().to_numpy(),
+        }))
+    columns = ["study", "backend", "strategy", "seed", "trial", "evaluations", "cost_s", "elapsed_s", "best_score",
+               "incumbent_truth", "best_truth_seen"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)

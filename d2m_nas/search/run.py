@@ -1,0 +1,67 @@
+"""Run a search (or R seeded repeats of it) into a run directory.
+
+RUN_DIR/results.csv    one row per evaluation (see d2m_nas.search.results)
+RUN_DIR/cache.sqlite   the results cache (default; share one across runs with `cache_path`)
+RUN_DIR/study.db       the Optuna study (default storage)
+RUN_DIR/summary.json   per study: the incumbent, its true accuracy and regret, cost
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from d2m_nas.proxies.base import Proxy, ProxyContext
+from d2m_nas.results_cache import ResultsCache
+from d2m_nas.search.driver import SearchConfig, SearchDriver, summarise_search
+from d2m_nas.search.results import ResultsTable
+
+
+def study_name(base: str, seed: int, repeat: int) -> str:
+    """The study of one repeat: `base` itself for a single run, `base-seedS` for repeats."""
+    return base if repeat == 1 else f"{base}-seed{seed}"
+
+
+def run_search(proxy: Proxy, context: ProxyContext, config: SearchConfig, run_dir: str | Path, repeat: int = 1,
+               cache_path: str | Path | None = None, truths: pd.Series | None = None, truth_column: str = "",
+               references: dict | None = None) -> dict:
+    """Search `repeat` times with seeds config.seed, config.seed + 1, ... (sampler and proxy
+    seed alike); every evaluation lands in RUN_DIR/results.csv. Returns the summary."""
+    if repeat < 1:
+        raise ValueError(f"--repeat must be at least 1, got {repeat}")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    table = ResultsTable(run_dir / "results.csv")
+    cost_proxy = None
+    if config.multi_objective and config.cost_metric == "params":
+        from d2m_nas.proxies import create_proxy
+
+        cost_proxy = create_proxy("params")
+    with ResultsCache(cache_path or run_dir / "cache.sqlite") as cache:
+        for r in range(repeat):
+            seed = config.seed + r
+            name = study_name(config.study, seed, repeat)
+            driver = SearchDriver(context.space.name, proxy, dataclasses.replace(context, seed=seed), cache, table,
+                                  dataclasses.replace(config, seed=seed, study=name), truths, truth_column,
+                                  cost_proxy)
+            if config.backend == "optuna":
+                from d2m_nas.search.optuna_backend import default_storage_url, run_optuna
+
+                run_optuna(driver, config.storage or default_storage_url(run_dir), name)
+            else:
+                from d2m_nas.search.nni_backend import run_nni
+
+                run_nni(driver, name, run_dir / "nni")
+    summary = summarise_search(table.path, references)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    return summary
+
+
+def _json_default(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return str(value)

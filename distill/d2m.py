@@ -1,0 +1,160 @@
+"""D2M training: distill a dataset into a pre-trained conditional generator's weights.
+
+Each iteration: a fresh randomly initialised ConvNet, frozen; for every class a real batch and a
+generated batch G(z, c) with fresh z, both augmented with the same DSA draw; attention-map +
+embedding matching and prediction matching (distill.losses); the gradient updates the chosen
+subset of the generator's parameters.
+
+The generator runs in eval mode (BatchNorm on its running statistics) during D2M, so what is
+optimised is exactly the function `generate_per_class` samples from afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+
+from distill.dsa import DSA, DSAConfig
+from distill.errors import DivergenceError
+from distill.generator import PARAMETER_GROUPS, Generator, to_normalized
+from distill.losses import MatchingConfig, matching_losses, random_frozen_convnet
+from search_spaces.convnet import ConvNetSpec
+
+
+@dataclass(frozen=True)
+class D2MConfig:
+    iterations: int = 5000
+    real_per_class: int = 64
+    syn_per_class: int = 32  # generated images per class per iteration
+    lr: float = 1e-4
+    optimizer: str = "adam"  # or "sgd"
+    momentum: float = 0.9  # SGD only
+    learn: str = "all"  # which generator parameters: all | conditional | embedding
+    matching: MatchingConfig = field(default_factory=MatchingConfig)
+    convnet: str = ""  # ConvNet string of the feature extractor; "" = depth by resolution, w128, instancenorm
+    dsa_strategy: str = DSAConfig().strategy
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.learn not in PARAMETER_GROUPS:
+            raise ValueError(f"learn must be one of {', '.join(PARAMETER_GROUPS)}, got {self.learn!r}")
+        if min(self.real_per_class, self.syn_per_class) < 1 or self.iterations < 0:
+            raise ValueError("D2M needs real_per_class, syn_per_class >= 1 and iterations >= 0")
+        if self.convnet:
+            ConvNetSpec.parse(self.convnet)
+        DSAConfig(strategy=self.dsa_strategy).ops()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_optimizer(params: list[torch.nn.Parameter], name: str, lr: float, momentum: float) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=(0.0, 0.999))
+    return torch.optim.SGD(params, lr=lr, momentum=momentum)
+
+
+class ClassMatcher:
+    """The part D2M and DM share: one iteration of class-wise matching through a fresh frozen
+    ConvNet under shared DSA draws; gradients are accumulated class by class (same sum, less memory)."""
+
+    def __init__(self, matching: MatchingConfig, convnet: str, dsa_strategy: str, channels: int,
+                 num_classes: int, image_size: int, device: torch.device) -> None:
+        self.matching = matching
+        self.spec = ConvNetSpec.parse(convnet) if convnet else None
+        self.dsa = DSA(DSAConfig(strategy=dsa_strategy)) if dsa_strategy else None
+        self.channels, self.num_classes, self.image_size = channels, num_classes, image_size
+        self.device = device
+
+    def accumulate(self, rng: torch.Generator, real_of: Callable[[int], torch.Tensor],
+                   syn_of: Callable[[int], torch.Tensor]) -> dict[str, float]:
+        net_seed = int(torch.randint(2 ** 31 - 1, (1,), generator=rng))
+        net = random_frozen_convnet(self.spec, self.channels, self.num_classes, self.image_size, net_seed, self.device)
+        sums = {"attention": 0.0, "embedding": 0.0, "prediction": 0.0, "total": 0.0}
+        for c in range(self.num_classes):
+            real, syn = real_of(c), syn_of(c)
+            if self.dsa is not None:
+                draw = self.dsa.sample(1, self.image_size, self.device, generator=rng, shared=True)
+                real, syn = self.dsa.apply(real, draw), self.dsa.apply(syn, draw)
+            terms = matching_losses(net, real, syn, self.matching)
+            if not torch.isfinite(terms["total"]):
+                raise DivergenceError(f"loss became {terms['total'].item()} at class {c}")
+            terms["total"].backward()
+            for key in sums:
+                sums[key] += terms[key].item()
+        return sums
+
+
+class RealSampler:
+    """Seeded per-class batches of real images, normalised on the fly from uint8."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean, std, device: torch.device) -> None:
+        if images.dtype != torch.uint8:
+            raise ValueError("real images must be uint8 (N, C, H, W)")
+        self.images, self.device = images, device
+        self.by_class = [torch.nonzero(labels.cpu() == c).flatten() for c in range(int(labels.max()) + 1)]
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+
+    def batch(self, c: int, n: int, rng: torch.Generator) -> torch.Tensor:
+        members = self.by_class[c]
+        idx = members[torch.randperm(len(members), generator=rng)[:n]]
+        x = self.images[idx.to(self.images.device)].to(self.device).float() / 255
+        return (x - self.mean) / self.std
+
+
+class D2MTrainer:
+    def __init__(self, generator: Generator, config: D2MConfig, images: torch.Tensor, labels: torch.Tensor,
+                 mean, std, device: torch.device) -> None:
+        self.config = config
+        self.device = device
+        self.generator = generator.to(device).eval()
+        self.mean, self.std = tuple(mean), tuple(std)
+        gcfg = generator.config
+        self.real = RealSampler(images, labels, mean, std, device)
+        if len(self.real.by_class) != gcfg.num_classes:
+            raise ValueError(f"the data has {len(self.real.by_class)} classes, the generator {gcfg.num_classes}")
+        self.matcher = ClassMatcher(config.matching, config.convnet, config.dsa_strategy, gcfg.channels,
+                                    gcfg.num_classes, gcfg.image_size, device)
+        learned = generator.parameter_groups()[config.learn]
+        learned_ids = {id(p) for p in learned}
+        for p in generator.parameters():
+            p.requires_grad_(id(p) in learned_ids)  # no wasted gradients for frozen parts
+        self.learned = learned
+        self.optimizer = make_optimizer(learned, config.optimizer, config.lr, config.momentum)
+        self.rng = torch.Generator().manual_seed(config.seed + 2)
+        self.step_count = 0
+
+    def _generated(self, c: int) -> torch.Tensor:
+        gcfg = self.generator.config
+        z = torch.randn(self.config.syn_per_class, gcfg.z_dim, generator=self.rng).to(self.device)
+        y = torch.full((self.config.syn_per_class,), c, dtype=torch.long, device=self.device)
+        return to_normalized(self.generator(z, y), self.mean, self.std)
+
+    def step(self) -> dict[str, float]:
+        self.generator.eval()
+        self.optimizer.zero_grad(set_to_none=True)
+        losses = self.matcher.accumulate(
+            self.rng, lambda c: self.real.batch(c, self.config.real_per_class, self.rng), self._generated)
+        if not all(torch.isfinite(p.grad).all() for p in self.learned if p.grad is not None):
+            raise DivergenceError("a generator gradient became NaN/inf")
+        self.optimizer.step()
+        self.step_count += 1
+        return losses
+
+    def state_dict(self) -> dict:
+        return {"step": self.step_count, "generator": self.generator.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "rng": self.rng.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.set_state(state["rng"])
+        self.step_count = int(state["step"])
+
+    def finite(self) -> bool:
+        return all(torch.isfinite(p).all() for p in self.generator.parameters())

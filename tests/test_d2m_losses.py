@@ -1,0 +1,134 @@
+"""D2M's matching losses and trainers: zero exactly when matched, gradients to the right place."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from distill.d2m import D2MConfig, D2MTrainer
+from distill.dm import DMConfig, DMTrainer
+from distill.generator import Generator, tiny_generator_config
+from distill.losses import (MatchingConfig, attention_loss, attention_map, embedding_loss, matching_losses,
+                            prediction_loss, random_frozen_convnet)
+
+SMALL_NET = "convnet-d2-w8-relu-instancenorm-avgpool"
+
+
+def _fake_data(per_class: int = 6, num_classes: int = 10):
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(num_classes).repeat_interleave(per_class)
+    images = torch.randint(0, 256, (len(labels), 3, 32, 32), generator=g, dtype=torch.uint8)
+    return images, labels
+
+
+def _pretrained_like_generator() -> Generator:
+    """A fresh generator whose BatchNorm running statistics have seen batches, as after
+    pre-training (fresh statistics saturate tanh in eval mode, where D2M runs it)."""
+    g = Generator(tiny_generator_config())
+    with torch.no_grad():
+        for _ in range(10):
+            g(torch.randn(20, g.config.z_dim), torch.arange(20) % 10)
+    return g.eval()
+
+
+def test_attention_map_is_unit_norm_per_image():
+    h = torch.randn(5, 8, 4, 4)
+    a = attention_map(h, power=4)
+    assert a.shape == (5, 16)
+    assert torch.allclose(a.norm(dim=1), torch.ones(5))
+
+
+def test_each_term_is_zero_for_identical_inputs_and_positive_otherwise():
+    torch.manual_seed(0)
+    blocks = [torch.randn(6, 8, 8, 8), torch.randn(6, 8, 4, 4)]
+    other = [b + torch.randn_like(b) for b in blocks]
+    assert attention_loss(blocks, [b.clone() for b in blocks], 4.0) == 0
+    assert attention_loss(blocks, other, 4.0) > 0
+    emb = torch.randn(6, 32)
+    assert embedding_loss(emb, emb.clone()) == 0
+    assert embedding_loss(emb, emb + 0.1) > 0
+    logits = torch.randn(6, 10)
+    assert prediction_loss(logits, logits.clone(), tau=4.0).abs() < 1e-6
+    assert prediction_loss(logits, torch.randn(6, 10) * 3, tau=4.0) > 0
+
+
+def test_matching_losses_through_a_network():
+    net = random_frozen_convnet(None, 3, 10, 32, seed=0, device="cpu")
+    x = torch.randn(4, 3, 32, 32)
+    same = matching_losses(net, x, x.clone(), MatchingConfig())
+    assert all(abs(float(v)) < 1e-5 for v in same.values())
+    diff = matching_losses(net, x, torch.randn(4, 3, 32, 32), MatchingConfig(attention_weight=2, lambda_pred=3))
+    assert all(float(diff[k]) > 0 for k in ("attention", "embedding", "prediction"))
+    expected = 2 * diff["attention"] + diff["embedding"] + 3 * diff["prediction"]
+    assert torch.allclose(diff["total"], expected)
+    off = matching_losses(net, x, torch.randn(4, 3, 32, 32), MatchingConfig(attention_weight=0, lambda_pred=0))
+    assert float(off["attention"]) == 0 and float(off["prediction"]) == 0
+
+
+def test_random_frozen_convnet_is_seeded_frozen_and_depth_follows_resolution():
+    a = random_frozen_convnet(None, 3, 10, 32, seed=5, device="cpu")
+    b = random_frozen_convnet(None, 3, 10, 32, seed=5, device="cpu")
+    c = random_frozen_convnet(None, 3, 10, 64, seed=5, device="cpu")
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not any(p.requires_grad for p in a.parameters())
+    assert a.spec.depth == 3 and c.spec.depth == 4 and a.spec.width == 128
+
+
+def test_bad_matching_settings_are_value_errors():
+    with pytest.raises(ValueError, match="tau"):
+        MatchingConfig(tau=0)
+    with pytest.raises(ValueError, match="learn"):
+        D2MConfig(learn="everything")
+
+
+def test_gradients_reach_the_generator_and_not_the_frozen_convnet(monkeypatch):
+    import distill.d2m as d2m_module
+
+    nets = []
+    original = d2m_module.random_frozen_convnet
+
+    def keep(*args, **kwargs):
+        nets.append(original(*args, **kwargs))
+        return nets[-1]
+
+    monkeypatch.setattr(d2m_module, "random_frozen_convnet", keep)
+    torch.manual_seed(0)
+    images, labels = _fake_data()
+    g = _pretrained_like_generator()
+    before = [p.detach().clone() for p in g.parameters()]
+    trainer = D2MTrainer(g, D2MConfig(iterations=1, real_per_class=4, syn_per_class=3, lr=1e-2, convnet=SMALL_NET),
+                         images, labels, (0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    trainer.step()
+    grads = [p.grad for p in g.parameters()]
+    assert all(gr is not None for gr in grads) and sum(float(gr.abs().sum()) for gr in grads) > 0
+    assert sum(not torch.equal(b, p) for b, p in zip(before, g.parameters())) > 0
+    assert len(nets) == 1 and all(p.grad is None and not p.requires_grad for p in nets[0].parameters())
+
+
+def test_learning_a_subset_leaves_the_rest_unchanged():
+    torch.manual_seed(0)
+    images, labels = _fake_data()
+    g = _pretrained_like_generator()
+    before = {n: p.detach().clone() for n, p in g.named_parameters()}
+    conditional = {id(p) for p in g.parameter_groups()["conditional"]}
+    trainer = D2MTrainer(g, D2MConfig(iterations=1, real_per_class=4, syn_per_class=3, lr=1e-2, learn="conditional",
+                                      convnet=SMALL_NET), images, labels, (0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    trainer.step()
+    for name, p in g.named_parameters():
+        changed = not torch.equal(before[name], p)
+        if id(p) not in conditional:
+            assert not changed and p.grad is None, name
+    assert any(not torch.equal(before[n], p) for n, p in g.named_parameters() if id(p) in conditional)
+
+
+def test_dm_learns_pixels_initialised_from_real_images():
+    images, labels = _fake_data()
+    trainer = DMTrainer(DMConfig(ipc=2, iterations=1, real_per_class=4, convnet=SMALL_NET), images, labels,
+                        (0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    start = trainer.images.detach().clone()
+    real = (images.float() / 255 - 0.5) / 0.25
+    assert all(any(torch.allclose(s, r) for r in real[labels == c]) for s, c in zip(start, trainer.labels))
+    losses = trainer.step()
+    assert losses["embedding"] > 0 and losses["attention"] == 0 and losses["prediction"] == 0
+    assert not torch.equal(start, trainer.images)
+    assert trainer.labels.tolist() == [c for c in range(10) for _ in range(2)]

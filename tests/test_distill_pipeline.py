@@ -1,0 +1,155 @@
+"""The tiny pipeline end to end (pre-train -> D2M -> generate -> evaluate), resumption, DM, the CLI."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+
+import pytest
+import torch
+
+from d2m_nas import cli
+from d2m_nas.data.sources import make_fake_dataset
+from d2m_nas.distillation import preset, run_d2m, run_dm, synthesize_from_generator
+from d2m_nas.errors import UserError
+from d2m_nas.evaluation import EvalConfig, evaluate_synthetic
+from d2m_nas.synthetic import SyntheticSet
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def fake():
+    return make_fake_dataset(train_per_class=12, test_per_class=4)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, fake):
+    out = tmp_path_factory.mktemp("d2m")
+    result = run_d2m(fake, preset("tiny"), out, CPU, progress=False)
+    assert result["finished"]
+    return out
+
+
+def _rows(path):
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_pipeline_pretrain_distill_generate_evaluate(finished_run, fake):
+    for name in ("generator_pretrained.pt", "generator.pt", "losses.csv", "pretrain_losses.csv", "summary.json"):
+        assert (finished_run / name).is_file(), name
+    rows = _rows(finished_run / "losses.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    assert set(rows[0]) >= {"attention", "embedding", "prediction", "total", "seconds"}
+    assert all(float(r["total"]) > 0 for r in rows)
+
+    synthetic = synthesize_from_generator(finished_run, ipc=3, seed=1, device=CPU)
+    assert len(synthetic) == 30 and synthetic.images.shape[1:] == (3, 32, 32)
+    assert synthetic.metadata["method"] == "d2m" and synthetic.metadata["ipc"] == 3
+    again = synthesize_from_generator(finished_run, ipc=3, seed=1, device=CPU)
+    assert torch.equal(synthetic.images, again.images)
+    before = synthesize_from_generator(finished_run, ipc=3, seed=1, device=CPU, stage="pretrained")
+    assert before.metadata["method"] == "gan-pretrained"
+    assert not torch.allclose(before.images, synthetic.images)  # D2M changed the generator
+
+    config = EvalConfig(model="convnet-d1-w8-relu-instancenorm-avgpool", epochs=2, batch_size=16)
+    report = evaluate_synthetic(synthetic, fake, config, runs=2, device=CPU, seed=0, progress=False)
+    assert len(report.accuracies) == 2 and all(0 <= a <= 100 for a in report.accuracies)
+
+
+def test_synthesized_set_round_trips_through_the_file_format(finished_run, tmp_path):
+    path = synthesize_from_generator(finished_run, ipc=2, seed=0, device=CPU).save(tmp_path / "s.pt")
+    loaded = SyntheticSet.load(path)
+    assert len(loaded) == 20 and loaded.metadata["stage"] == "distilled"
+
+
+def _state(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, fake, finished_run):
+    whole = finished_run  # the same settings, never interrupted (checkpoint_every does not change results)
+    settings = replace(preset("tiny"), checkpoint_every=2)
+
+    cut = tmp_path / "cut"
+    first = run_d2m(fake, settings, cut, CPU, progress=False, stop_after=3)  # killed in pre-training
+    assert not first["finished"] and first["phase"] == "pre-train"
+    assert torch.load(cut / "pretrain_state.pt", weights_only=True)["state"]["step"] == 2
+    assert len(_rows(cut / "pretrain_losses.csv")) == 3  # logged past the checkpoint...
+    second = run_d2m(fake, settings, cut, CPU, progress=False, stop_after=2)  # finishes pre-training, killed in D2M
+    assert second["phase"] == "D2M" and not second["finished"]
+    assert len(_rows(cut / "pretrain_losses.csv")) == 4  # ...and those rows were redone, not duplicated
+    assert run_d2m(fake, settings, cut, CPU, progress=False)["finished"]
+
+    for name in ("generator_pretrained.pt", "generator.pt"):
+        a, b = _state(whole / name), _state(cut / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    assert _rows(whole / "losses.csv") == [dict(r, seconds=w["seconds"]) for r, w in
+                                           zip(_rows(cut / "losses.csv"), _rows(whole / "losses.csv"))]
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path, fake):
+    settings = replace(preset("tiny"), checkpoint_every=1)
+    run_d2m(fake, settings, tmp_path, CPU, progress=False, stop_after=2)
+    other = replace(settings, pretrain=replace(settings.pretrain, lr_g=1e-3))
+    with pytest.raises(UserError, match="other settings.*lr_g"):
+        run_d2m(fake, other, tmp_path, CPU, progress=False)
+    longer = replace(settings, pretrain=replace(settings.pretrain, steps=6))  # training longer is allowed
+    assert run_d2m(fake, longer, tmp_path, CPU, progress=False)["finished"]
+
+
+def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, fake, monkeypatch):
+    from distill.d2m import D2MTrainer
+
+    original = D2MTrainer.step
+
+    def poisoned(self):
+        if self.step_count == 2:  # a weight goes NaN, as after an exploding update
+            with torch.no_grad():
+                next(self.generator.parameters()).fill_(float("nan"))
+        return original(self)
+
+    monkeypatch.setattr(D2MTrainer, "step", poisoned)
+    settings = replace(preset("tiny"), checkpoint_every=1)
+    with pytest.raises(UserError, match=r"D2M diverged at step 3 .*last good checkpoint") as info:
+        run_d2m(fake, settings, tmp_path, CPU, progress=False)
+    assert "\n" not in str(info.value)
+    kept = torch.load(tmp_path / "d2m_state.pt", weights_only=True)["state"]
+    assert kept["step"] == 2 and all(torch.isfinite(v).all() for v in kept["generator"].values()
+                                     if v.is_floating_point())
+
+
+def test_dm_run_writes_a_synthetic_set(tmp_path, fake):
+    settings = replace(preset("tiny"), dm=replace(preset("tiny").dm, ipc=2))
+    result = run_dm(fake, settings, tmp_path, CPU, progress=False)
+    assert result["finished"]
+    synthetic = SyntheticSet.load(tmp_path / "synthetic.pt")
+    assert len(synthetic) == 20 and synthetic.metadata["method"] == "dm" and synthetic.metadata["ipc"] == 2
+    assert len(_rows(tmp_path / "losses.csv")) == settings.dm.iterations
+
+
+def test_cli_distill_tiny_then_start_from_its_generator(tmp_path, capsys):
+    first = tmp_path / "first"
+    assert cli.main(["distill", "--dataset", "fake", "--preset", "tiny", "--device", "cpu", "--out", str(first)]) == 0
+    assert (first / "generator.pt").is_file()
+    second = tmp_path / "second"
+    assert cli.main(["distill", "--dataset", "fake", "--preset", "tiny", "--device", "cpu", "--out", str(second),
+                     "--generator", str(first / "generator_pretrained.pt"), "--learn", "conditional"]) == 0
+    assert not (second / "pretrain_state.pt").exists() and (second / "generator.pt").is_file()
+    assert cli.main(["distill", "--dataset", "fake", "--preset", "tiny", "--device", "cpu", "--method", "dm",
+                     "--ipc", "1", "--out", str(tmp_path / "dm")]) == 0
+    assert len(SyntheticSet.load(tmp_path / "dm")) == 10
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--method", "dm"], "needs --ipc"),
+    (["--ipc", "3"], "applies to --method dm"),
+    (["--preset", "huge"], "unknown preset"),
+    (["--resume"], "no interrupted run"),
+    (["--iterations", "-1"], "at least 1"),
+])
+def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, message):
+    code = cli.main(["distill", "--dataset", "fake", "--device", "cpu", "--out", str(tmp_path / "r"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err

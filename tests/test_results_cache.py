@@ -1,0 +1,147 @@
+"""The results cache: hit, miss, what the key distinguishes, several writers, resume after a kill."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from d2m_nas.proxies.base import Proxy, ProxyContext, ProxyScore
+from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
+from search_spaces.registry import create_space
+
+SPACE = create_space("nasbench201")
+ARCHS = SPACE.sample(5, seed=3)
+REPO = Path(__file__).resolve().parents[1]
+
+
+class CountingProxy(Proxy):
+    """A deterministic fake: the score is a hash of (arch, seed, scale); counts its calls."""
+
+    name = "counting"
+    needs_data = False
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = scale
+        self.calls: list[str] = []
+
+    def config(self) -> dict:
+        return {"scale": self.scale}
+
+    def score(self, arch: str, context: ProxyContext) -> ProxyScore:
+        self.calls.append(arch)
+        digest = hashlib.sha256(f"{arch}|{context.seed}".encode()).hexdigest()
+        return ProxyScore(self.scale * int(digest[:8], 16) / 2**32, 0.5, {"note": "fake"})
+
+
+def context(seed: int = 0, **options) -> ProxyContext:
+    return ProxyContext(space=SPACE, dataset=None, seed=seed, model_options=options or {"channels": 4})
+
+
+def test_miss_then_hit_returns_the_stored_score(tmp_path):
+    proxy = CountingProxy()
+    with ResultsCache(tmp_path / "cache.sqlite") as cache:
+        first = cache.score(proxy, ARCHS[0], context())
+        second = cache.score(proxy, ARCHS[0], context())
+        assert (first.hit, second.hit) == (False, True)
+        assert second.score.score == first.score.score and second.score.seconds == 0.5
+        assert second.score.extra == {"note": "fake"}
+        assert proxy.calls == [ARCHS[0]]
+        assert len(cache) == 1
+    with ResultsCache(tmp_path / "cache.sqlite") as reopened:  # persists across processes and runs
+        assert reopened.score(proxy, ARCHS[0], context()).hit
+        assert proxy.calls == [ARCHS[0]]
+
+
+def test_key_distinguishes_arch_seed_settings_and_model_options(tmp_path):
+    with ResultsCache(tmp_path / "cache.sqlite") as cache:
+        cache.score(CountingProxy(), ARCHS[0], context())
+        assert not cache.score(CountingProxy(), ARCHS[1], context()).hit
+        assert not cache.score(CountingProxy(), ARCHS[0], context(seed=1)).hit
+        assert not cache.score(CountingProxy(scale=2.0), ARCHS[0], context()).hit
+        assert not cache.score(CountingProxy(), ARCHS[0], context(channels=8)).hit
+        assert len(cache) == 5
+        # proxies that read no data do not depend on the dataset or batch size
+        a = proxy_config(CountingProxy(), context())
+        b = proxy_config(CountingProxy(), ProxyContext(space=SPACE, dataset=None, batch_size=7,
+                                                       model_options={"channels": 4}))
+        assert config_key(a) == config_key(b)
+
+
+def test_first_writer_wins_between_two_connections(tmp_path):
+    one, two = ResultsCache(tmp_path / "c.sqlite"), ResultsCache(tmp_path / "c.sqlite")
+    config = proxy_config(CountingProxy(), context())
+    stored = one.put(SPACE.name, ARCHS[0], config, 0, ProxyScore(1.0, 0.1))
+    again = two.put(SPACE.name, ARCHS[0], config, 0, ProxyScore(2.0, 0.2))
+    assert stored.score == again.score == 1.0
+    assert len(one) == len(two) == 1
+    one.close(), two.close()
+
+
+def test_nan_scores_round_trip(tmp_path):
+    with ResultsCache(tmp_path / "c.sqlite") as cache:
+        config = proxy_config(CountingProxy(), context())
+        cache.put(SPACE.name, ARCHS[0], config, 0, ProxyScore(float("nan"), 0.1))
+        assert torch.isnan(torch.tensor(cache.get(SPACE.name, ARCHS[0], config, 0).score))
+
+
+def test_a_proxy_whose_settings_cannot_be_keyed_is_refused():
+    class Opaque(Proxy):
+        name = "opaque"
+        needs_data = False
+
+        def __init__(self) -> None:
+            self.weights = torch.zeros(3)
+
+        def score(self, arch, context):
+            return ProxyScore(0.0, 0.0)
+
+    with pytest.raises(TypeError, match="config\\(\\)"):
+        proxy_config(Opaque(), context())
+
+
+def test_a_corrupt_cache_file_is_reported(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ValueError, match="not a usable SQLite file"):
+        ResultsCache(path)
+
+
+KILLED_WRITER = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {tests!r})
+    from test_results_cache import ARCHS, CountingProxy, context
+    from d2m_nas.results_cache import ResultsCache
+
+    class KillOnFourth(CountingProxy):
+        def score(self, arch, ctx):
+            if len(self.calls) == 3:
+                os.kill(os.getpid(), signal.SIGKILL)  # dies mid-evaluation, as a killed worker would
+            return super().score(arch, ctx)
+
+    cache, proxy = ResultsCache(sys.argv[1]), KillOnFourth()
+    for arch in ARCHS:
+        cache.score(proxy, arch, context())
+""")
+
+
+def test_resume_after_a_kill_keeps_finished_scores(tmp_path):
+    script = tmp_path / "writer.py"
+    script.write_text(KILLED_WRITER.format(tests=str(Path(__file__).parent)))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "cache.sqlite")], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    proxy = CountingProxy()
+    with ResultsCache(tmp_path / "cache.sqlite") as cache:
+        assert len(cache) == 3  # the three finished scores survived, nothing half-written
+        hits = [cache.score(proxy, arch, context()).hit for arch in ARCHS]
+    assert hits == [True, True, True, False, False]
+    assert proxy.calls == ARCHS[3:]
