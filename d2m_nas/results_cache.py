@@ -79,6 +79,8 @@ def proxy_config(proxy: Proxy, context: ProxyContext) -> dict:
     if proxy.needs_data:
         config["dataset"] = context.dataset.name if context.dataset is not None else None
         config["batch_size"] = context.batch_size
+        if context.train_indices is not None:  # which images the batch may come from
+            config["train_pool"] = hashlib.sha256(context.train_indices.cpu().numpy().tobytes()).hexdigest()[:16]
     return config
 
 

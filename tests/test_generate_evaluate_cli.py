@@ -35,11 +35,14 @@ def test_random_subset_comes_only_from_the_train_part_balanced_and_seeded():
     assert meta["mean"] == list(fake.mean) and meta["std"] == list(fake.std)
 
 
-def test_generate_holds_out_the_same_validation_split_as_the_rest_of_d2m_nas():
-    from d2m_nas.commands import generate
+@pytest.mark.parametrize("command", ["generate", "data", "rank", "search"])
+def test_every_data_command_holds_out_the_same_validation_split(command):
+    from d2m_nas.cli import parse_args
     from d2m_nas.data import DEFAULT_VAL_PER_CLASS
 
-    assert generate.DEFAULT_VAL_PER_CLASS == DEFAULT_VAL_PER_CLASS
+    required = {"search": ["--proxy", "params"]}.get(command, [])
+    args = parse_args([command, *required])
+    assert (args.val_per_class, args.split_seed) == (DEFAULT_VAL_PER_CLASS, 0)
 
 
 def test_random_subset_too_large_is_a_user_error():

@@ -33,7 +33,7 @@ def test_rank_writes_results_and_summary_and_resumes(tmp_path, table, capsys):
     out = tmp_path / "run"
     argv = ["rank", "--space", "nasbench201", "--proxy", "params,synflow,snip,naswot", "--sample", "6",
             "--ground-truth", "cifar10:test:200", "--ground-truth-file", str(table), "--dataset", "fake",
-            "--batch-size", "8", "--top-k", "3", "--out", str(out), "--seed", "1", *TINY]
+            "--batch-size", "8", "--val-per-class", "10", "--top-k", "3", "--out", str(out), "--seed", "1", *TINY]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "cifar10_test_acc" in printed and "| params | 6 |" in printed

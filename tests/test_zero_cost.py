@@ -121,3 +121,20 @@ def test_every_proxy_scores_a_tiny_model_through_the_interface():
     assert ZeroCostProxy("params").score(bigger, context).score > scores["params"].score
     with pytest.raises(UserError, match="unknown proxy 'fisher'"):
         create_proxy("fisher")
+
+
+def test_proxy_batches_come_only_from_the_training_part_of_the_split():
+    from d2m_nas.data import split_train_val
+    from d2m_nas.data.sources import make_fake_dataset
+    from d2m_nas.proxies import ProxyContext
+    from search_spaces.registry import create_space
+
+    dataset = make_fake_dataset(train_per_class=12, test_per_class=1)
+    dataset.x_train = torch.arange(len(dataset.y_train), dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 3, 32, 32).contiguous()
+    train_idx, val_idx = split_train_val(dataset.y_train, 6, seed=0)
+    context = ProxyContext(space=create_space("nasbench201"), dataset=dataset, batch_size=60, train_indices=train_idx)
+    images, labels = context.batch()
+    # each image's pixel value is its index: recover which images were drawn
+    drawn = set(dataset.denormalize(images)[:, 0, 0, 0].mul(255).round().long().tolist())
+    assert drawn == set(train_idx.tolist()) and not drawn & set(val_idx.tolist())
+    assert torch.equal(labels.sort().values, dataset.y_train[train_idx].sort().values)

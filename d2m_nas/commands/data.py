@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from d2m_nas.commands import add_split_options
+
 HELP = "inspect, download and check datasets"
 DESCRIPTION = """\
 Find a dataset under the data root (downloading it only with --download), load it, and print
@@ -28,7 +30,6 @@ examples:
   d2m-nas data --dataset imagefolder:~/pets --val-per-class 10
 """
 WRITES_RUN_DIR = False
-DEFAULT_VAL_PER_CLASS = 200  # the same split as `d2m-nas generate` and the search use by default
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,11 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--download", action="store_true",
                         help="download the dataset into the data root if it is not there "
                              "(off by default: nothing touches the network unless asked)")
-    parser.add_argument("--val-per-class", type=int, default=DEFAULT_VAL_PER_CLASS, metavar="N",
-                        help="training images per class held out for validation "
-                             f"(default: {DEFAULT_VAL_PER_CLASS}, as `d2m-nas generate`)")
-    parser.add_argument("--split-seed", type=int, default=0, metavar="SEED",
-                        help="seed of the train/validation split, as in `d2m-nas generate` (default: 0)")
+    add_split_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the readable block")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from d2m_nas.errors import UserError
+from d2m_nas.commands import add_split_options
 
 HELP = "write a synthetic training set at any images-per-class budget"
 DESCRIPTION = """Write a synthetic training set file (RUN_DIR/synthetic.pt): from a distilled generator at any
@@ -17,9 +18,6 @@ examples:
   d2m-nas generate --generator runs/distill/cifar10 --ipc 50"""
 WRITES_RUN_DIR = True
 
-# = d2m_nas.data.split.DEFAULT_VAL_PER_CLASS (not imported: --help stays free of torch), so the subset
-# avoids the validation images the search scores on.
-DEFAULT_VAL_PER_CLASS = 200
 
 
 def add_arguments(parser) -> None:
@@ -28,11 +26,7 @@ def add_arguments(parser) -> None:
                              "(default: generator when --generator is given, else random)")
     parser.add_argument("--dataset", default="cifar10", help="dataset for --method random (default: cifar10)")
     parser.add_argument("--ipc", type=int, default=10, help="images per class (default: 10)")
-    parser.add_argument("--val-per-class", type=int, default=DEFAULT_VAL_PER_CLASS,
-                        help="training images per class held out for validation, never sampled "
-                             f"(default: {DEFAULT_VAL_PER_CLASS})")
-    parser.add_argument("--split-seed", type=int, default=0,
-                        help="seed of the train/validation split; keep it equal to the search's (default: 0)")
+    add_split_options(parser)
     parser.add_argument("--download", action="store_true", help="download the dataset if it is not in the data root")
     parser.add_argument("--generator", type=Path, metavar="RUN",
                         help="a `d2m-nas distill` run directory whose generator makes the images")

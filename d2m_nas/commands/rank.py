@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from d2m_nas.commands import add_split_options
+
 HELP = "score a seeded sample of architectures with a proxy and correlate with ground truth"
 DESCRIPTION = """Score K architectures of a space with one or more proxies and report Spearman and Kendall
 (with bootstrap CIs), top-k overlap and regret against a named ground-truth column.
@@ -51,11 +53,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--top-k", default="0.1,10", metavar="K[,K...]",
                         help="top-k sets: counts, or fractions below 1 (default: 0.1,10)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default: 1000)")
+    add_split_options(parser)
 
 
 def run(args) -> int:
     from d2m_nas.cli import start_run
-    from d2m_nas.data import load_dataset
+    from d2m_nas.data import load_dataset, split_train_val
     from d2m_nas.errors import UserError
     from d2m_nas.proxies import ProxyContext, create_proxy
     from d2m_nas.ranking import RankSettings, ResumeError, run_ranking, sample_archs
@@ -103,13 +106,16 @@ def run(args) -> int:
                         "check --space and --ground-truth-file")
     model_options = {"channels": args.channels, "cells_per_stage": args.cells} if space.name == "nasbench201" else {}
     dataset = load_dataset(args.dataset, data_root) if any(p.needs_data for p in proxies) else None
-    if dataset is not None and args.batch_size > len(dataset.y_train):
-        raise UserError(f"--batch-size {args.batch_size} exceeds the {len(dataset.y_train)} training images of "
-                        f"{dataset.name}")
+    train_indices = None
+    if dataset is not None:
+        train_indices, _ = split_train_val(dataset.y_train, args.val_per_class, args.split_seed)
+        if args.batch_size > len(train_indices):
+            raise UserError(f"--batch-size {args.batch_size} exceeds the {len(train_indices)} training images of "
+                            f"{dataset.name}")
 
     device, out_dir = start_run(args)
     context = ProxyContext(space=space, dataset=dataset, device=device, seed=args.seed,
-                           batch_size=args.batch_size, model_options=model_options)
+                           batch_size=args.batch_size, model_options=model_options, train_indices=train_indices)
     settings = RankSettings(sample=args.sample, seed=args.seed, ground_truth_key=args.ground_truth,
                             truth_column=truth_column, top_k=top_k, bootstrap=args.bootstrap)
     try:

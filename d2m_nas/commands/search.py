@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from d2m_nas.commands import add_split_options
+
 HELP = "search an architecture space with Optuna or NNI using a cheap proxy"
 DESCRIPTION = """Ask a search backend (Optuna or NNI) for architectures, score each with a proxy through a
 results cache, and record every evaluation in RUN_DIR/results.csv (trial, architecture, proxy
@@ -62,6 +64,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dataset", default="cifar10",
                         help="dataset whose training images feed data-dependent proxies (default: cifar10)")
     parser.add_argument("--batch-size", type=int, default=64, help="minibatch size of batch proxies (default: 64)")
+    add_split_options(parser)
     parser.add_argument("--channels", type=int, default=16, help="nasbench201: initial channels C (default: 16)")
     parser.add_argument("--cells", type=int, default=5, help="nasbench201: cells per stage N (default: 5)")
 
@@ -88,7 +91,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from d2m_nas.cli import start_run
-    from d2m_nas.data import load_dataset
+    from d2m_nas.data import load_dataset, split_train_val
     from d2m_nas.errors import UserError
     from d2m_nas.proxies import ProxyContext, create_proxy
     from d2m_nas.search.driver import STRATEGIES, SearchConfig
@@ -136,12 +139,13 @@ def run(args) -> int:
             raise UserError(str(exc)) from None
     model_options = {"channels": args.channels, "cells_per_stage": args.cells} if space.name == "nasbench201" else {}
     dataset = load_dataset(args.dataset, data_root) if proxy.needs_data else None
+    train_indices = split_train_val(dataset.y_train, args.val_per_class, args.split_seed)[0] if dataset else None
 
     if args.out is None:
         args.out = Path("runs") / "search" / base  # deterministic, so the same command resumes
     device, out_dir = start_run(args)
     context = ProxyContext(space=space, dataset=dataset, device=device, seed=args.seed, batch_size=args.batch_size,
-                           model_options=model_options)
+                           model_options=model_options, train_indices=train_indices)
     try:
         summary = run_search(proxy, context, config, out_dir, repeat=args.repeat, cache_path=args.cache,
                              truths=truths, truth_column=truth_column, references=references)

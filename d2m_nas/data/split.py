@@ -8,10 +8,7 @@ from __future__ import annotations
 import torch
 
 from d2m_nas.errors import UserError
-
-# Held out per class from the training set for proxy scoring and search (2,000 CIFAR-10 images, as
-# in DESIGN.md section 4). Every command uses the same default, so they all see the same split.
-DEFAULT_VAL_PER_CLASS = 200
+from d2m_nas.settings import DEFAULT_VAL_PER_CLASS  # noqa: F401 - re-exported by d2m_nas.data
 
 
 def split_train_val(labels: torch.Tensor, val_per_class: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -35,6 +35,9 @@ class ProxyContext:
     seed: int = 0
     batch_size: int = 64
     model_options: dict[str, Any] = field(default_factory=dict)  # passed to space.build
+    # The training part of the train/validation split: proxies draw their images from it only, so
+    # the validation images that training-based proxies score on stay unseen. None = all images.
+    train_indices: torch.Tensor | None = None
     _batch: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -62,10 +65,11 @@ class ProxyContext:
             if self.dataset is None:
                 raise ValueError("this proxy needs a dataset minibatch, but the context has no dataset")
             generator = torch.Generator().manual_seed(self.seed)
-            n = len(self.dataset.y_train)
+            pool = self.train_indices if self.train_indices is not None else torch.arange(len(self.dataset.y_train))
+            n = len(pool)
             if self.batch_size > n:
                 raise ValueError(f"batch size {self.batch_size} exceeds the {n} training images")
-            picked = torch.randperm(n, generator=generator)[: self.batch_size]
+            picked = pool[torch.randperm(n, generator=generator)[: self.batch_size]].to(self.dataset.device)
             images = self.dataset.normalize(self.dataset.x_train[picked].to(self.device))
             self._batch = (images, self.dataset.y_train[picked].to(self.device))
         return self._batch
