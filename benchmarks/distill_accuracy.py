@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from d2m_nas.data import load_dataset, sample_per_class
+from d2m_nas.data import DEFAULT_VAL_PER_CLASS, load_dataset, sample_per_class
 from d2m_nas.distillation import synthesize_from_generator
-from d2m_nas.evaluation import EvalConfig, evaluate_synthetic, field_protocol
+from d2m_nas.evaluation import evaluate_synthetic, field_protocol
 from d2m_nas.random_subset import random_real_subset
 from d2m_nas.synthetic import SyntheticSet
 
@@ -40,11 +40,15 @@ def parse_args(argv=None):
     p.add_argument("--d2m-run", type=Path, help="finished D2M run directory")
     p.add_argument("--dm-run", action="append", default=[], metavar="IPC=DIR", help="DM run directory per IPC")
     p.add_argument("--ipcs", type=int, nargs="+", default=[1, 10, 50])
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS,
+                   help="methods to evaluate (none: only the re-distillation cost)")
     p.add_argument("--runs", type=int, default=3, help="evaluation runs (network seeds) per set")
     p.add_argument("--epochs", type=int, default=300, help="training epochs of the evaluation network")
     p.add_argument("--test-per-class", type=int, default=0, help="test images per class (0: the whole test split)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random subset, generation and evaluation")
+    p.add_argument("--val-per-class", type=int, default=DEFAULT_VAL_PER_CLASS,
+                   help="validation images per class the random subset may not use; match the distillation runs' "
+                        f"(default: {DEFAULT_VAL_PER_CLASS})")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, help="append JSON lines here; (method, ipc) pairs already there are skipped")
@@ -92,7 +96,7 @@ def main(argv=None) -> None:
             if method == "dm" and ipc not in dm_runs:
                 continue
             if method == "random":
-                synthetic = random_real_subset(dataset, ipc, args.seed, val_per_class=0)
+                synthetic = random_real_subset(dataset, ipc, args.seed, val_per_class=args.val_per_class)
             elif method == "dm":
                 synthetic = SyntheticSet.load(dm_runs[ipc] / "synthetic.pt")
                 if synthetic.metadata["ipc"] != ipc:

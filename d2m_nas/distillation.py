@@ -79,7 +79,7 @@ PRESETS: dict[str, DistillSettings] = {
         generator_width=16, z_dim=128, embedding_dim=128,
         pretrain=PretrainConfig(steps=400, batch_size=64, d_steps=1, ema_start=100, ema_decay=0.99,
                                 discriminator_width=16),
-        d2m=D2MConfig(iterations=100, real_per_class=32, syn_per_class=16, lr=2e-4, matching=D2M_MATCHING),
+        d2m=D2MConfig(iterations=100, real_per_class=32, syn_per_class=16, lr=1e-3, matching=D2M_MATCHING),
         dm=DMConfig(iterations=200, real_per_class=64),
         checkpoint_every=50),
     # GPU scale: BigGAN's CIFAR widths, DM's iteration count and batch sizes

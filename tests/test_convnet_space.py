@@ -9,14 +9,6 @@ from search_spaces.convnet_space import ConvNetSpace
 from search_spaces.registry import create_space, list_spaces
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_720_distinct_architectures_with_round_trips():
     space = create_space("convnet720")
     archs = space.enumerate()

@@ -19,12 +19,12 @@ def test_data_prints_a_readable_block(isolated_data_root, capsys):
     assert lines == [
         "dataset       fake",
         "found at      generated (fake)",
-        "train / test  600 / 200 images",
+        "train / test  2,600 / 200 images",
         "image         32x32, 3 channels",
-        "classes       10 (60-60 train images each): 0, 1, 2, 3, 4, 5, 6, 7, 8, 9",
+        "classes       10 (260-260 train images each): 0, 1, 2, 3, 4, 5, 6, 7, 8, 9",
         "normalisation mean (0.5000, 0.5000, 0.5000), std (0.2500, 0.2500, 0.2500)",
-        "validation    15 per class, seed 3: 150 val + 450 train (carved from the training set)",
-        "memory        2.3 MiB as uint8; fits on cpu",
+        "validation    15 per class, seed 3: 150 val + 2,450 train (carved from the training set)",
+        "memory        8.2 MiB as uint8; fits on cpu",
     ]
 
 
@@ -34,7 +34,7 @@ def test_data_json_matches_the_loaded_dataset_and_split(isolated_data_root, caps
     facts = json.loads(capsys.readouterr().out)
     dataset = load_dataset("fake")
     train_idx, val_idx = split_train_val(dataset.y_train, 20, seed=0)
-    assert facts["train_images"] == 600 and facts["test_images"] == 200
+    assert facts["train_images"] == 2600 and facts["test_images"] == 200
     assert facts["split"] == {"seed": 0, "val_per_class": 20,
                               "train_images": len(train_idx), "val_images": len(val_idx)}
     assert facts["channels"] == 3 and facts["image_size"] == 32 and facts["num_classes"] == 10
@@ -58,7 +58,7 @@ def test_data_reads_an_imagefolder(tmp_path, capsys):
 @pytest.mark.parametrize("argv, expected", [
     (["data", "--dataset", "cifar100"], "cifar100 not found: looked for"),
     (["data", "--dataset", "nope"], "unknown dataset 'nope'; choose from cifar10, cifar100"),
-    (["data", "--dataset", "fake"], "class 0 has 60 training images; cannot hold out 200"),
+    (["data", "--dataset", "fake", "--val-per-class", "300"], "class 0 has 260 training images; cannot hold out 300"),
     (["data", "--dataset", "fake", "--val-per-class", "-1"], "--val-per-class must be 0 or more"),
 ])
 def test_data_errors_are_one_line_with_exit_2(isolated_data_root, capsys, argv, expected):

@@ -14,14 +14,6 @@ ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and several threads crawl on a shared, busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 @pytest.mark.parametrize("text, fragment", [
     ("|nor_conv_3x3~0|+|skip_connect~0|none~1|", "expected 3 nodes"),
     ("|conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|", "unknown NAS-Bench-201 operation 'conv_5x5'"),

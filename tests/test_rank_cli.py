@@ -2,20 +2,11 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 
 from d2m_nas.cli import main
 from search_spaces.nasbench201 import all_archs, parse_arch
 
 TINY = ["--channels", "4", "--cells", "1", "--device", "cpu", "--bootstrap", "50"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

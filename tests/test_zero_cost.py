@@ -17,14 +17,6 @@ DEAD = "|none~0|+|nor_conv_3x3~0|none~1|+|none~0|skip_connect~1|none~2|"  # no p
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and several threads crawl on a shared, busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 def tiny_nb201(arch=ARCH, seed=0):
     torch.manual_seed(seed)
     return NASBench201Space().build(arch, num_classes=5, in_channels=3, channels=4, cells_per_stage=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from d2m_nas.commands import add_split_options
 
 HELP = "distill a dataset into a conditional generator (D2M) or a DM image set"
 DESCRIPTION = """Pre-train a class-conditional generator on the real dataset (unless --generator is given), then
@@ -28,10 +29,7 @@ def add_arguments(parser):
                         help="start D2M from this generator checkpoint or run directory instead of pre-training")
     parser.add_argument("--resume", action="store_true",
                         help="require an existing run in --out to continue (rerunning with the same --out resumes anyway)")
-    parser.add_argument("--val-per-class", type=int, default=0, metavar="N",
-                        help="hold out N training images per class (the seeded validation split a search scores on) "
-                             "from distillation (default: 0, use the whole training set)")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of that validation split (default: 0)")
+    add_split_options(parser)  # distillation never sees the validation images a search scores on
     group = parser.add_argument_group("overrides of the preset")
     group.add_argument("--pretrain-steps", type=int, metavar="N", help="GAN pre-training generator updates")
     group.add_argument("--iterations", type=int, metavar="N", help="D2M (or DM) iterations")

@@ -94,7 +94,7 @@ def run(args) -> int:
     from d2m_nas.data import load_dataset, split_train_val
     from d2m_nas.errors import UserError
     from d2m_nas.proxies import ProxyContext, create_proxy
-    from d2m_nas.search.driver import STRATEGIES, SearchConfig
+    from d2m_nas.search.driver import SearchConfig
     from d2m_nas.search.optuna_backend import StorageError, StudyMismatchError, check_storage_url
     from d2m_nas.search.run import run_search, study_name
     from d2m_nas.settings import resolve_data_root

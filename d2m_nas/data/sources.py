@@ -22,7 +22,7 @@ from d2m_nas.data.folders import download_tinyimagenet, read_imagefolder, read_t
 from d2m_nas.data.registry import register_dataset
 from d2m_nas.data.torchvision_sources import FORMATS, describe_files, has_any_file, read_torchvision
 from d2m_nas.errors import UserError
-from d2m_nas.settings import describe_data_root_choice
+from d2m_nas.settings import DEFAULT_VAL_PER_CLASS, describe_data_root_choice
 
 CIFAR10_MEAN = CATALOG["cifar10"].mean
 CIFAR10_STD = CATALOG["cifar10"].std
@@ -144,8 +144,9 @@ def channel_mean_std(x: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...
 @register_dataset("fake")
 def load_fake(root: Path, download: bool) -> ImageDataset:
     """Deterministic 10-class 32x32 RGB data for demos and tests: each class is a distinct colour
-    and stripe pattern plus seeded noise, so a small network can learn it in a few steps."""
-    return make_fake_dataset()
+    and stripe pattern plus seeded noise, so a small network can learn it in a few steps. 260 training
+    images per class: the default validation split holds out 200 and leaves 60 to train on."""
+    return make_fake_dataset(train_per_class=DEFAULT_VAL_PER_CLASS + 60)
 
 
 def make_fake_dataset(num_classes: int = 10, train_per_class: int = 60, test_per_class: int = 20,
