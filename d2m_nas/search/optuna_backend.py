@@ -101,10 +101,7 @@ def open_storage(url: str, heartbeat: int = 60) -> optuna.storages.BaseStorage:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
     try:
-        with _quiet():
-            storage = optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+        storage = _create_rdb_storage(url, engine_kwargs, heartbeat)
         if scheme == "sqlite":
             _fast_sqlite(storage)
         return storage
@@ -117,6 +114,25 @@ def open_storage(url: str, heartbeat: int = 60) -> optuna.storages.BaseStorage:
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types; the message says enough
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(f"cannot open storage {_hide_password(url)}: {first}") from None
+
+
+def _create_rdb_storage(url: str, engine_kwargs: dict, heartbeat: int, attempts: int = 5):
+    """RDBStorage, retried when workers started together race to create Optuna's tables in a new
+    database: the loser's CREATE fails (duplicate type or relation) although the schema now exists."""
+    import sqlalchemy.exc
+
+    def create():
+        with _quiet():
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+
+    for attempt in range(attempts - 1):
+        try:
+            return create()
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            time.sleep(0.2 * (attempt + 1))
+    return create()
 
 
 def _with_postgres_driver(url: str) -> str:
