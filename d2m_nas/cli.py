@@ -7,6 +7,7 @@ import importlib
 import random
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import yaml
 
@@ -89,10 +90,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.print_help()
         raise SystemExit(2)
     if args.config is not None:
-        args = _apply_config_file(parser, args, argv)
-    for key in ("data_root", "out", "config"):
-        if isinstance(getattr(args, key, None), str):
-            setattr(args, key, Path(getattr(args, key)))
+        args = _apply_config_file(parser, args, argv)  # argparse applies each option's type to file values too
     return args
 
 
@@ -137,5 +135,5 @@ def start_run(args: argparse.Namespace):
     return device, out
 
 
-def not_built(command: str, issue: str) -> int:
+def not_built(command: str, issue: str) -> NoReturn:
     raise NotBuiltYet(f"`d2m-nas {command}` is not built yet ({issue}); nothing was run")

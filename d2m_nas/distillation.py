@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -100,16 +101,19 @@ def preset(name: str) -> DistillSettings:
 
 
 def with_overrides(settings: DistillSettings, *, pretrain: dict | None = None, d2m: dict | None = None,
-                   matching: dict | None = None, dm: dict | None = None, **top) -> DistillSettings:
-    """Replace fields (None values are ignored), with one-line errors for impossible values."""
+                   matching: dict | None = None, dm: dict | None = None, dm_matching: dict | None = None,
+                   **top) -> DistillSettings:
+    """Replace fields (None values are ignored), with one-line errors for impossible values.
+    `matching` / `dm_matching` replace single fields of D2M's / DM's MatchingConfig."""
     def clean(values):
         return {k: v for k, v in (values or {}).items() if v is not None}
+
+    def with_matching(config, values):
+        return replace(config, matching=replace(config.matching, **clean(values))) if clean(values) else config
     try:
-        d2m_cfg = replace(settings.d2m, **clean(d2m))
-        if clean(matching):
-            d2m_cfg = replace(d2m_cfg, matching=replace(d2m_cfg.matching, **clean(matching)))
+        d2m_cfg = with_matching(replace(settings.d2m, **clean(d2m)), matching)
         return replace(settings, pretrain=replace(settings.pretrain, **clean(pretrain)), d2m=d2m_cfg,
-                       dm=replace(settings.dm, **clean(dm)), **clean(top))
+                       dm=with_matching(replace(settings.dm, **clean(dm)), dm_matching), **clean(top))
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
@@ -267,7 +271,7 @@ def train_phase(name: str, trainer, total: int, state_path: Path, csv_path: Path
             t0 = time.perf_counter()
             try:
                 losses = trainer.step()
-                if not all(map(_finite, losses.values())) or not trainer.finite():
+                if not all(map(math.isfinite, losses.values())) or not trainer.finite():
                     raise DivergenceError(f"losses {', '.join(f'{k}={v:.4g}' for k, v in losses.items())}")
             except DivergenceError as exc:
                 kept = f"the last good checkpoint {state_path} is kept" if state_path.exists() else "no checkpoint yet"
@@ -293,10 +297,6 @@ def train_phase(name: str, trainer, total: int, state_path: Path, csv_path: Path
         writer_file.close()
         bar.close()
     return {"step": trainer.step_count, "elapsed_s": elapsed, "finished": True}
-
-
-def _finite(value: float) -> bool:
-    return value == value and abs(value) != float("inf")
 
 
 # ------------------------------------------------------------------ the pipelines

@@ -47,14 +47,15 @@ def sample_archs(space: SearchSpace, k: int, seed: int) -> list[str]:
     return space.sample(k, seed)
 
 
-def _read_done(path: Path, seed: int) -> dict[tuple[str, str], dict]:
+def _read_done(path: Path, seed: int) -> set[tuple[str, str]]:
+    """The (arch, proxy) pairs results.csv already holds for `seed`."""
     if not path.is_file():
-        return {}
+        return set()
     frame = pd.read_csv(path)
     if list(frame.columns) != RESULT_COLUMNS:
         raise ResumeError(f"{path} is not a d2m-nas rank results file (columns {list(frame.columns)})")
     frame = frame[frame["seed"] == seed]
-    return {(row.arch, row.proxy): row._asdict() for row in frame.itertuples(index=False)}
+    return set(zip(frame["arch"], frame["proxy"]))
 
 
 def _check_same_settings(out_dir: Path, settings: RankSettings, context: ProxyContext) -> None:
@@ -93,12 +94,12 @@ def run_ranking(archs: list[str], proxies: list[Proxy], context: ProxyContext, t
                 continue
             scores = score_architecture(arch, todo, context)
             truth = truths.get(arch, math.nan)
+            index, isomorphism = space.index(arch), space.isomorphism_key(arch)
             for proxy in todo:
                 result = scores[proxy.name]
-                row = [arch, space.index(arch), space.isomorphism_key(arch), proxy.name, repr(float(result.score)),
-                       f"{result.seconds:.6f}", settings.seed, truth, settings.truth_column]
-                writer.writerow(row)
-                done[(arch, proxy.name)] = dict(zip(RESULT_COLUMNS, row))
+                writer.writerow([arch, index, isomorphism, proxy.name, repr(float(result.score)),
+                                 f"{result.seconds:.6f}", settings.seed, truth, settings.truth_column])
+                done.add((arch, proxy.name))
             handle.flush()
     return summarise(out_dir, archs, proxies, settings, context)
 

@@ -124,8 +124,11 @@ class ResultsCache:
         return self._db.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
 
     def get(self, space: str, arch: str, config: dict, seed: int) -> ProxyScore | None:
+        return self._get(space, arch, config_key(config), seed)
+
+    def _get(self, space: str, arch: str, key: str, seed: int) -> ProxyScore | None:
         row = self._db.execute("SELECT score, seconds, extra FROM scores WHERE space=? AND arch=? AND proxy_key=? "
-                               "AND seed=?", (space, arch, config_key(config), int(seed))).fetchone()
+                               "AND seed=?", (space, arch, key, int(seed))).fetchone()
         if row is None:
             return None
         score = math.nan if row[0] is None else float(row[0])
@@ -139,7 +142,7 @@ class ResultsCache:
         self._db.execute("INSERT OR IGNORE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (space, arch, key, int(seed), config["proxy"], value, float(score.seconds),
                           json.dumps(_plain(score.extra, "extra")), device, time.time()))
-        stored = self.get(space, arch, config, seed)
+        stored = self._get(space, arch, key, seed)
         assert stored is not None
         return stored
 

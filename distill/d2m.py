@@ -18,7 +18,7 @@ import torch
 
 from distill.dsa import DSA, DSAConfig
 from distill.errors import DivergenceError
-from distill.generator import PARAMETER_GROUPS, Generator, to_normalized
+from distill.generator import PARAMETER_GROUPS, Generator, sample_latents, to_normalized
 from distill.losses import MatchingConfig, matching_losses, random_frozen_convnet
 from search_spaces.convnet import ConvNetSpec
 
@@ -131,7 +131,7 @@ class D2MTrainer:
 
     def _generated(self, c: int) -> torch.Tensor:
         gcfg = self.generator.config
-        z = torch.randn(self.config.syn_per_class, gcfg.z_dim, generator=self.rng).to(self.device)
+        z = sample_latents(self.config.syn_per_class, gcfg.z_dim, self.rng, self.device)
         y = torch.full((self.config.syn_per_class,), c, dtype=torch.long, device=self.device)
         return to_normalized(self.generator(z, y), self.mean, self.std)
 

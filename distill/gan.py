@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from distill.diffaugment import diff_augment, parse_policy
 from distill.discriminator import Discriminator, DiscriminatorConfig
-from distill.generator import Generator, GeneratorConfig
+from distill.generator import Generator, GeneratorConfig, sample_latents
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class GANPretrainer:
 
     def _fake_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
         n, cfg = self.config.batch_size, self.generator.config
-        z = torch.randn(n, cfg.z_dim, generator=self.rng).to(self.device)
+        z = sample_latents(n, cfg.z_dim, self.rng, self.device)
         y = torch.randint(cfg.num_classes, (n,), generator=self.rng).to(self.device)
         return z, y
 

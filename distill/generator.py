@@ -157,7 +157,7 @@ def generate_per_class(model: Generator, ipc: int, seed: int, device, batch_size
     rng = torch.Generator().manual_seed(seed)
     num_classes = model.config.num_classes
     labels = torch.arange(num_classes).repeat_interleave(ipc)
-    z = torch.randn(len(labels), model.config.z_dim, generator=rng)
+    z = sample_latents(len(labels), model.config.z_dim, rng, "cpu")
     parts = []
     for start in range(0, len(labels), batch_size):
         parts.append(model(z[start:start + batch_size].to(device), labels[start:start + batch_size].to(device)).cpu())

@@ -58,7 +58,7 @@ class SearchSpace(ABC):
         import copy
 
         clone = copy.deepcopy(model)
-        for name, module in list(clone.named_modules()):
+        for module in list(clone.modules()):
             for child_name, child in list(module.named_children()):
                 if isinstance(child, nn.modules.batchnorm._BatchNorm):
                     setattr(module, child_name, nn.Identity())

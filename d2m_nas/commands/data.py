@@ -49,6 +49,7 @@ def describe(dataset, val_per_class: int, seed: int, device) -> dict:
     from d2m_nas.data.split import split_train_val
 
     train_idx, val_idx = split_train_val(dataset.y_train, val_per_class, seed)
+    nbytes = dataset.nbytes()
     counts = dataset.y_train.bincount(minlength=dataset.num_classes)
     return {
         "dataset": dataset.name,
@@ -65,9 +66,9 @@ def describe(dataset, val_per_class: int, seed: int, device) -> dict:
         "std": list(dataset.std),
         "split": {"seed": seed, "val_per_class": val_per_class,
                   "train_images": len(train_idx), "val_images": len(val_idx)},
-        "uint8_bytes": dataset.nbytes(),
+        "uint8_bytes": nbytes,
         "device": str(device),
-        "fits_on_device": fits_on_device(dataset.nbytes(), device),
+        "fits_on_device": fits_on_device(nbytes, device),
         "device_free_bytes": free_memory(device),
     }
 

@@ -69,12 +69,7 @@ def settings_from_args(args):
         settings = with_overrides(settings, dm=dm, checkpoint_every=args.checkpoint_every)
         if args.dm_matching == "d2m":
             settings = with_overrides(settings, dm={"matching": D2M_MATCHING})
-        if any(v is not None for v in matching.values()):
-            from dataclasses import replace
-
-            settings = with_overrides(settings, dm={"matching": replace(settings.dm.matching, **{
-                k: v for k, v in matching.items() if v is not None})})
-        return settings
+        return with_overrides(settings, dm_matching=matching)
     return with_overrides(
         settings, pretrain={"steps": args.pretrain_steps, "seed": args.seed},
         d2m=dict(common, syn_per_class=args.syn_per_class, learn=args.learn), matching=matching,

@@ -49,15 +49,18 @@ class ImageDataset:
     def normalize(self, images_uint8: torch.Tensor) -> torch.Tensor:
         """uint8 images -> float32 normalised with this dataset's statistics, on their device."""
         x = images_uint8.float().div_(255.0)
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        mean, std = self._mean_std(x.device)
         return (x - mean) / std
 
     def denormalize(self, images: torch.Tensor) -> torch.Tensor:
         """Normalised float images -> [0, 1] floats (for saving and plotting)."""
-        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
+        mean, std = self._mean_std(images.device)
         return (images * std + mean).clamp(0, 1)
+
+    def _mean_std(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-channel statistics as (1, C, 1, 1) tensors on `device`."""
+        return (torch.tensor(self.mean, device=device).view(1, -1, 1, 1),
+                torch.tensor(self.std, device=device).view(1, -1, 1, 1))
 
     def to(self, device: torch.device | str) -> "ImageDataset":
         """Move the uint8 arrays to a device (in place) and return self."""

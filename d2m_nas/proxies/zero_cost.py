@@ -12,7 +12,6 @@ from search_spaces import zero_cost as zc
 
 from d2m_nas.proxies.base import Proxy, ProxyContext, ProxyScore, Timer
 
-COST_METRICS = ("params", "flops")
 ZERO_COST_METRICS = ("params", "flops", "synflow", "snip", "grad_norm", "jacob_cov", "naswot")
 
 
@@ -34,19 +33,14 @@ def score_zero_cost(arch: str, metrics: list[str], context: ProxyContext) -> dic
         model = context.build(arch)
     build_share = build_time.seconds / len(metrics)
     shape = context.input_shape
+    separate = {"params": lambda: zc.count_params(model),
+                "flops": lambda: zc.count_flops(model, shape),
+                "synflow": lambda: zc.synflow(context.space.without_batchnorm(model, arch), shape)}
     for metric in metrics:
-        if metric == "params":
+        if metric in separate:
             with Timer(context.device) as t:
-                value = zc.count_params(model)
-        elif metric == "flops":
-            with Timer(context.device) as t:
-                value = zc.count_flops(model, shape)
-        elif metric == "synflow":
-            with Timer(context.device) as t:
-                value = zc.synflow(context.space.without_batchnorm(model, arch), shape)
-        else:
-            continue
-        scores[metric] = ProxyScore(value, t.seconds + build_share)
+                value = separate[metric]()
+            scores[metric] = ProxyScore(value, t.seconds + build_share)
     batch_metrics = tuple(m for m in metrics if m in zc.BATCH_METRICS)
     if batch_metrics:
         images, labels = context.batch()

@@ -194,11 +194,11 @@ def summarise_search(results_path: Path, references: dict | None = None) -> dict
     frame = read_results(results_path)
     paths = trajectory(frame)
     summary: dict = {"results": str(results_path), "references": references or {}, "studies": {}}
+    optimum = (references or {}).get("optimum")
     for study, rows in frame.groupby("study", sort=True):
         rows = rows.sort_values("trial")
         best = rows.loc[rows["score"].astype(float).idxmax()] if rows["score"].notna().any() else rows.iloc[0]
         last = paths[paths["study"] == study].iloc[-1]
-        optimum = (references or {}).get("optimum")
         truth = float(best["truth"]) if pd.notna(best["truth"]) else None
         summary["studies"][study] = {
             "backend": str(best["backend"]), "strategy": str(best["strategy"]), "seed": int(best["seed"]),

@@ -17,6 +17,7 @@ evaluations (the strategy's own time is not counted).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import warnings
@@ -90,7 +91,7 @@ def run_nni(driver: SearchDriver, study_name: str, work_dir: Path) -> int:
     strategy = make_strategy(config.strategy, config.seed, config.population, config.tournament)
     bar = tqdm(total=config.trials, desc=f"search {study_name}", unit="trial", disable=not config.progress,
                dynamic_ncols=True)
-    trial_numbers = iter(range(10**9))
+    trial_numbers = itertools.count()
     driver.start_clock()
 
     def evaluate(model) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -57,11 +56,5 @@ def run_search(proxy: Proxy, context: ProxyContext, config: SearchConfig, run_di
 
                 run_nni(driver, name, run_dir / "nni")
     summary = summarise_search(table.path, references)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
-
-
-def _json_default(value):
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return str(value)
