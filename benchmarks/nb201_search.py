@@ -10,8 +10,13 @@ OUT/<proxy>-<backend>-<strategy>/results.csv (the search-trajectory data).
 
 Each (proxy, search) gets its own results cache, so no search is sped up by another's scores;
 wall-clock is that of the search process (proxy + search loop + storage), proxy_s the proxy alone.
+Zero-cost proxies score full-size candidates (C16, N5); training-based proxies (d2m,
+random-subset, ...: DESIGN.md §4) train scaled-down ones (--train-channels, --train-cells) for
+--steps SGD steps and score them on the CLI's default validation split (200 per class, seed 0).
 
     OMP_NUM_THREADS=1 python benchmarks/nb201_search.py --proxies params,synflow --trials 100 --seeds 5
+    OMP_NUM_THREADS=1 python benchmarks/nb201_search.py --proxies d2m,random-subset --generator RUN \
+        --ipc 10 --steps 200 --trials 20 --seeds 3
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from d2m_nas.proxies import ProxyContext, create_proxy  # noqa: E402
+from d2m_nas.proxies import ProxyContext, TrainingProxy, TrainingProxyConfig, create_proxy  # noqa: E402
+from d2m_nas.proxies import proxy_needs_data  # noqa: E402
 from d2m_nas.search import SearchConfig, run_search  # noqa: E402
 from d2m_nas.settings import resolve_data_root  # noqa: E402
 from search_spaces.ground_truth import GroundTruth  # noqa: E402
@@ -42,7 +48,16 @@ TRUTH_KEY = "cifar10:test:200"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--proxies", default="params,synflow", help="zero-cost proxies, comma-separated")
+    parser.add_argument("--proxies", default="params,synflow", help="proxies, comma-separated (zero-cost, or "
+                        "training-based: d2m, random-subset, ...)")
+    parser.add_argument("--generator", help="distill run directory, for the d2m proxies")
+    parser.add_argument("--dm-set", help="synthetic set file, for the dm proxy")
+    parser.add_argument("--ipc", type=int, default=10, help="training proxies: images per class (default: 10)")
+    parser.add_argument("--steps", type=int, default=200, help="training proxies: SGD steps (default: 200)")
+    parser.add_argument("--train-channels", type=int, default=8,
+                        help="training proxies: candidates' channels C (default: 8; zero-cost proxies use 16)")
+    parser.add_argument("--train-cells", type=int, default=1,
+                        help="training proxies: candidates' cells per stage N (default: 1; zero-cost proxies use 5)")
     parser.add_argument("--searches", default=",".join(f"{b}:{s}" for b, s in SEARCHES),
                         help="BACKEND:STRATEGY list (default: optuna:tpe,optuna:random,nni:evolution)")
     parser.add_argument("--trials", type=int, default=100, help="evaluations per search (default: 100)")
@@ -66,21 +81,27 @@ def main() -> int:
                       "threads": args.threads, "torch": torch.__version__}), flush=True)
 
     space = create_space("nasbench201")
-    dataset = None
+    dataset = train_indices = val_indices = None
+    training = TrainingProxyConfig(ipc=args.ipc, steps=args.steps, generator=args.generator, dm_set=args.dm_set)
     searches = [tuple(item.split(":")) for item in args.searches.split(",")]
     for proxy_name in args.proxies.split(","):
-        proxy = create_proxy(proxy_name)
-        if proxy.needs_data and dataset is None:
-            from d2m_nas.data import load_dataset
+        proxy = create_proxy(proxy_name, training)
+        if proxy_needs_data(proxy_name) and dataset is None:
+            from d2m_nas.data import load_dataset, split_train_val
 
             dataset = load_dataset("cifar10", data_root)
+            train_indices, val_indices = split_train_val(dataset.y_train, 200, 0)  # the CLI's default split
+        model_options = {"channels": 16, "cells_per_stage": 5}
+        if isinstance(proxy, TrainingProxy):
+            proxy.check(dataset, train_indices)
+            model_options = {"channels": args.train_channels, "cells_per_stage": args.train_cells}
         for backend, strategy in searches:
             run_dir = args.out / f"{proxy_name}-{backend}-{strategy}"
             config = SearchConfig(backend=backend, strategy=strategy, trials=args.trials, seed=0,
                                   study=f"{proxy_name}-{backend}-{strategy}", population=args.population,
                                   tournament=args.tournament, progress=False)
-            context = ProxyContext(space=space, dataset=dataset, seed=0,
-                                   model_options={"channels": 16, "cells_per_stage": 5})
+            context = ProxyContext(space=space, dataset=dataset, seed=0, model_options=model_options,
+                                   train_indices=train_indices, val_indices=val_indices)
             started = time.perf_counter()
             summary = run_search(proxy, context, config, run_dir, repeat=args.seeds, truths=truths,
                                  truth_column=truths.name, references=references)

@@ -1,10 +1,13 @@
 """Rank a seeded sample of architectures with proxies and correlate with a ground truth.
 
 Writes into a run directory:
-- results.csv: one row per (architecture, proxy): arch, index, isomorphism class, proxy,
-  score, seconds, seed, the true value and the ground-truth column it came from. Rows are
-  appended as they are computed, so an interrupted run resumes where it stopped.
-- summary.json: per proxy, `correlation_summary` plus cost (mean seconds per architecture).
+- results.csv: one row per (architecture, proxy, proxy seed): arch, index, isomorphism class,
+  proxy, score, seconds, seed, the true value and the ground-truth column it came from, then
+  what training-based proxies add (steps, distinct training images, device seconds, peak
+  memory; empty for zero-cost proxies). Rows are appended as they are computed, so an
+  interrupted run resumes where it stopped.
+- summary.json: per proxy, `correlation_summary` of the per-architecture mean score over the
+  proxy seeds, the per-seed Spearman (mean, sample std) when there are several seeds, and cost.
 - summary.md: the same as a readable table.
 """
 
@@ -13,17 +16,21 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from d2m_nas.correlation import correlation_summary
 from d2m_nas.proxies import Proxy, ProxyContext, score_architecture
+from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
 from search_spaces.base import SearchSpace
 
-RESULT_COLUMNS = ["arch", "index", "isomorphism", "proxy", "score", "seconds", "seed", "truth", "truth_column"]
+RESULT_COLUMNS = ["arch", "index", "isomorphism", "proxy", "score", "seconds", "seed", "truth", "truth_column",
+                  "steps", "train_images", "device_seconds", "peak_memory_mb"]
+EXTRA_COLUMNS = RESULT_COLUMNS[9:]  # from ProxyScore.extra; empty when a proxy does not report them
 
 
 class ResumeError(ValueError):
@@ -38,6 +45,11 @@ class RankSettings:
     truth_column: str
     top_k: tuple = (0.1, 10)
     bootstrap: int = 1000
+    proxy_seeds: int = 1  # every architecture is scored with proxy seeds seed .. seed + proxy_seeds - 1
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(range(self.seed, self.seed + self.proxy_seeds))
 
 
 def sample_archs(space: SearchSpace, k: int, seed: int) -> list[str]:
@@ -47,78 +59,133 @@ def sample_archs(space: SearchSpace, k: int, seed: int) -> list[str]:
     return space.sample(k, seed)
 
 
-def _read_done(path: Path, seed: int) -> set[tuple[str, str]]:
-    """The (arch, proxy) pairs results.csv already holds for `seed`."""
+def _drop_torn_tail(path: Path) -> None:
+    """A run killed while writing can leave a partial last line; drop it (it is recomputed)."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def _read_done(path: Path) -> set[tuple[str, str, int]]:
+    """The (arch, proxy, seed) triples results.csv already holds."""
     if not path.is_file():
+        return set()
+    _drop_torn_tail(path)
+    if path.stat().st_size == 0:  # killed while writing the header
+        path.unlink()
         return set()
     frame = pd.read_csv(path)
     if list(frame.columns) != RESULT_COLUMNS:
-        raise ResumeError(f"{path} is not a d2m-nas rank results file (columns {list(frame.columns)})")
-    frame = frame[frame["seed"] == seed]
-    return set(zip(frame["arch"], frame["proxy"]))
+        raise ResumeError(f"{path} was written with other columns ({', '.join(map(str, frame.columns))}), e.g. by an "
+                          "older d2m-nas; use another --out")
+    return set(zip(frame["arch"], frame["proxy"], frame["seed"].astype(int)))
 
 
-def _check_same_settings(out_dir: Path, settings: RankSettings, context: ProxyContext) -> None:
-    """Resuming is only safe when the scores would be computed the same way."""
+def _check_same_settings(out_dir: Path, settings: RankSettings, proxies: list[Proxy], context: ProxyContext) -> None:
+    """Resuming is only safe when the scores would be computed the same way: the run settings,
+    and for every proxy already in the directory its configuration key (settings, split, files)."""
     current = {"space": context.space.name, "truth_column": settings.truth_column,
                "dataset": context.dataset.name if context.dataset is not None else None,
                "batch_size": context.batch_size, "model_options": context.model_options}
+    keys = {proxy.name: config_key(proxy_config(proxy, context)) for proxy in proxies}
     path = out_dir / "rank_settings.json"
-    if path.is_file():
-        previous = json.loads(path.read_text())
+    previous = json.loads(path.read_text()) if path.is_file() else None
+    if previous is not None:
         changed = [key for key in current if previous.get(key) != json.loads(json.dumps(current[key]))]
+        old_keys = previous.get("proxy_keys", {})
+        changed += [f"{name} proxy settings" for name, key in keys.items() if old_keys.get(name, key) != key]
         if changed:
             raise ResumeError(f"{out_dir} holds results computed with other settings ({', '.join(changed)} differ); "
                              "use another --out")
-    else:
-        path.write_text(json.dumps(current, indent=2) + "\n")
+        keys = old_keys | keys
+    path.write_text(json.dumps(current | {"proxy_keys": keys}, indent=2) + "\n")
+
+
+def _extra_cells(extra: dict) -> list[str]:
+    cells = []
+    for column in EXTRA_COLUMNS:
+        value = extra.get(column)
+        cells.append("" if value is None else repr(float(value)) if isinstance(value, float) else str(value))
+    return cells
+
+
+def _score(arch: str, proxies: list[Proxy], context: ProxyContext, cache: ResultsCache | None) -> dict:
+    """Scores of `arch` by `proxies`: from the cache where it has them, the rest computed (and stored)."""
+    if cache is None:
+        return score_architecture(arch, proxies, context)
+    space, configs = context.space.name, {p.name: proxy_config(p, context) for p in proxies}
+    found = {p.name: cache.get(space, arch, configs[p.name], context.seed) for p in proxies}
+    missing = [p for p in proxies if found[p.name] is None]
+    if missing:
+        for name, score in score_architecture(arch, missing, context).items():
+            found[name] = cache.put(space, arch, configs[name], context.seed, score, str(context.device))
+    return found
 
 
 def run_ranking(archs: list[str], proxies: list[Proxy], context: ProxyContext, truths: pd.Series,
-                settings: RankSettings, out_dir: Path, progress: bool = True) -> dict:
-    """Score every arch with every proxy (resuming from results.csv), then summarise."""
+                settings: RankSettings, out_dir: Path, progress: bool = True, cache: ResultsCache | None = None
+                ) -> dict:
+    """Score every arch with every proxy at every proxy seed (resuming from results.csv), then summarise.
+    With a results cache, scores another rank or search already computed are reused, not recomputed."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    _check_same_settings(out_dir, settings, context)
     results_path = out_dir / "results.csv"
-    done = _read_done(results_path, settings.seed)
+    done = _read_done(results_path)
+    _check_same_settings(out_dir, settings, proxies, context)
     new_file = not results_path.is_file()
     space = context.space
+    # one context per proxy seed: the seed sets the weight init, the data draws and the batch order
+    contexts = {seed: replace(context, seed=seed) for seed in settings.seeds}
     with results_path.open("a", newline="") as handle:
         writer = csv.writer(handle)
         if new_file:
             writer.writerow(RESULT_COLUMNS)
         bar = tqdm(archs, desc="scoring", unit="arch", disable=not progress, dynamic_ncols=True)
         for arch in bar:
-            todo = [p for p in proxies if (arch, p.name) not in done]
-            if not todo:
-                continue
-            scores = score_architecture(arch, todo, context)
-            truth = truths.get(arch, math.nan)
-            index, isomorphism = space.index(arch), space.isomorphism_key(arch)
-            for proxy in todo:
-                result = scores[proxy.name]
-                writer.writerow([arch, index, isomorphism, proxy.name, repr(float(result.score)),
-                                 f"{result.seconds:.6f}", settings.seed, truth, settings.truth_column])
-                done.add((arch, proxy.name))
-            handle.flush()
+            for seed, seed_context in contexts.items():
+                todo = [p for p in proxies if (arch, p.name, seed) not in done]
+                if not todo:
+                    continue
+                scores = _score(arch, todo, seed_context, cache)
+                truth = truths.get(arch, math.nan)
+                index, isomorphism = space.index(arch), space.isomorphism_key(arch)
+                for proxy in todo:
+                    result = scores[proxy.name]
+                    writer.writerow([arch, index, isomorphism, proxy.name, repr(float(result.score)),
+                                     f"{result.seconds:.6f}", seed, truth, settings.truth_column,
+                                     *_extra_cells(result.extra)])
+                    done.add((arch, proxy.name, seed))
+                handle.flush()
     return summarise(out_dir, archs, proxies, settings, context)
 
 
 def summarise(out_dir: Path, archs: list[str], proxies: list[Proxy], settings: RankSettings,
               context: ProxyContext) -> dict:
     frame = pd.read_csv(out_dir / "results.csv")
-    frame = frame[(frame["seed"] == settings.seed) & frame["arch"].isin(set(archs))]
+    frame = frame[frame["seed"].isin(settings.seeds) & frame["arch"].isin(set(archs))]
     summary = {"space": context.space.name, "n_archs": len(archs), "seed": settings.seed,
+               "proxy_seeds": settings.seeds,
                "ground_truth": settings.ground_truth_key, "truth_column": settings.truth_column,
                "device": str(context.device), "batch_size": context.batch_size,
                "dataset": context.dataset.name if context.dataset is not None else None,
                "model_options": context.model_options, "proxies": {}}
     for proxy in proxies:
-        rows = frame[frame["proxy"] == proxy.name].drop_duplicates("arch", keep="last")
-        stats = correlation_summary(rows["score"].astype(float).to_numpy(), rows["truth"].astype(float).to_numpy(),
+        rows = frame[frame["proxy"] == proxy.name].drop_duplicates(["arch", "seed"], keep="last")
+        per_arch = rows.groupby("arch", sort=False).agg(score=("score", "mean"), truth=("truth", "first"))
+        stats = correlation_summary(per_arch["score"].astype(float).to_numpy(),
+                                    per_arch["truth"].astype(float).to_numpy(),
                                     top_k=settings.top_k, bootstrap=settings.bootstrap, seed=settings.seed)
-        stats["seconds_per_arch"] = float(rows["seconds"].mean()) if len(rows) else math.nan
+        stats["n_evaluations"] = len(rows)
+        stats["seconds_per_arch"] = float(rows["seconds"].sum() / len(per_arch)) if len(per_arch) else math.nan
+        stats["seconds_per_evaluation"] = float(rows["seconds"].mean()) if len(rows) else math.nan
         stats["seconds_total"] = float(rows["seconds"].sum())
+        if settings.proxy_seeds > 1:
+            values = [correlation_summary(part["score"].astype(float).to_numpy(), part["truth"].astype(float).to_numpy(),
+                                          top_k=(), bootstrap=0)["spearman"]["value"]
+                      for _, part in rows.groupby("seed")]
+            finite = [v for v in values if math.isfinite(v)]
+            stats["per_seed_spearman"] = {
+                "values": values, "mean": float(np.mean(finite)) if finite else math.nan,
+                "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else math.nan}  # sample std over seeds
         summary["proxies"][proxy.name] = stats
     (out_dir / "summary.json").write_text(json.dumps(_finite_or_null(summary), indent=2, allow_nan=False) + "\n")
     (out_dir / "summary.md").write_text(summary_markdown(summary))
@@ -144,10 +211,15 @@ def summary_markdown(summary: dict) -> str:
     lines = [f"# Ranking on {summary['space']}: {summary['n_archs']} architectures (seed {summary['seed']})", "",
              f"Ground truth: `{summary['ground_truth']}` (column `{summary['truth_column']}`); "
              f"data: {summary['dataset']}, batch {summary['batch_size']}, device {summary['device']}.", ""]
+    seeds = summary.get("proxy_seeds", [summary["seed"]])
+    if len(seeds) > 1:
+        lines += [f"Scores are the mean over proxy seeds {seeds[0]}..{seeds[-1]}; s/arch covers all of them.", ""]
     first = next(iter(summary["proxies"].values()), None)
     top_labels = list(first["top_k"]) if first else []
     header = ["proxy", "n", "Spearman ρ [95% CI]", "Kendall τ-b [95% CI]"]
     header += [f"{label} overlap" for label in top_labels] + ["regret", "s/arch"]
+    if len(seeds) > 1:
+        header.append("ρ per seed (mean ± std)")
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, s in summary["proxies"].items():
         rho, tau = s["spearman"], s["kendall"]
@@ -156,6 +228,8 @@ def summary_markdown(summary: dict) -> str:
                  f"{_fmt(tau['value'])} [{_fmt(tau['ci_low'])}, {_fmt(tau['ci_high'])}]"]
         cells += [f"{s['top_k'][label]['overlap']:.2f}" for label in top_labels]
         cells += [f"{s['regret']['regret']:.2f}", f"{s['seconds_per_arch']:.3f}"]
+        if "per_seed_spearman" in s:
+            cells.append(f"{_fmt(s['per_seed_spearman']['mean'])} ± {_fmt(s['per_seed_spearman']['std']).lstrip('+')}")
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"{name}: {s['spearman']['undefined']}" for name, s in summary["proxies"].items()
              if s["spearman"].get("undefined")]

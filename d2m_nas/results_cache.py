@@ -11,7 +11,8 @@ cache (the search storage, not the cache, is what several machines share).
 
 The key is the architecture's canonical string, the seed, and a hash of the proxy
 configuration: the proxy's registered name and its settings plus what of the ProxyContext changes its score
-(space, model options, and the dataset and batch size for proxies that read data). The
+(space, model options, and for proxies that read data the dataset, batch size and the train/validation
+split). The
 device is recorded but not part of the key.
 """
 
@@ -47,6 +48,10 @@ CREATE TABLE IF NOT EXISTS proxy_configs (proxy_key TEXT PRIMARY KEY, config TEX
 """
 
 
+class CacheError(ValueError):
+    """The cache file cannot be used (not SQLite, unreadable)."""
+
+
 def _plain(value: Any, where: str) -> Any:
     """`value` as JSON-able data (dataclasses and tuples converted); TypeError for anything else."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -80,8 +85,14 @@ def proxy_config(proxy: Proxy, context: ProxyContext) -> dict:
         config["dataset"] = context.dataset.name if context.dataset is not None else None
         config["batch_size"] = context.batch_size
         if context.train_indices is not None:  # which images the batch may come from
-            config["train_pool"] = hashlib.sha256(context.train_indices.cpu().numpy().tobytes()).hexdigest()[:16]
+            config["train_pool"] = _indices_hash(context.train_indices)
+        if context.val_indices is not None:  # which images a training-based proxy is scored on
+            config["val_pool"] = _indices_hash(context.val_indices)
     return config
+
+
+def _indices_hash(indices) -> str:
+    return hashlib.sha256(indices.cpu().numpy().tobytes()).hexdigest()[:16]
 
 
 def config_key(config: dict) -> str:
@@ -108,7 +119,7 @@ class ResultsCache:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise ValueError(f"results cache {self.path} is not a usable SQLite file ({exc}); "
+            raise CacheError(f"results cache {self.path} is not a usable SQLite file ({exc}); "
                              "delete it or pass another cache path") from None
 
     def close(self) -> None:

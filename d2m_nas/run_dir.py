@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -28,17 +29,32 @@ def versions() -> dict:
     return found
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def write_run_record(out: Path, config: dict, device: str) -> None:
     """config.yaml (reloadable with --config) and versions.json (what produced the run)."""
     out.mkdir(parents=True, exist_ok=True)
     plain = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.items()}
     (out / "config.yaml").write_text(yaml.safe_dump(plain, sort_keys=True))
     record = versions() | {"device": device, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    # what a speed figure read from this run was measured on
+    record["hardware"] = f"{cpu_model()}, {os.cpu_count()} logical CPUs"
     try:
         import torch
 
+        record["threads"] = torch.get_num_threads()
         if torch.cuda.is_available():
             record["cuda_device"] = torch.cuda.get_device_name()
+            record["hardware"] += f"; {torch.cuda.get_device_name()}"
     except Exception:  # noqa: BLE001 - versions are informative, never fatal
         pass
     (out / "versions.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -1,9 +1,16 @@
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from d2m_nas.cli import main
+from d2m_nas.proxies.training import TrainingProxy
 from search_spaces.nasbench201 import all_archs, parse_arch
 
 TINY = ["--channels", "4", "--cells", "1", "--device", "cpu", "--bootstrap", "50"]
@@ -31,7 +38,8 @@ def test_rank_writes_results_and_summary_and_resumes(tmp_path, table, capsys):
     results = pd.read_csv(out / "results.csv")
     assert len(results) == 24 and set(results["proxy"]) == {"params", "synflow", "snip", "naswot"}
     assert list(results.columns) == ["arch", "index", "isomorphism", "proxy", "score", "seconds", "seed", "truth",
-                                     "truth_column"]
+                                     "truth_column", "steps", "train_images", "device_seconds", "peak_memory_mb"]
+    assert results[["steps", "train_images", "device_seconds", "peak_memory_mb"]].isna().all().all()
     assert (results["truth_column"] == "cifar10_test_acc").all() and (results["seed"] == 1).all()
     truth = pd.read_csv(table).set_index("arch_str")["cifar10_test_acc"]
     assert results["truth"].tolist() == pytest.approx(truth.loc[results["arch"]].tolist())
@@ -99,3 +107,103 @@ def test_rank_on_the_real_table(shared_data_root, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["truth_column"] == "cifar10_test_acc_12ep"
     assert summary["proxies"]["params"]["spearman"]["value"] > 0.3
+
+
+def test_old_results_file_is_refused_in_one_line(tmp_path, table, capsys):
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "results.csv").write_text("arch,index,isomorphism,proxy,score,seconds,seed,truth,truth_column\n")
+    assert main(["rank", "--proxy", "params", "--sample", "2", "--ground-truth", "cifar10:test:200",
+                 "--ground-truth-file", str(table), "--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "written with other columns" in err and "\n" not in err
+
+
+KILLED_RANK = textwrap.dedent("""
+    import os, signal, sys
+    from d2m_nas.cli import main
+    from d2m_nas.proxies.training import TrainingProxy
+
+    calls = []
+    score = TrainingProxy.score
+
+    def killed_on_the_fifth_evaluation(self, arch, context):
+        if len(calls) == 4:
+            os.kill(os.getpid(), signal.SIGKILL)  # kill -9 in the middle of a training run
+        calls.append(arch)
+        return score(self, arch, context)
+
+    TrainingProxy.score = killed_on_the_fifth_evaluation
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_training_proxy_rank_resumes_after_kill_9(tmp_path, table):
+    out = tmp_path / "run"
+    argv = ["rank", "--proxy", "random-subset,params", "--sample", "4", "--proxy-seeds", "2", "--steps", "2",
+            "--ipc", "2", "--ground-truth", "cifar10:test:200", "--ground-truth-file", str(table), "--dataset", "fake",
+            "--val-per-class", "10", "--out", str(out), *TINY]
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_RANK)
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(script), *argv], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    before = (out / "results.csv").read_text()
+    rows = pd.read_csv(out / "results.csv")
+    assert len(rows) == 8 and (rows["proxy"] == "random-subset").sum() == 4  # 4 trained, each with its params row
+    with (out / "results.csv").open("a") as handle:  # a kill during a write leaves a torn last line
+        handle.write("|nor_conv_3x3~0|+|none~0|")
+    calls = []
+    original = TrainingProxy.score
+
+    def counting(self, arch, context):
+        calls.append((arch, context.seed))
+        return original(self, arch, context)
+
+    TrainingProxy.score = counting
+    try:
+        assert main(argv) == 0
+    finally:
+        TrainingProxy.score = original
+    after = (out / "results.csv").read_text()
+    assert after.startswith(before)  # finished rows kept as they were, nothing rewritten
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 4 * 2 * 2 and not results.duplicated(["arch", "proxy", "seed"]).any()
+    assert len(calls) == 4  # only the four unfinished (architecture, seed) pairs were trained
+    finished = set(zip(rows.loc[rows["proxy"] == "random-subset", "arch"], rows.loc[rows["proxy"] == "random-subset", "seed"]))
+    assert not finished & set(calls)
+
+
+def test_a_shared_cache_means_another_rank_run_trains_nothing_twice(tmp_path, table, monkeypatch, capsys):
+    import d2m_nas.ranking as ranking
+
+    cache = tmp_path / "cache.sqlite"
+    argv = ["rank", "--proxy", "random-subset,params", "--sample", "3", "--ground-truth", "cifar10:test:200",
+            "--ground-truth-file", str(table), "--dataset", "fake", "--val-per-class", "10", "--ipc", "2",
+            "--steps", "2", "--proxy-batch-size", "8", "--cache", str(cache), *TINY]
+    assert main([*argv, "--out", str(tmp_path / "first")]) == 0
+    first = pd.read_csv(tmp_path / "first" / "results.csv")
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("a cached score was computed again")
+
+    monkeypatch.setattr(ranking, "score_architecture", no_scoring)
+    assert main([*argv, "--out", str(tmp_path / "second")]) == 0
+    second = pd.read_csv(tmp_path / "second" / "results.csv")
+    pd.testing.assert_frame_equal(first, second)  # scores, seconds and training records alike
+    # another budget is another cache key: it is computed, not served from the cache
+    with pytest.raises(AssertionError, match="computed again"):
+        main([*argv, "--steps", "3", "--out", str(tmp_path / "third")])
+
+
+def test_a_corrupt_cache_is_a_one_line_error(tmp_path, table, capsys):
+    cache = tmp_path / "cache.sqlite"
+    cache.write_bytes(b"not a database, just bytes" * 100)
+    argv = ["rank", "--proxy", "params", "--sample", "2", "--ground-truth", "cifar10:test:200",
+            "--ground-truth-file", str(table), "--cache", str(cache), "--out", str(tmp_path / "run"), *TINY]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("d2m-nas rank: error: results cache") and "not a usable SQLite file" in err
+    assert err.count("\n") == 1

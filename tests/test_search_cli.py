@@ -73,3 +73,19 @@ def test_a_study_made_for_another_proxy_is_refused(tmp_path, table, capsys):
     assert main([*base, "--proxy", "flops"]) == 2
     err = capsys.readouterr().err
     assert "study 'mine' was created for space nasbench201, proxy params" in err and "'params' != 'flops'" in err
+
+
+def test_search_with_a_training_proxy_scores_on_the_validation_split(tmp_path, table, capsys):
+    """A training-based proxy drives the search like any other; a study made with another training
+    budget is refused rather than mixed."""
+    base = ["search", "--proxy", "random-subset", "--dataset", "fake", "--ipc", "2", "--proxy-batch-size", "8",
+            "--val-per-class", "10", "--ground-truth", "cifar10:test:200", "--study", "train",
+            "--out", str(tmp_path / "run"), *TINY]
+    assert main([*base, "--steps", "2", "--trials", "3"]) == 0
+    frame = read_results(tmp_path / "run" / "results.csv")
+    assert len(frame) == 3 and (frame["proxy"] == "random-subset").all()
+    # a validation accuracy in percent on the 10 x 10 held-out fake images
+    assert frame["score"].between(0, 100).all() and (frame["seconds"] > 0).all()
+    capsys.readouterr()
+    assert main([*base, "--steps", "3", "--trials", "4"]) == 2
+    assert "study 'train' was created for" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from d2m_nas.commands import add_split_options
+from d2m_nas.commands.proxy_options import add_proxy_options
 
 HELP = "score a seeded sample of architectures with a proxy and correlate with ground truth"
 DESCRIPTION = """Score K architectures of a space with one or more proxies and report Spearman and Kendall
@@ -10,16 +11,24 @@ DESCRIPTION = """Score K architectures of a space with one or more proxies and r
 
 The sample is K distinct architectures drawn uniformly, with the seed, from the whole space
 (for nasbench201 all 15,625 cells, isomorphic ones included, as in the published zero-cost
-correlations). Writes RUN_DIR/results.csv (one row per architecture and proxy), summary.json and
-summary.md; rerunning with the same --out resumes.
+correlations). Writes RUN_DIR/results.csv (one row per architecture, proxy and proxy seed),
+summary.json and summary.md; rerunning with the same --out resumes.
+
+Training-based proxies (d2m, d2m-stream, pretrained-generator, random-subset, real-stream, dm)
+build each candidate at --channels/--cells, train it for --steps SGD steps on their images and
+score it by accuracy on the validation split (--val-per-class images per class held out of the
+training set; never the test set). --proxy-seeds R scores every architecture with proxy seeds
+SEED..SEED+R-1 (weights, data draws, batch order) and correlates the mean score.
 
 Ground-truth keys (NAS-Bench-201 table): DATASET:METRIC:EPOCHS with DATASET cifar10, cifar100 or
 imagenet16-120, METRIC test or valid, EPOCHS 200 or 12, e.g. cifar10:test:200. With
 --ground-truth-file pointing at a d2m-nas results CSV (column 'arch'), the key is a numeric
 column of it, or PROXY:COLUMN.
 
-example:
+examples:
   d2m-nas rank --space nasbench201 --proxy synflow,jacob_cov,params --sample 1000 --ground-truth cifar10:test:200
+  d2m-nas rank --proxy d2m,random-subset --generator runs/distill --ipc 10 --steps 200 --channels 8 --cells 1 \
+      --sample 50 --proxy-seeds 2 --ground-truth cifar10:test:200
 """
 WRITES_RUN_DIR = True
 
@@ -48,20 +57,28 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=64,
                         help="minibatch size for snip, grad_norm, jacob_cov, naswot (default: 64, as the "
                              "zero-cost reference)")
+    parser.add_argument("--proxy-seeds", type=int, default=1, metavar="R",
+                        help="score every architecture with R proxy seeds, --seed onwards (default: 1)")
     parser.add_argument("--channels", type=int, default=16, help="nasbench201: initial channels C (default: 16)")
     parser.add_argument("--cells", type=int, default=5, help="nasbench201: cells per stage N (default: 5)")
     parser.add_argument("--top-k", default="0.1,10", metavar="K[,K...]",
                         help="top-k sets: counts, or fractions below 1 (default: 0.1,10)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default: 1000)")
+    parser.add_argument("--cache", metavar="FILE", help="results cache shared with other rank and search runs: "
+                        "scores it holds for the same architecture, proxy settings and seed are reused "
+                        "(default: none; the run directory's results.csv alone makes a rerun resume)")
     add_split_options(parser)
+    add_proxy_options(parser)
 
 
 def run(args) -> int:
     from d2m_nas.cli import start_run
+    from d2m_nas.commands.proxy_options import build_proxies
     from d2m_nas.data import load_dataset, split_train_val
     from d2m_nas.errors import UserError
-    from d2m_nas.proxies import ProxyContext, create_proxy
+    from d2m_nas.proxies import ProxyContext, list_proxies, proxy_needs_data
     from d2m_nas.ranking import RankSettings, ResumeError, run_ranking, sample_archs
+    from d2m_nas.results_cache import CacheError, ResultsCache
     from d2m_nas.settings import resolve_data_root
     from search_spaces.ground_truth import GroundTruth, GroundTruthError, default_table_path
     from search_spaces.registry import create_space
@@ -78,9 +95,13 @@ def run(args) -> int:
     names = _csv(args.proxy)
     if not names:
         raise UserError("--proxy needs at least one proxy name")
-    proxies = [create_proxy(name) for name in names]
+    unknown = [name for name in names if name not in list_proxies()]
+    if unknown:
+        raise UserError(f"unknown proxy {unknown[0]!r}; choose from {', '.join(list_proxies())}")
     if len(set(names)) != len(names):
         raise UserError(f"--proxy lists a proxy twice: {args.proxy}")
+    if args.proxy_seeds < 1:
+        raise UserError(f"--proxy-seeds must be at least 1, got {args.proxy_seeds}")
     if not 0 < args.sample <= len(space):
         raise UserError(f"--sample must be 1..{len(space)} for {space.name}, got {args.sample}")
     if args.batch_size < 2:
@@ -105,22 +126,29 @@ def run(args) -> int:
         raise UserError(f"the ground truth {truth_path} has no value for any sampled {space.name} architecture; "
                         "check --space and --ground-truth-file")
     model_options = {"channels": args.channels, "cells_per_stage": args.cells} if space.name == "nasbench201" else {}
-    dataset = load_dataset(args.dataset, data_root) if any(p.needs_data for p in proxies) else None
-    train_indices = None
+    dataset = load_dataset(args.dataset, data_root) if any(map(proxy_needs_data, names)) else None
+    train_indices = val_indices = None
     if dataset is not None:
-        train_indices, _ = split_train_val(dataset.y_train, args.val_per_class, args.split_seed)
+        train_indices, val_indices = split_train_val(dataset.y_train, args.val_per_class, args.split_seed)
         if args.batch_size > len(train_indices):
             raise UserError(f"--batch-size {args.batch_size} exceeds the {len(train_indices)} training images of "
                             f"{dataset.name}")
+    proxies = build_proxies(names, args, dataset, train_indices)
 
     device, out_dir = start_run(args)
     context = ProxyContext(space=space, dataset=dataset, device=device, seed=args.seed,
-                           batch_size=args.batch_size, model_options=model_options, train_indices=train_indices)
+                           batch_size=args.batch_size, model_options=model_options, train_indices=train_indices,
+                           val_indices=val_indices)
     settings = RankSettings(sample=args.sample, seed=args.seed, ground_truth_key=args.ground_truth,
-                            truth_column=truth_column, top_k=top_k, bootstrap=args.bootstrap)
+                            truth_column=truth_column, top_k=top_k, bootstrap=args.bootstrap,
+                            proxy_seeds=args.proxy_seeds)
     try:
-        run_ranking(archs, proxies, context, truths, settings, out_dir)
-    except ResumeError as exc:
+        if args.cache:
+            with ResultsCache(args.cache) as cache:
+                run_ranking(archs, proxies, context, truths, settings, out_dir, cache=cache)
+        else:
+            run_ranking(archs, proxies, context, truths, settings, out_dir)
+    except (ResumeError, CacheError) as exc:
         raise UserError(str(exc)) from None
     print((out_dir / "summary.md").read_text(), end="")
     print(f"wrote {out_dir / 'results.csv'}, {out_dir / 'summary.json'}, {out_dir / 'summary.md'}")

@@ -1,15 +1,85 @@
 """`d2m-nas report`: summarise run directories: correlation tables in CSV, JSON and Markdown"""
 
-from d2m_nas.cli import not_built
+from __future__ import annotations
+
+from pathlib import Path
 
 HELP = "summarise run directories: correlation tables in CSV, JSON and Markdown"
-DESCRIPTION = """Collect results.csv from one or more run directories and write summary.json and report.md comparing every proxy side by side."""
+DESCRIPTION = """Collect results.csv from one or more `d2m-nas rank` or `d2m-nas search` run directories and
+write OUT/results.csv (every evaluation, with a `run` column), OUT/summary.json and OUT/report.md.
+
+Rankings: one row per (run, proxy): architectures, seeds, Spearman and Kendall of the
+per-architecture mean score with 95% bootstrap intervals, per-seed Spearman mean ± std, top-k
+overlap, the true accuracy of the proxy's top pick and its regret within the sample, seconds per
+architecture (and device seconds and steps where recorded); next to them the 12-epoch full-data
+column of the NAS-Bench-201 table for the same architectures (a free reference: read from the
+table, not measured). Searches: per (run, backend, strategy, proxy), over its studies (seeds):
+the true accuracy of the incumbent mean ± std, the best true accuracy seen, evaluations and
+seconds, with the table optimum and the 12-epoch column's pick as references. Results with
+different ground-truth columns get separate tables.
+
+The table is read from --ground-truth-file, else <data-root>/nb201/nb201_ground_truth.csv; without
+it the table references are left out (and the report says so).
+
+examples:
+  d2m-nas report runs/rank/synflow runs/rank/d2m-ipc10
+  d2m-nas report runs/search/* --out runs/report-search
+"""
 WRITES_RUN_DIR = False
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser) -> None:
+    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                        help="run directories holding a results.csv of `d2m-nas rank` or `d2m-nas search`")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="where to write results.csv, summary.json and report.md (default: FIRST_RUN_DIR/report; "
+                             "never an input directory, whose own results.csv and summary.json it would overwrite)")
+    parser.add_argument("--ground-truth-file", type=Path, metavar="CSV",
+                        help="NAS-Bench-201 table for the references "
+                             "(default: <data-root>/nb201/nb201_ground_truth.csv)")
+    parser.add_argument("--top-k", default="0.1,10", metavar="K[,K...]",
+                        help="top-k sets: counts, or fractions below 1 (default: 0.1,10)")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                        help="bootstrap resamples for the 95%% intervals (default: 1000); the seed is --seed")
+
+
+def parse_top_k(text: str) -> tuple:
+    from d2m_nas.errors import UserError
+
+    try:
+        values = tuple(float(k) if float(k) < 1 else int(float(k)) for k in str(text).split(",") if k.strip())
+    except ValueError:
+        raise UserError(f"--top-k must be numbers separated by commas, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise UserError(f"--top-k must be positive counts or fractions, got {text!r}")
+    return values
+
+
+def output_dir(out: Path | None, run_dirs: list[Path], default_name: str) -> Path:
+    """--out, or FIRST_RUN_DIR/<default_name>; refuses an input directory."""
+    from d2m_nas.errors import UserError
+
+    out = Path(out) if out is not None else Path(run_dirs[0]) / default_name
+    inputs = {Path(p).resolve() for p in run_dirs}
+    if out.resolve() in inputs:
+        raise UserError(f"--out {out} is an input run directory; writing there would overwrite its results.csv "
+                        "and summary.json: choose another --out")
+    return out
 
 
 def run(args) -> int:
-    return not_built("report", "issue 5")
+    from d2m_nas.errors import UserError
+    from d2m_nas.report import build_report, load_runs, load_table, write_report
+    from d2m_nas.settings import resolve_data_root
+
+    if args.bootstrap < 0:
+        raise UserError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
+    top_k = parse_top_k(args.top_k)
+    runs = load_runs(args.run_dirs)
+    out = output_dir(args.out, args.run_dirs, "report")
+    table, note = load_table(args.ground_truth_file, resolve_data_root(args.data_root))
+    report = build_report(runs, table, note, top_k=top_k, bootstrap=args.bootstrap, seed=args.seed)
+    paths = write_report(runs, out, report)
+    print(paths[2].read_text(), end="")
+    print("wrote " + ", ".join(map(str, paths)))
+    return 0

@@ -23,11 +23,13 @@ examples:
   d2m-nas search --space nasbench201 --proxy synflow --trials 100 --ground-truth cifar10:test:200
   d2m-nas search --backend nni --strategy evolution --proxy params --trials 50 --repeat 3
   d2m-nas search --proxy synflow --strategy nsga2 --cost params --trials 100
+  d2m-nas search --proxy d2m --generator runs/d2m --ipc 10 --steps 200 --channels 8 --cells 1 --trials 50
 """
 WRITES_RUN_DIR = True
 
 
 def add_arguments(parser) -> None:
+    from d2m_nas.commands.proxy_options import add_proxy_options
     from d2m_nas.proxies import list_proxies
     from d2m_nas.search.driver import BACKENDS, COST_METRICS, STRATEGIES
 
@@ -65,8 +67,11 @@ def add_arguments(parser) -> None:
                         help="dataset whose training images feed data-dependent proxies (default: cifar10)")
     parser.add_argument("--batch-size", type=int, default=64, help="minibatch size of batch proxies (default: 64)")
     add_split_options(parser)
-    parser.add_argument("--channels", type=int, default=16, help="nasbench201: initial channels C (default: 16)")
-    parser.add_argument("--cells", type=int, default=5, help="nasbench201: cells per stage N (default: 5)")
+    parser.add_argument("--channels", type=int, default=16, help="nasbench201: initial channels C (default: 16; "
+                        "training-based proxies usually train scaled-down candidates, e.g. 8)")
+    parser.add_argument("--cells", type=int, default=5, help="nasbench201: cells per stage N (default: 5; e.g. 1 for "
+                        "training-based proxies)")
+    add_proxy_options(parser)
 
 
 def _references(ground_truth, key: str, truths) -> dict:
@@ -93,7 +98,9 @@ def run(args) -> int:
     from d2m_nas.cli import start_run
     from d2m_nas.data import load_dataset, split_train_val
     from d2m_nas.errors import UserError
-    from d2m_nas.proxies import ProxyContext, create_proxy
+    from d2m_nas.commands.proxy_options import build_proxies
+    from d2m_nas.proxies import ProxyContext, proxy_needs_data
+    from d2m_nas.results_cache import CacheError
     from d2m_nas.search.driver import SearchConfig
     from d2m_nas.search.optuna_backend import StorageError, StudyMismatchError, check_storage_url
     from d2m_nas.search.run import run_search, study_name
@@ -124,8 +131,6 @@ def run(args) -> int:
         raise UserError(str(exc)) from None
     if args.batch_size < 2:
         raise UserError(f"--batch-size must be at least 2, got {args.batch_size}")
-    proxy = create_proxy(args.proxy)
-
     data_root = resolve_data_root(args.data_root)
     truths, truth_column, references = None, "", None
     if args.ground_truth:
@@ -138,18 +143,20 @@ def run(args) -> int:
         except GroundTruthError as exc:
             raise UserError(str(exc)) from None
     model_options = {"channels": args.channels, "cells_per_stage": args.cells} if space.name == "nasbench201" else {}
-    dataset = load_dataset(args.dataset, data_root) if proxy.needs_data else None
-    train_indices = split_train_val(dataset.y_train, args.val_per_class, args.split_seed)[0] if dataset else None
+    dataset = load_dataset(args.dataset, data_root) if proxy_needs_data(args.proxy) else None
+    train_indices, val_indices = (split_train_val(dataset.y_train, args.val_per_class, args.split_seed) if dataset
+                                  else (None, None))
+    proxy = build_proxies([args.proxy], args, dataset, train_indices)[0]
 
     if args.out is None:
         args.out = Path("runs") / "search" / base  # deterministic, so the same command resumes
     device, out_dir = start_run(args)
     context = ProxyContext(space=space, dataset=dataset, device=device, seed=args.seed, batch_size=args.batch_size,
-                           model_options=model_options, train_indices=train_indices)
+                           model_options=model_options, train_indices=train_indices, val_indices=val_indices)
     try:
         summary = run_search(proxy, context, config, out_dir, repeat=args.repeat, cache_path=args.cache,
                              truths=truths, truth_column=truth_column, references=references)
-    except (StorageError, StudyMismatchError) as exc:
+    except (StorageError, StudyMismatchError, CacheError) as exc:
         raise UserError(str(exc)) from None
     names = [study_name(base, args.seed + r, args.repeat) for r in range(args.repeat)]
     print(summary_markdown(summary, names), end="")

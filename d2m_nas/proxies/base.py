@@ -38,6 +38,8 @@ class ProxyContext:
     # The training part of the train/validation split: proxies draw their images from it only, so
     # the validation images that training-based proxies score on stay unseen. None = all images.
     train_indices: torch.Tensor | None = None
+    # The validation part (indices into the training arrays): what training-based proxies score on.
+    val_indices: torch.Tensor | None = None
     _batch: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, init=False, repr=False)
 
     @property

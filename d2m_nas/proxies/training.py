@@ -1,0 +1,323 @@
+"""The training-based proxy: train the candidate briefly on some images, score it on the real
+validation split.
+
+One class, `TrainingProxy`, whose registered name is its image source (DESIGN.md §4):
+    d2m                   a fixed IPC-K set from a distilled generator (`--generator RUN`)
+    d2m-stream            fresh latents every step from the same generator
+    pretrained-generator  a fixed IPC-K set from the same run's generator before D2M
+    random-subset         K real images per class from the training part of the split
+    real-stream           minibatches over the whole training part of the split
+    dm                    a SyntheticSet file (`--dm-set FILE`); its IPC is the file's
+The image count (IPC) and the step budget are separate knobs, because on a small fixed set longer
+training inverts the ranking while more distinct images at the same steps do not.
+
+The score is the top-1 accuracy (percent) on `context.val_indices` of the dataset's training
+arrays: never the test split, and never an image any source trains on (checked). Fixed sets are
+drawn once per proxy seed and reused for every architecture, so within a seed the architectures
+see the same data in the same order; the weight initialisation depends on (seed, arch) through
+`context.build`. Everything is seeded from the proxy seed: on the CPU a seed gives the same score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import resource
+import sys
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from d2m_nas.data import ImageDataset
+from d2m_nas.distillation import STAGES, load_generator, resolve_generator_path
+from d2m_nas.errors import UserError
+from d2m_nas.proxies.base import Proxy, ProxyContext, ProxyScore, Timer
+from d2m_nas.proxies.image_sources import (GeneratorStream, ImageSource, RealStream, generated_set, real_subset,
+                                           replayed_stream, synthetic_file_set)
+from d2m_nas.synthetic import SyntheticSet
+from distill.dsa import DSA, DSAConfig
+
+GENERATOR_SOURCES = {"d2m": "distilled", "d2m-stream": "distilled", "pretrained-generator": "pretrained"}
+SOURCES = ("d2m", "d2m-stream", "pretrained-generator", "random-subset", "real-stream", "dm")
+IPC_SOURCES = ("d2m", "pretrained-generator", "random-subset")  # --ipc applies to these only
+AUGMENTATIONS = ("flip", "dsa", "none")
+SEEDED_SOURCES = (*IPC_SOURCES, "d2m-stream")  # their images depend on the proxy seed
+REPLAY_LIMIT_BYTES = 1 << 30  # d2m-stream keeps its images for replay up to this size, else generates live
+
+
+@dataclass(frozen=True)
+class TrainingProxyConfig:
+    source: str = "random-subset"
+    ipc: int | None = 10  # images per class of a fixed set (None where it does not apply)
+    steps: int = 200  # optimiser steps
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    augment: str = "flip"
+    eval_batch_size: int = 500  # speed and memory only, never the score
+    generator: str | None = None  # the generator checkpoint file (resolved from a run directory)
+    generator_sha256: str | None = None  # first 16 hex digits: a re-distilled generator is another config
+    dm_set: str | None = None
+    dm_set_sha256: str | None = None
+
+    def validate(self) -> None:
+        """One-line UserError for values no proxy run can use (named as the CLI options)."""
+        if self.source not in SOURCES:
+            raise UserError(f"unknown training proxy source {self.source!r}; choose from {', '.join(SOURCES)}")
+        if self.source in IPC_SOURCES and (self.ipc is None or self.ipc < 1):
+            raise UserError(f"--ipc must be at least 1, got {self.ipc}")
+        for name, flag in (("steps", "--steps"), ("batch_size", "--proxy-batch-size"),
+                           ("eval_batch_size", "eval batch size")):
+            if getattr(self, name) < 1:
+                raise UserError(f"{flag} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise UserError(f"--proxy-lr must be positive, got {self.lr}")
+        if self.augment not in AUGMENTATIONS:
+            raise UserError(f"--augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _fingerprint(indices: torch.Tensor) -> str:
+    return hashlib.sha256(indices.detach().cpu().long().numpy().tobytes()).hexdigest()[:16]
+
+
+def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    # On the CPU only the process-wide peak resident size exists (KiB on Linux, bytes on macOS).
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (2**20 if sys.platform == "darwin" else 2**10), "process_max_rss"
+
+
+class TrainingProxy(Proxy):
+    needs_data = True
+
+    def __init__(self, config: TrainingProxyConfig) -> None:
+        config.validate()
+        self.name = config.source
+        self._generator = None
+        self._generator_meta: dict = {}
+        self._synthetic: SyntheticSet | None = None
+        source = config.source
+        if source in GENERATOR_SOURCES:
+            if not config.generator:
+                raise UserError(f"--proxy {source} needs --generator RUN (a `d2m-nas distill` run directory or a "
+                                "generator checkpoint)")
+            stage = GENERATOR_SOURCES[source]
+            path = resolve_generator_path(Path(config.generator), stage)
+            self._generator, self._generator_meta = load_generator(path, stage)
+            found = self._generator_meta.get("stage", stage)
+            if found != stage:  # a checkpoint file given directly must be the stage this proxy names
+                raise UserError(f"--proxy {source} needs the {stage} generator, but {path} is the {found} one; pass "
+                                f"the distill run directory or its {STAGES[stage]}")
+            config = replace(config, generator=str(path.resolve()), generator_sha256=file_sha256(path))
+        else:
+            config = replace(config, generator=None, generator_sha256=None)
+        if source == "dm":
+            if not config.dm_set:
+                raise UserError("--proxy dm needs --dm-set FILE (a synthetic set, e.g. synthetic.pt of "
+                                "`d2m-nas distill --method dm`)")
+            path = Path(config.dm_set)
+            path = path / "synthetic.pt" if path.is_dir() else path
+            self._synthetic = SyntheticSet.load(path)
+            config = replace(config, dm_set=str(path.resolve()), dm_set_sha256=file_sha256(path))
+        else:
+            config = replace(config, dm_set=None, dm_set_sha256=None)
+        if source not in IPC_SOURCES:
+            config = replace(config, ipc=None)  # streams and files: --ipc does not change the score
+        self.settings = config
+        self._sources: dict[tuple, ImageSource] = {}  # (data key, seed) -> fixed set or stream
+        self._validation: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # data key -> (images, labels)
+
+    def config(self) -> dict:
+        """The settings that determine the score (the results cache's key; eval batch size left out)."""
+        return {k: v for k, v in asdict(self.settings).items() if k != "eval_batch_size"}
+
+    # ------------------------------------------------------------------ checks against the data
+
+    def check(self, dataset: ImageDataset, train_indices: torch.Tensor | None) -> None:
+        """One-line UserError when this proxy cannot train on `dataset` (wrong generator or DM set,
+        an IPC larger than the training part of the split holds)."""
+        source = self.settings.source
+        if train_indices is None or len(train_indices) >= len(dataset.y_train):
+            raise UserError(f"the {source} proxy scores on the validation split, but it is empty; set "
+                            "--val-per-class to at least 1")
+        if self._generator is not None:
+            cfg, meta = self._generator.config, self._generator_meta
+            have = (cfg.image_size, cfg.num_classes, cfg.channels)
+            want = (dataset.image_size, dataset.num_classes, dataset.channels)
+            if have != want or meta.get("dataset") != dataset.name:
+                raise UserError(f"{self.settings.generator} is a generator for {meta.get('dataset')!r} (size, classes, "
+                                f"channels {have}), not for {dataset.name!r} {want}; pass one distilled from "
+                                "this dataset")
+        if self._synthetic is not None:
+            from d2m_nas.evaluation import check_matches
+            check_matches(self._synthetic, dataset)
+        if source == "random-subset":
+            labels = dataset.y_train.cpu()
+            pool = labels if train_indices is None else labels[train_indices.cpu()]
+            fewest = int(torch.bincount(pool, minlength=dataset.num_classes).min())
+            if self.settings.ipc > fewest:
+                raise UserError(f"--ipc {self.settings.ipc} exceeds the {fewest} training images per class of "
+                                f"{dataset.name} left after the validation split; lower --ipc or --val-per-class")
+
+    # ------------------------------------------------------------------ data (built once, reused)
+
+    def _data_key(self, context: ProxyContext) -> tuple:
+        if context.dataset is None or context.val_indices is None:
+            raise ValueError(f"the {self.name} proxy needs a context with a dataset and val_indices (the "
+                             "validation split it scores on)")
+        train = context.train_indices
+        return (id(context.dataset), str(context.device), _fingerprint(context.val_indices),
+                None if train is None else _fingerprint(train))
+
+    def _train_pool(self, context: ProxyContext) -> torch.Tensor:
+        """The dataset indices real sources may draw from: the training part, minus validation."""
+        dataset, val = context.dataset, context.val_indices.cpu()
+        pool = context.train_indices.cpu() if context.train_indices is not None else torch.arange(len(dataset.y_train))
+        if bool(torch.isin(pool, val).any()):
+            raise ValueError("context.train_indices and context.val_indices overlap; a proxy would train on the "
+                             "images it is scored on")
+        return pool
+
+    def validation_data(self, context: ProxyContext) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalised validation images and labels on the device (from the training arrays)."""
+        key = self._data_key(context)
+        if key not in self._validation:
+            self._train_pool(context)  # refuses overlapping splits before anything trains
+            dataset = context.dataset
+            gather = context.val_indices.to(dataset.device)
+            self._validation[key] = (dataset.normalize(dataset.x_train[gather].to(context.device)),
+                                     dataset.y_train[gather].to(context.device))
+        return self._validation[key]
+
+    def image_source(self, context: ProxyContext) -> ImageSource:
+        """The training images for `context.seed`, built on first use and reused for every architecture.
+        Fixed draws and the generator stream depend on the seed; the real stream and files are shared
+        (the seed orders their batches)."""
+        key = (*self._data_key(context), context.seed if self.settings.source in SEEDED_SOURCES else None)
+        if key not in self._sources:
+            self._sources[key] = self._make_source(context)
+        return self._sources[key]
+
+    def _make_source(self, context: ProxyContext) -> ImageSource:
+        cfg, dataset, device, seed = self.settings, context.dataset, context.device, context.seed
+        pool = self._train_pool(context)
+        if cfg.source in ("d2m", "pretrained-generator"):
+            meta = self._generator_meta
+            return generated_set(self._generator, meta["mean"], meta["std"], cfg.ipc, seed, device)
+        if cfg.source == "d2m-stream":
+            meta = self._generator_meta
+            live = GeneratorStream(self._generator, meta["mean"], meta["std"], device)
+            size = cfg.steps * cfg.batch_size * dataset.channels * dataset.image_size ** 2 * 4
+            return replayed_stream(live, cfg.steps, cfg.batch_size, seed) if size <= REPLAY_LIMIT_BYTES else live
+        if cfg.source == "random-subset":
+            return real_subset(dataset, pool, cfg.ipc, seed, device)
+        if cfg.source == "real-stream":
+            return RealStream(dataset, pool, device)
+        return synthetic_file_set(self._synthetic, device)
+
+    # ------------------------------------------------------------------ scoring
+
+    def score(self, arch: str, context: ProxyContext) -> ProxyScore:
+        device = context.device
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        with Timer(device) as total:
+            with Timer(device) as data_time:
+                source = self.image_source(context)
+                val_images, val_labels = self.validation_data(context)
+            model = context.build(arch)
+            events = [torch.cuda.Event(enable_timing=True) for _ in range(2)] if device.type == "cuda" else None
+            if events:
+                events[0].record()
+            with Timer(device) as train_time:
+                final_loss, batch_size = self.train(model, source, context.seed)
+            with Timer(device) as eval_time:
+                accuracy, val_loss = evaluate(model, val_images, val_labels, self.settings.eval_batch_size)
+            if events:
+                events[1].record()
+                events[1].synchronize()
+                device_seconds = events[0].elapsed_time(events[1]) / 1000
+            else:  # on the CPU the device is the host: its time is the synchronised train + eval wall-clock
+                device_seconds = train_time.seconds + eval_time.seconds
+        peak, kind = _peak_memory_mb(device)
+        steps = self.settings.steps
+        return ProxyScore(accuracy, total.seconds, {
+            "steps": steps, "batch_size": batch_size, "train_images": source.distinct_images,
+            "data_seconds": data_time.seconds, "train_seconds": train_time.seconds, "eval_seconds": eval_time.seconds,
+            "device_seconds": device_seconds, "peak_memory_mb": peak, "peak_memory_kind": kind,
+            "val_loss": val_loss, "final_train_loss": final_loss,
+            "images_per_second": steps * batch_size / max(train_time.seconds, 1e-12)})
+
+    def train(self, model: nn.Module, source: ImageSource, seed: int) -> tuple[float, int]:
+        """SGD (Nesterov, cosine to 0) for `steps` steps; returns (mean loss of the last steps, batch size).
+
+        No host sync inside the loop: losses are summed on the device and read once at the end."""
+        cfg = self.settings
+        device = next(model.parameters()).device
+        # The batch order and augmentation draw from their own stream, so they do not depend on how
+        # the fixed set was drawn with the same seed.
+        rng = torch.Generator().manual_seed(seed + 0x5EED)
+        batch_size = source.batch_size(cfg.batch_size)
+        batches = source.stream(batch_size, rng)
+        augment = _augmentation(cfg.augment, rng)
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                                    weight_decay=cfg.weight_decay)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps, eta_min=0.0)
+        tail = max(1, min(10, cfg.steps // 10))
+        tail_loss = torch.zeros((), device=device)
+        model.train()
+        for step in range(cfg.steps):
+            images, labels = next(batches)
+            loss = F.cross_entropy(model(augment(images)), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            if step >= cfg.steps - tail:
+                tail_loss += loss.detach()
+        return float(tail_loss) / tail, batch_size
+
+
+def _augmentation(kind: str, rng: torch.Generator):
+    if kind == "none":
+        return lambda x: x
+    if kind == "dsa":
+        dsa = DSA(DSAConfig())
+        return lambda x: dsa(x, generator=rng)
+
+    def flip(x: torch.Tensor) -> torch.Tensor:  # horizontal flip of a random half, as one tensor op
+        mask = (torch.rand(x.shape[0], generator=rng) < 0.5).to(x.device).view(-1, 1, 1, 1)
+        return torch.where(mask, x.flip(3), x)
+    return flip
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> tuple[float, float]:
+    """(top-1 accuracy in percent, mean cross-entropy) in eval mode; one host sync at the end."""
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=images.device)
+    loss = torch.zeros((), device=images.device)
+    for start in range(0, len(labels), batch_size):
+        logits = model(images[start:start + batch_size])
+        target = labels[start:start + batch_size]
+        loss += F.cross_entropy(logits, target, reduction="sum")
+        correct += (logits.argmax(1) == target).sum()
+    n = max(1, len(labels))
+    return 100.0 * int(correct) / n, float(loss) / n
+
+
+__all__ = ["AUGMENTATIONS", "GENERATOR_SOURCES", "IPC_SOURCES", "SOURCES", "TrainingProxy", "TrainingProxyConfig",
+           "evaluate", "file_sha256"]
