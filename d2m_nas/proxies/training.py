@@ -21,7 +21,6 @@ see the same data in the same order; the weight initialisation depends on (seed,
 from __future__ import annotations
 
 import hashlib
-import resource
 import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -96,6 +95,10 @@ def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
     # On the CPU only the process-wide peak resident size exists (KiB on Linux, bytes on macOS).
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return float("nan"), "unavailable"
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (2**20 if sys.platform == "darwin" else 2**10), "process_max_rss"
 
