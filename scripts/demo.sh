@@ -4,7 +4,7 @@
 #   -> search NAS-Bench-201 with the D2M proxy (Optuna TPE; each candidate trained briefly on
 #      generated images and scored on the real validation split)
 #   -> report (correlation-free search summary, true accuracy of the pick) -> plots.
-# About 6 minutes on 2 CPU cores. Needs CIFAR-10 and the NAS-Bench-201 table under the data root
+# About 3 minutes on 2 idle CPU cores once installed. Needs CIFAR-10 and the NAS-Bench-201 table under the data root
 # ($D2M_NAS_DATA; see README "Data").
 #   D2M_NAS_DOWNLOAD=1          download CIFAR-10 into the data root if it is not there
 #   D2M_NAS_DEMO_OUT=DIR        where runs go (default runs/demo)
