@@ -149,7 +149,6 @@ def _rank(args, group: str, proxies: list[str], extra: list[str], settings: dict
 
 def _reference(args) -> dict:
     """The 12-epoch column on the same sample, and the projected cost of producing it here."""
-    import pandas as pd
 
     from d2m_nas.correlation import correlation_summary
     from d2m_nas.ranking import sample_archs

@@ -90,7 +90,9 @@ def main() -> int:
             from d2m_nas.data import load_dataset, split_train_val
 
             dataset = load_dataset("cifar10", data_root)
-            train_indices, val_indices = split_train_val(dataset.y_train, 200, 0)  # the CLI's default split
+            from d2m_nas.settings import DEFAULT_VAL_PER_CLASS
+
+            train_indices, val_indices = split_train_val(dataset.y_train, DEFAULT_VAL_PER_CLASS, 0)  # the CLI's split
         model_options = {"channels": 16, "cells_per_stage": 5}
         if isinstance(proxy, TrainingProxy):
             proxy.check(dataset, train_indices)

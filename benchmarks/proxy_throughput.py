@@ -37,7 +37,6 @@ from d2m_nas.data import load_dataset, split_train_val
 from d2m_nas.devices import resolve_device, synchronize
 from d2m_nas.distillation import PRESETS, generator_config_for, save_generator
 from d2m_nas.proxies import ProxyContext, TrainingProxy, TrainingProxyConfig
-from d2m_nas.proxies.image_sources import GeneratorStream
 from d2m_nas.settings import resolve_data_root
 from distill.generator import Generator
 from search_spaces.registry import create_space
@@ -71,8 +70,7 @@ def bare_loop(model, images, labels, steps: int, config: TrainingProxyConfig, de
 def proxy_loop(proxy: TrainingProxy, model, context: ProxyContext, device, live: bool = False) -> float:
     source = proxy.image_source(context)  # built before the clock starts (once per seed in a real run)
     if live:
-        meta = proxy._generator_meta
-        source = GeneratorStream(proxy._generator, meta["mean"], meta["std"], device)
+        source = proxy.live_stream(device)
     synchronize(device)
     start = time.perf_counter()
     proxy.train(model, source, context.seed)

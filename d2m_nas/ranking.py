@@ -187,19 +187,21 @@ def summarise(out_dir: Path, archs: list[str], proxies: list[Proxy], settings: R
                 "values": values, "mean": float(np.mean(finite)) if finite else math.nan,
                 "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else math.nan}  # sample std over seeds
         summary["proxies"][proxy.name] = stats
-    (out_dir / "summary.json").write_text(json.dumps(_finite_or_null(summary), indent=2, allow_nan=False) + "\n")
+    (out_dir / "summary.json").write_text(json.dumps(finite_or_null(summary), indent=2, allow_nan=False) + "\n")
     (out_dir / "summary.md").write_text(summary_markdown(summary))
     return summary
 
 
-def _finite_or_null(value):
-    """Strict JSON: undefined statistics (NaN) and infinities become null."""
+def finite_or_null(value):
+    """Strict JSON: undefined statistics (NaN) and infinities become null; NumPy scalars plain."""
     if isinstance(value, dict):
-        return {str(k): _finite_or_null(v) for k, v in value.items()}
+        return {str(k): finite_or_null(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite_or_null(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return [finite_or_null(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
     return value
 
 

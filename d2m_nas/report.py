@@ -31,6 +31,7 @@ import pandas as pd
 
 from d2m_nas.correlation import correlation_summary
 from d2m_nas.errors import UserError
+from d2m_nas.ranking import finite_or_null
 from d2m_nas.search.results import trajectory
 from search_spaces.ground_truth import (DATASETS, METRICS, GroundTruth, GroundTruthError, default_table_path,
                                         table_column)
@@ -368,19 +369,6 @@ def combined_results(runs: list[Run]) -> pd.DataFrame:
     frames = [run.frame.drop(columns=["run"], errors="ignore").assign(run=run.label) for run in runs]
     frame = pd.concat(frames, ignore_index=True, sort=False)
     return frame[["run"] + [c for c in frame.columns if c != "run"]]
-
-
-def finite_or_null(value):
-    """Strict JSON: NaN and infinities become null."""
-    if isinstance(value, dict):
-        return {str(k): finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_null(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def write_report(runs: list[Run], out: Path, report: dict) -> list[Path]:

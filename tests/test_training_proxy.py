@@ -14,7 +14,6 @@ from d2m_nas.data.sources import make_fake_dataset
 from d2m_nas.distillation import load_generator, preset, run_d2m, save_generator, synthesize_from_generator
 from d2m_nas.errors import UserError
 from d2m_nas.proxies import ProxyContext, TrainingProxy, TrainingProxyConfig, create_proxy
-from d2m_nas.proxies.image_sources import GeneratorStream
 from d2m_nas.ranking import RESULT_COLUMNS
 from d2m_nas.results_cache import config_key, proxy_config
 from d2m_nas.synthetic import SyntheticSet
@@ -258,7 +257,6 @@ def test_the_generator_stream_is_drawn_once_per_seed_and_replayed_to_every_archi
     assert len(torch.unique(torch.cat([x for x, _ in batches]).flatten(1), dim=0)) == 64
     with pytest.raises(RuntimeError, match="exhausted"):
         _take(source, 5, None)
-    meta = stream._generator_meta
-    live = GeneratorStream(stream._generator, meta["mean"], meta["std"], CPU).stream(16, torch.Generator().manual_seed(0))
+    live = stream.live_stream(CPU).stream(16, torch.Generator().manual_seed(0))
     for (x, y), (live_x, live_y) in zip(batches, (next(live) for _ in range(4))):
         assert torch.allclose(x, live_x) and torch.equal(y, live_y)

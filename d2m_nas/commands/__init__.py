@@ -14,3 +14,21 @@ def add_split_options(parser) -> None:
                              f"(default: {DEFAULT_VAL_PER_CLASS})")
     parser.add_argument("--split-seed", type=int, default=0, metavar="SEED",
                         help="seed of the train/validation split; keep it equal across commands (default: 0)")
+
+
+def add_top_k_option(parser) -> None:
+    parser.add_argument("--top-k", default="0.1,10", metavar="K[,K...]",
+                        help="top-k sets: counts, or fractions below 1 (default: 0.1,10)")
+
+
+def parse_top_k(text: str) -> tuple:
+    """--top-k as a tuple of counts (ints) and fractions (floats below 1); one-line UserError otherwise."""
+    from d2m_nas.errors import UserError
+
+    try:
+        values = tuple(float(k) if float(k) < 1 else int(float(k)) for k in str(text).split(",") if k.strip())
+    except ValueError:
+        raise UserError(f"--top-k must be numbers separated by commas, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise UserError(f"--top-k must be positive counts or fractions, got {text!r}")
+    return values

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from d2m_nas.commands import add_split_options
+from d2m_nas.commands import add_split_options, add_top_k_option, parse_top_k
 from d2m_nas.commands.proxy_options import add_proxy_options
 
 HELP = "score a seeded sample of architectures with a proxy and correlate with ground truth"
@@ -61,8 +61,7 @@ def add_arguments(parser) -> None:
                         help="score every architecture with R proxy seeds, --seed onwards (default: 1)")
     parser.add_argument("--channels", type=int, default=16, help="nasbench201: initial channels C (default: 16)")
     parser.add_argument("--cells", type=int, default=5, help="nasbench201: cells per stage N (default: 5)")
-    parser.add_argument("--top-k", default="0.1,10", metavar="K[,K...]",
-                        help="top-k sets: counts, or fractions below 1 (default: 0.1,10)")
+    add_top_k_option(parser)
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default: 1000)")
     parser.add_argument("--cache", metavar="FILE", help="results cache shared with other rank and search runs: "
                         "scores it holds for the same architecture, proxy settings and seed are reused "
@@ -106,10 +105,7 @@ def run(args) -> int:
         raise UserError(f"--sample must be 1..{len(space)} for {space.name}, got {args.sample}")
     if args.batch_size < 2:
         raise UserError(f"--batch-size must be at least 2, got {args.batch_size}")
-    try:
-        top_k = tuple(float(k) if float(k) < 1 else int(float(k)) for k in _csv(args.top_k))
-    except ValueError:
-        raise UserError(f"--top-k must be numbers separated by commas, got {args.top_k!r}") from None
+    top_k = parse_top_k(args.top_k)
 
     data_root = resolve_data_root(args.data_root)
     truth_path = args.ground_truth_file or default_table_path(data_root)

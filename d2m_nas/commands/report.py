@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from d2m_nas.commands import add_top_k_option, parse_top_k
+
 HELP = "summarise run directories: correlation tables in CSV, JSON and Markdown"
 DESCRIPTION = """Collect results.csv from one or more `d2m-nas rank` or `d2m-nas search` run directories and
 write OUT/results.csv (every evaluation, with a `run` column), OUT/summary.json and OUT/report.md.
@@ -37,22 +39,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--ground-truth-file", type=Path, metavar="CSV",
                         help="NAS-Bench-201 table for the references "
                              "(default: <data-root>/nb201/nb201_ground_truth.csv)")
-    parser.add_argument("--top-k", default="0.1,10", metavar="K[,K...]",
-                        help="top-k sets: counts, or fractions below 1 (default: 0.1,10)")
+    add_top_k_option(parser)
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                         help="bootstrap resamples for the 95%% intervals (default: 1000); the seed is --seed")
 
-
-def parse_top_k(text: str) -> tuple:
-    from d2m_nas.errors import UserError
-
-    try:
-        values = tuple(float(k) if float(k) < 1 else int(float(k)) for k in str(text).split(",") if k.strip())
-    except ValueError:
-        raise UserError(f"--top-k must be numbers separated by commas, got {text!r}") from None
-    if not values or any(v <= 0 for v in values):
-        raise UserError(f"--top-k must be positive counts or fractions, got {text!r}")
-    return values
 
 
 def output_dir(out: Path | None, run_dirs: list[Path], default_name: str) -> Path:

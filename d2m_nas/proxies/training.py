@@ -214,6 +214,11 @@ class TrainingProxy(Proxy):
             self._sources[key] = self._make_source(context)
         return self._sources[key]
 
+    def live_stream(self, device: torch.device) -> GeneratorStream:
+        """The generator stream generating every batch as it trains (what d2m-stream replays)."""
+        meta = self._generator_meta
+        return GeneratorStream(self._generator, meta["mean"], meta["std"], device)
+
     def _make_source(self, context: ProxyContext) -> ImageSource:
         cfg, dataset, device, seed = self.settings, context.dataset, context.device, context.seed
         pool = self._train_pool(context)
@@ -221,8 +226,7 @@ class TrainingProxy(Proxy):
             meta = self._generator_meta
             return generated_set(self._generator, meta["mean"], meta["std"], cfg.ipc, seed, device)
         if cfg.source == "d2m-stream":
-            meta = self._generator_meta
-            live = GeneratorStream(self._generator, meta["mean"], meta["std"], device)
+            live = self.live_stream(device)
             size = cfg.steps * cfg.batch_size * dataset.channels * dataset.image_size ** 2 * 4
             return replayed_stream(live, cfg.steps, cfg.batch_size, seed) if size <= REPLAY_LIMIT_BYTES else live
         if cfg.source == "random-subset":
