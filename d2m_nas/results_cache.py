@@ -83,7 +83,8 @@ def proxy_config(proxy: Proxy, context: ProxyContext) -> dict:
               "model_options": _plain(context.model_options, "model_options")}
     if proxy.needs_data:
         config["dataset"] = context.dataset.name if context.dataset is not None else None
-        config["batch_size"] = context.batch_size
+        if proxy.uses_context_batch:
+            config["batch_size"] = context.batch_size
         if context.train_indices is not None:  # which images the batch may come from
             config["train_pool"] = _indices_hash(context.train_indices)
         if context.val_indices is not None:  # which images a training-based proxy is scored on

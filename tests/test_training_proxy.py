@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -171,7 +172,8 @@ def test_cache_key_follows_settings_files_and_split(fake, split, generator_run, 
     assert config_key(base) != config_key(proxy_config(proxy("random-subset", steps=5), ctx))
     other_split = context(fake, split_train_val(fake.y_train, 5, seed=1))
     assert config_key(base) != config_key(proxy_config(proxy("random-subset"), other_split))
-    # eval batch size is speed only
+    # neither the eval batch size (speed only) nor the zero-cost proxies' --batch-size changes the score
+    assert config_key(base) == config_key(proxy_config(proxy("random-subset"), replace(ctx, batch_size=7)))
     assert config_key(base) == config_key(proxy_config(proxy("random-subset", eval_batch_size=7), ctx))
     # a re-distilled generator (other file content at the same path) is another configuration
     copy = tmp_path / "g.pt"

@@ -82,6 +82,9 @@ class Proxy(ABC):
 
     name: str = ""
     needs_data: bool = True
+    # Scored on the context's shared minibatch (zero-cost proxies), so its batch size is part of
+    # the score's configuration; training-based proxies carry their own batch size instead.
+    uses_context_batch: bool = True
 
     @abstractmethod
     def score(self, arch: str, context: ProxyContext) -> ProxyScore:

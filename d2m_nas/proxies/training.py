@@ -105,6 +105,7 @@ def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
 
 class TrainingProxy(Proxy):
     needs_data = True
+    uses_context_batch = False  # --proxy-batch-size is in its settings
 
     def __init__(self, config: TrainingProxyConfig) -> None:
         config.validate()
