@@ -18,6 +18,8 @@ class SearchSpace(ABC):
     """A finite space of architectures named by canonical strings."""
 
     name: str = ""
+    # build() keywords that scale every candidate alike (the CLI's --channels and --cells)
+    size_options: tuple[str, ...] = ()
 
     @abstractmethod
     def enumerate(self) -> list[str]:

@@ -76,3 +76,14 @@ def test_run_record_written(tmp_path):
 def test_console_script_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "d2m_nas", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and "d2m-nas" in result.stdout
+
+
+def test_size_options_reach_only_spaces_that_scale():
+    from argparse import Namespace
+
+    from d2m_nas.commands import size_options
+    from search_spaces.registry import create_space
+
+    args = Namespace(channels=8, cells=1)
+    assert size_options(create_space("nasbench201"), args) == {"channels": 8, "cells_per_stage": 1}
+    assert size_options(create_space("convnet720"), args) == {}

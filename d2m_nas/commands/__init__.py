@@ -16,6 +16,20 @@ def add_split_options(parser) -> None:
                         help="seed of the train/validation split; keep it equal across commands (default: 0)")
 
 
+def add_size_options(parser) -> None:
+    """--channels and --cells: the candidates' size, for spaces that scale (SearchSpace.size_options)."""
+    parser.add_argument("--channels", type=int, default=16, help="nasbench201: initial channels C (default: 16; "
+                        "training-based proxies usually train scaled-down candidates, e.g. 8)")
+    parser.add_argument("--cells", type=int, default=5, help="nasbench201: cells per stage N (default: 5; e.g. 1 for "
+                        "training-based proxies)")
+
+
+def size_options(space, args) -> dict:
+    """The build options --channels/--cells ask for, as far as the space takes them."""
+    requested = {"channels": args.channels, "cells_per_stage": args.cells}
+    return {name: value for name, value in requested.items() if name in space.size_options}
+
+
 def add_top_k_option(parser) -> None:
     parser.add_argument("--top-k", default="0.1,10", metavar="K[,K...]",
                         help="top-k sets: counts, or fractions below 1 (default: 0.1,10)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from d2m_nas.commands import add_split_options, add_top_k_option, parse_top_k
+from d2m_nas.commands import add_size_options, add_split_options, add_top_k_option, parse_top_k, size_options
 from d2m_nas.commands.proxy_options import add_proxy_options
 
 HELP = "score a seeded sample of architectures with a proxy and correlate with ground truth"
@@ -59,8 +59,7 @@ def add_arguments(parser) -> None:
                              "zero-cost reference)")
     parser.add_argument("--proxy-seeds", type=int, default=1, metavar="R",
                         help="score every architecture with R proxy seeds, --seed onwards (default: 1)")
-    parser.add_argument("--channels", type=int, default=16, help="nasbench201: initial channels C (default: 16)")
-    parser.add_argument("--cells", type=int, default=5, help="nasbench201: cells per stage N (default: 5)")
+    add_size_options(parser)
     add_top_k_option(parser)
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default: 1000)")
     parser.add_argument("--cache", metavar="FILE", help="results cache shared with other rank and search runs: "
@@ -121,7 +120,7 @@ def run(args) -> int:
     if covered == 0:
         raise UserError(f"the ground truth {truth_path} has no value for any sampled {space.name} architecture; "
                         "check --space and --ground-truth-file")
-    model_options = {"channels": args.channels, "cells_per_stage": args.cells} if space.name == "nasbench201" else {}
+    model_options = size_options(space, args)
     dataset = load_dataset(args.dataset, data_root) if any(map(proxy_needs_data, names)) else None
     train_indices = val_indices = None
     if dataset is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from d2m_nas.commands import add_split_options
+from d2m_nas.commands import add_size_options, add_split_options, size_options
 
 HELP = "search an architecture space with Optuna or NNI using a cheap proxy"
 DESCRIPTION = """Ask a search backend (Optuna or NNI) for architectures, score each with a proxy through a
@@ -67,10 +67,7 @@ def add_arguments(parser) -> None:
                         help="dataset whose training images feed data-dependent proxies (default: cifar10)")
     parser.add_argument("--batch-size", type=int, default=64, help="minibatch size of batch proxies (default: 64)")
     add_split_options(parser)
-    parser.add_argument("--channels", type=int, default=16, help="nasbench201: initial channels C (default: 16; "
-                        "training-based proxies usually train scaled-down candidates, e.g. 8)")
-    parser.add_argument("--cells", type=int, default=5, help="nasbench201: cells per stage N (default: 5; e.g. 1 for "
-                        "training-based proxies)")
+    add_size_options(parser)
     add_proxy_options(parser)
 
 
@@ -142,7 +139,7 @@ def run(args) -> int:
             references = _references(ground_truth, args.ground_truth, truths)
         except GroundTruthError as exc:
             raise UserError(str(exc)) from None
-    model_options = {"channels": args.channels, "cells_per_stage": args.cells} if space.name == "nasbench201" else {}
+    model_options = size_options(space, args)
     dataset = load_dataset(args.dataset, data_root) if proxy_needs_data(args.proxy) else None
     train_indices, val_indices = (split_train_val(dataset.y_train, args.val_per_class, args.split_seed) if dataset
                                   else (None, None))

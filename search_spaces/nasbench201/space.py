@@ -17,6 +17,7 @@ class NASBench201Space(SearchSpace):
     bn_track_running_stats, use_bn (see NB201Network)."""
 
     name = "nasbench201"
+    size_options = ("channels", "cells_per_stage")
 
     def enumerate(self) -> list[str]:
         return list(all_archs())
