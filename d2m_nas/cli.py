@@ -37,7 +37,9 @@ def _common_options(parser: argparse.ArgumentParser, writes_run_dir: bool) -> No
                                 "(default: runs/<command>/<timestamp>)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser. With `command`, only that subcommand gets its options: the others' option
+    set-up imports torch, optuna or matplotlib, which `d2m-nas --help` should not wait for."""
     parser = argparse.ArgumentParser(
         prog="d2m-nas",
         description="Neural architecture search driven by distilled data: distill a dataset into a "
@@ -51,9 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"d2m_nas.commands.{name}")
         sub = subparsers.add_parser(name, help=module.HELP, description=module.DESCRIPTION,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-        module.add_arguments(sub)
-        _common_options(sub, getattr(module, "WRITES_RUN_DIR", True))
-        sub.set_defaults(_module=module, _parser=sub)
+        if command is None or name == command:
+            module.add_arguments(sub)
+            _common_options(sub, getattr(module, "WRITES_RUN_DIR", True))
+            sub.set_defaults(_module=module, _parser=sub)
     return parser
 
 
@@ -84,7 +87,8 @@ def _apply_config_file(parser: argparse.ArgumentParser, args: argparse.Namespace
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = build_parser()
+    # only flags without values may precede the subcommand, so its name is the first command word
+    parser = build_parser(next((word for word in argv if word in COMMANDS), ""))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -87,3 +87,10 @@ def test_size_options_reach_only_spaces_that_scale():
     args = Namespace(channels=8, cells=1)
     assert size_options(create_space("nasbench201"), args) == {"channels": 8, "cells_per_stage": 1}
     assert size_options(create_space("convnet720"), args) == {}
+
+
+def test_top_level_help_does_not_import_torch():
+    code = ("import sys\nfrom d2m_nas import cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'optuna', 'matplotlib', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

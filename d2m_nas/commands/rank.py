@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from d2m_nas.commands import add_size_options, add_split_options, add_top_k_option, parse_top_k, size_options
-from d2m_nas.commands.proxy_options import add_proxy_options
 
 HELP = "score a seeded sample of architectures with a proxy and correlate with ground truth"
 DESCRIPTION = """Score K architectures of a space with one or more proxies and report Spearman and Kendall
@@ -38,6 +37,7 @@ def _csv(text: str) -> list[str]:
 
 
 def add_arguments(parser) -> None:
+    from d2m_nas.commands.proxy_options import add_proxy_options
     from d2m_nas.proxies import list_proxies
 
     parser.add_argument("--space", default="nasbench201", help="search space: nasbench201 or convnet720 "
