@@ -207,3 +207,22 @@ def test_a_corrupt_cache_is_a_one_line_error(tmp_path, table, capsys):
     err = capsys.readouterr().err
     assert err.startswith("d2m-nas rank: error: results cache") and "not a usable SQLite file" in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["distill", "--preset", "tiny"], ["search", "--proxy", "naswot"],
+                                  ["rank", "--proxy", "naswot", "--ground-truth", "cifar10:test:200"]])
+def test_commands_that_read_images_pass_download_on(argv, table, monkeypatch, tmp_path, capsys):
+    import d2m_nas.data
+    from d2m_nas.errors import UserError
+
+    asked = []
+
+    def load_dataset(name, data_root=None, download=False):
+        asked.append(download)
+        raise UserError("stop here")
+
+    monkeypatch.setattr(d2m_nas.data, "load_dataset", load_dataset)
+    if argv[0] == "rank":
+        argv = [*argv, "--ground-truth-file", str(table)]
+    assert main([*argv, "--download", "--out", str(tmp_path / "run")]) == 2
+    assert asked == [True] and "stop here" in capsys.readouterr().err

@@ -16,6 +16,12 @@ def add_split_options(parser) -> None:
                         help="seed of the train/validation split; keep it equal across commands (default: 0)")
 
 
+def add_download_option(parser) -> None:
+    parser.add_argument("--download", action="store_true",
+                        help="download the dataset into the data root if it is not there "
+                             "(off by default: nothing touches the network unless asked)")
+
+
 def add_size_options(parser) -> None:
     """--channels and --cells: the candidates' size, for spaces that scale (SearchSpace.size_options)."""
     parser.add_argument("--channels", type=int, default=16, help="nasbench201: initial channels C (default: 16; "

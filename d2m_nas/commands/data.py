@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from d2m_nas.commands import add_split_options
+from d2m_nas.commands import add_download_option, add_split_options
 
 HELP = "inspect, download and check datasets"
 DESCRIPTION = """\
@@ -36,9 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="cifar10", metavar="NAME",
                         help="cifar10, cifar100, svhn, mnist, fashion-mnist, tinyimagenet, fake or "
                              "imagefolder:PATH (default: cifar10)")
-    parser.add_argument("--download", action="store_true",
-                        help="download the dataset into the data root if it is not there "
-                             "(off by default: nothing touches the network unless asked)")
+    add_download_option(parser)
     add_split_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the readable block")
 

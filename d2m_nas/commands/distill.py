@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from d2m_nas.commands import add_split_options
+from d2m_nas.commands import add_download_option, add_split_options
 
 HELP = "distill a dataset into a conditional generator (D2M) or a DM image set"
 DESCRIPTION = """Pre-train a class-conditional generator on the real dataset (unless --generator is given), then
@@ -30,6 +30,7 @@ def add_arguments(parser):
     parser.add_argument("--resume", action="store_true",
                         help="require an existing run in --out to continue (rerunning with the same --out resumes anyway)")
     add_split_options(parser)  # distillation never sees the validation images a search scores on
+    add_download_option(parser)
     group = parser.add_argument_group("overrides of the preset")
     group.add_argument("--pretrain-steps", type=int, metavar="N", help="GAN pre-training generator updates")
     group.add_argument("--iterations", type=int, metavar="N", help="D2M (or DM) iterations")
@@ -97,7 +98,7 @@ def run(args) -> int:
                             "pass the --out of the run to continue")
     settings = settings_from_args(args)
     device, out = start_run(args)
-    dataset = load_dataset(args.dataset, args.data_root)
+    dataset = load_dataset(args.dataset, args.data_root, args.download)
     dataset.to(device)
     if args.method == "dm":
         result = run_dm(dataset, settings, out, device, args.val_per_class, args.split_seed)

@@ -6,6 +6,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from d2m_nas.commands import add_download_option
+
 HELP = "train ConvNet-3 on a synthetic set with the field's protocol and report test accuracy"
 DESCRIPTION = """Train the evaluation ConvNet on a synthetic set (SGD 0.01, momentum 0.9, wd 5e-4, batch 256, DSA,
 1000 epochs, lr x0.1 at half) and report mean +- std test accuracy over --runs runs. Every knob
@@ -35,7 +37,7 @@ def add_arguments(parser) -> None:
                              "(protocol: ConvNet-3 at 32x32, -4 at 64x64, -5 at 128x128)")
     parser.add_argument("--test-batch-size", type=int, default=None,
                         help="test batch size; speed and memory only (default: 1000)")
-    parser.add_argument("--download", action="store_true", help="download the dataset if it is not in the data root")
+    add_download_option(parser)
 
 
 def run(args) -> int:

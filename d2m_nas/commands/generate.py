@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from d2m_nas.errors import UserError
-from d2m_nas.commands import add_split_options
+from d2m_nas.commands import add_download_option, add_split_options
 
 HELP = "write a synthetic training set at any images-per-class budget"
 DESCRIPTION = """Write a synthetic training set file (RUN_DIR/synthetic.pt): from a distilled generator at any
@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dataset", default="cifar10", help="dataset for --method random (default: cifar10)")
     parser.add_argument("--ipc", type=int, default=10, help="images per class (default: 10)")
     add_split_options(parser)
-    parser.add_argument("--download", action="store_true", help="download the dataset if it is not in the data root")
+    add_download_option(parser)
     parser.add_argument("--generator", type=Path, metavar="RUN",
                         help="a `d2m-nas distill` run directory whose generator makes the images")
     parser.add_argument("--stage", choices=("distilled", "pretrained"), default="distilled",

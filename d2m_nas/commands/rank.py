@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from d2m_nas.commands import add_size_options, add_split_options, add_top_k_option, parse_top_k, size_options
+from d2m_nas.commands import add_download_option, add_size_options, add_split_options, add_top_k_option, parse_top_k, size_options
 
 HELP = "score a seeded sample of architectures with a proxy and correlate with ground truth"
 DESCRIPTION = """Score K architectures of a space with one or more proxies and report Spearman and Kendall
@@ -66,6 +66,7 @@ def add_arguments(parser) -> None:
                         "scores it holds for the same architecture, proxy settings and seed are reused "
                         "(default: none; the run directory's results.csv alone makes a rerun resume)")
     add_split_options(parser)
+    add_download_option(parser)
     add_proxy_options(parser)
 
 
@@ -121,7 +122,7 @@ def run(args) -> int:
         raise UserError(f"the ground truth {truth_path} has no value for any sampled {space.name} architecture; "
                         "check --space and --ground-truth-file")
     model_options = size_options(space, args)
-    dataset = load_dataset(args.dataset, data_root) if any(map(proxy_needs_data, names)) else None
+    dataset = load_dataset(args.dataset, data_root, args.download) if any(map(proxy_needs_data, names)) else None
     train_indices = val_indices = None
     if dataset is not None:
         train_indices, val_indices = split_train_val(dataset.y_train, args.val_per_class, args.split_seed)

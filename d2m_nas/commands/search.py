@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from d2m_nas.commands import add_size_options, add_split_options, size_options
+from d2m_nas.commands import add_download_option, add_size_options, add_split_options, size_options
 
 HELP = "search an architecture space with Optuna or NNI using a cheap proxy"
 DESCRIPTION = """Ask a search backend (Optuna or NNI) for architectures, score each with a proxy through a
@@ -67,6 +67,7 @@ def add_arguments(parser) -> None:
                         help="dataset whose training images feed data-dependent proxies (default: cifar10)")
     parser.add_argument("--batch-size", type=int, default=64, help="minibatch size of batch proxies (default: 64)")
     add_split_options(parser)
+    add_download_option(parser)
     add_size_options(parser)
     add_proxy_options(parser)
 
@@ -140,7 +141,7 @@ def run(args) -> int:
         except GroundTruthError as exc:
             raise UserError(str(exc)) from None
     model_options = size_options(space, args)
-    dataset = load_dataset(args.dataset, data_root) if proxy_needs_data(args.proxy) else None
+    dataset = load_dataset(args.dataset, data_root, args.download) if proxy_needs_data(args.proxy) else None
     train_indices, val_indices = (split_train_val(dataset.y_train, args.val_per_class, args.split_seed) if dataset
                                   else (None, None))
     proxy = build_proxies([args.proxy], args, dataset, train_indices)[0]
