@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from distill.dsa import DSA, DSAConfig
-from distill.errors import DivergenceError
+from distill.errors import DivergenceError, all_finite
 from distill.generator import PARAMETER_GROUPS, Generator, sample_latents, to_normalized
 from distill.losses import MatchingConfig, matching_losses, random_frozen_convnet
 from search_spaces.convnet import ConvNetSpec
@@ -140,7 +140,7 @@ class D2MTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         losses = self.matcher.accumulate(
             self.rng, lambda c: self.real.batch(c, self.config.real_per_class, self.rng), self._generated)
-        if not all(torch.isfinite(p.grad).all() for p in self.learned if p.grad is not None):
+        if not all_finite(p.grad for p in self.learned):
             raise DivergenceError("a generator gradient became NaN/inf")
         self.optimizer.step()
         self.step_count += 1
@@ -157,4 +157,4 @@ class D2MTrainer:
         self.step_count = int(state["step"])
 
     def finite(self) -> bool:
-        return all(torch.isfinite(p).all() for p in self.generator.parameters())
+        return all_finite(self.generator.parameters())

@@ -1,4 +1,7 @@
-"""The errors distill raises; d2m_nas turns them into one-line user errors."""
+"""The errors distill raises (d2m_nas turns them into one-line user errors) and the finiteness
+check behind DivergenceError."""
+
+import torch
 
 
 class CheckpointError(ValueError):
@@ -7,3 +10,9 @@ class CheckpointError(ValueError):
 
 class DivergenceError(RuntimeError):
     """A loss or a weight became NaN/inf: training stops before the bad step is kept."""
+
+
+def all_finite(tensors) -> bool:
+    """Whether every tensor is free of NaN/inf, with one device-to-host sync instead of one per tensor."""
+    flags = [torch.isfinite(t).all() for t in tensors if t is not None]
+    return bool(torch.stack(flags).all()) if flags else True

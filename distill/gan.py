@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from distill.diffaugment import diff_augment, parse_policy
 from distill.discriminator import Discriminator, DiscriminatorConfig
+from distill.errors import all_finite
 from distill.generator import Generator, GeneratorConfig, sample_latents
 
 
@@ -142,4 +143,4 @@ class GANPretrainer:
         self.step_count = int(state["step"])
 
     def finite(self) -> bool:
-        return all(torch.isfinite(p).all() for p in self.generator.parameters())
+        return all_finite(self.generator.parameters())

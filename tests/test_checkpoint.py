@@ -95,3 +95,12 @@ def test_corrupt_training_state_in_the_run_dir_is_one_line(tmp_path, capsys):
     code = cli.main(["distill", "--dataset", "fake", "--preset", "tiny", "--device", "cpu", "--out", str(run)])
     err = capsys.readouterr().err
     assert code == 2 and "pretrain_state.pt is not a readable checkpoint" in err and err.count("\n") == 1
+
+
+def test_all_finite_flags_any_nan_or_inf_tensor():
+    from distill.errors import all_finite
+
+    good = [torch.zeros(3), torch.ones(2, 2)]
+    assert all_finite(good) and all_finite([]) and all_finite([None, torch.ones(1)])
+    assert not all_finite([*good, torch.tensor([1.0, float("nan")])])
+    assert not all_finite([torch.tensor([float("inf")]), *good])
