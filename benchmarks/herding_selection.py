@@ -14,7 +14,7 @@ selection cannot simply overfit its own yardstick) and, with --runs > 0, the eva
 under distill_accuracy.py's protocol. Random draws from the same pools are the baselines.
 
     python benchmarks/herding_selection.py --data-root $D2M_NAS_DATA --d2m-run RUN --ipc 10 --pool 200 \
-        --reference 300 --runs 3 --epochs 100 --test-per-class 200 --threads 1 --out herding.jsonl
+        --runs 3 --epochs 100 --test-per-class 200 --threads 1 --out herding.jsonl
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from d2m_nas.data import DEFAULT_VAL_PER_CLASS, load_dataset, sample_per_class
 from d2m_nas.distillation import synthesize_from_generator
 from d2m_nas.evaluation import evaluate_synthetic, field_protocol
 from d2m_nas.random_subset import random_real_subset
+from d2m_nas.selection import embeddings, feature_nets, herding_select, real_reference
 from d2m_nas.synthetic import SyntheticSet
-from distill.losses import random_frozen_convnet
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,8 +42,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--d2m-run", type=Path, required=True, help="finished D2M run directory")
     p.add_argument("--ipc", type=int, default=10)
     p.add_argument("--pool", type=int, default=200, help="candidates per class to select from")
-    p.add_argument("--reference", type=int, default=300,
-                   help="real images per class behind herding's target and, apart, the judge's reference")
     p.add_argument("--nets", type=int, default=8, help="random frozen ConvNets whose embeddings herding uses")
     p.add_argument("--runs", type=int, default=3, help="evaluation runs per set (0: matching loss only)")
     p.add_argument("--epochs", type=int, default=100)
@@ -55,45 +53,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-@torch.no_grad()
-def embeddings(images: torch.Tensor, nets: list, batch: int = 500) -> torch.Tensor:
-    """Concatenated final-block embeddings of every net, (N, nets × features)."""
-    return torch.cat([torch.cat([net.embed(images[i:i + batch]) for i in range(0, len(images), batch)])
-                      for net in nets], dim=1)
-
-
-def herd(features: torch.Tensor, target: torch.Tensor, k: int) -> list[int]:
-    """Greedy herding: k rows of `features` whose running mean tracks `target` most closely."""
-    chosen: list[int] = []
-    total = torch.zeros_like(target)
-    available = torch.ones(len(features), dtype=torch.bool)
-    for step in range(1, k + 1):
-        error = ((total + features) / step - target).pow(2).sum(1)
-        error[~available] = float("inf")
-        pick = int(error.argmin())
-        chosen.append(pick)
-        available[pick] = False
-        total += features[pick]
-    return chosen
-
-
 def matching_loss(synthetic: SyntheticSet, reference: dict, nets: list) -> float:
     """Mean over nets and classes of |mean f(real) − mean f(set)|², f = final-block embedding."""
     loss = 0.0
     for c, real_means in reference.items():
-        means = embeddings(synthetic.images[synthetic.labels == c], nets).mean(0)
+        means = embeddings(synthetic.images[synthetic.labels == c], nets, "cpu").mean(0)
         loss += sum((r - m).pow(2).sum().item() for r, m in zip(real_means, means.chunk(len(nets))))
     return loss / (len(reference) * len(nets))
-
-
-def select(pool: SyntheticSet, ipc: int, nets: list, targets: dict) -> SyntheticSet:
-    keep = []
-    for c, target in targets.items():
-        members = torch.nonzero(pool.labels == c).flatten()
-        keep += members[herd(embeddings(pool.images[members], nets), target, ipc)].tolist()
-    keep = torch.tensor(keep)
-    meta = {**pool.metadata, "ipc": ipc, "selection": f"herding from {len(pool.labels) // len(targets)} per class"}
-    return SyntheticSet(pool.images[keep], pool.labels[keep], meta)
 
 
 def first_per_class(pool: SyntheticSet, ipc: int) -> SyntheticSet:
@@ -106,33 +72,30 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     dataset = load_dataset(args.dataset, args.data_root)
-    classes = range(dataset.num_classes)
-    channels, size = dataset.channels, dataset.image_size
-    select_nets = [random_frozen_convnet(None, channels, dataset.num_classes, size, s, "cpu") for s in range(args.nets)]
-    judge_nets = [random_frozen_convnet(None, channels, dataset.num_classes, size, 1000 + s, "cpu")
-                  for s in range(args.nets)]
-    # the real class means: herding's target (seed+1) and the judge's reference (seed+2), each a
-    # fresh draw from the training part of the split, apart from the real pool (seed)
-    target_set = random_real_subset(dataset, args.reference, args.seed + 1, val_per_class=args.val_per_class)
-    judge_set = random_real_subset(dataset, args.reference, args.seed + 2, val_per_class=args.val_per_class)
-    targets = {c: embeddings(target_set.images[target_set.labels == c], select_nets).mean(0) for c in classes}
-    reference = {c: embeddings(judge_set.images[judge_set.labels == c], judge_nets).mean(0).chunk(args.nets)
-                 for c in classes}
+    pools = {"real": random_real_subset(dataset, args.pool, args.seed, val_per_class=args.val_per_class),
+             "d2m": synthesize_from_generator(args.d2m_run, args.pool, args.seed, "cpu", "distilled")}
+    # herding aims at the class means of real images drawn apart from the real pool (seed + 1); the
+    # judge uses other random nets (seeds 1000+) and another real draw (seed + 2)
+    target_set = real_reference(dataset, args.seed, args.val_per_class)
+    judge_nets = feature_nets(pools["real"], args.nets, args.seed + 1, "cpu")
+    judge_set = random_real_subset(dataset, len(target_set.labels) // dataset.num_classes, args.seed + 2,
+                                   val_per_class=args.val_per_class)
+    reference = {c: embeddings(judge_set.images[judge_set.labels == c], judge_nets, "cpu").mean(0).chunk(args.nets)
+                 for c in range(dataset.num_classes)}
 
     test = dataset
     if args.test_per_class:
         keep = sample_per_class(dataset.y_test, args.test_per_class, seed=args.seed)
         test = dataclasses.replace(dataset, x_test=dataset.x_test[keep], y_test=dataset.y_test[keep])
-    protocol = dataclasses.replace(field_protocol(size), epochs=args.epochs)
-    pools = {"real": random_real_subset(dataset, args.pool, args.seed, val_per_class=args.val_per_class),
-             "d2m": synthesize_from_generator(args.d2m_run, args.pool, args.seed, "cpu", "distilled")}
+    protocol = dataclasses.replace(field_protocol(dataset.image_size), epochs=args.epochs)
+    reference_per_class = len(target_set.labels) // dataset.num_classes
     for source, pool in pools.items():
         started = time.perf_counter()
-        herded = select(pool, args.ipc, select_nets, targets)
+        herded = herding_select(pool, args.ipc, target_set, args.seed, "cpu", nets=args.nets)
         selection_s = time.perf_counter() - started
         for kind, synthetic in (("random", first_per_class(pool, args.ipc)), ("herding", herded)):
             record = {"benchmark": "herding_selection", "source": source, "selection": kind, "ipc": args.ipc,
-                      "pool_per_class": args.pool, "reference_per_class": args.reference, "nets": args.nets,
+                      "pool_per_class": args.pool, "reference_per_class": reference_per_class, "nets": args.nets,
                       "matching_loss": round(matching_loss(synthetic, reference, judge_nets), 3),
                       "selection_seconds": round(selection_s, 2) if kind == "herding" else 0.0}
             if args.runs:

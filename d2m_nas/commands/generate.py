@@ -13,9 +13,15 @@ IPC (--generator RUN), or (--method random) a seeded, class-balanced random subs
 training images, the first baseline. The random subset is drawn only from the training part of
 the seeded train/validation split (never from validation or test images).
 
+--select herding chooses the IPC images of every class from a larger pool (--pool candidates per
+class) so that their mean embedding under random frozen ConvNets tracks the real class mean (the
+training part of the split): the herding coreset baseline for real images, and for generated
+ones a cure for the set-level variance of few random draws (benchmarks/README.md).
+
 examples:
   d2m-nas generate --method random --dataset cifar10 --ipc 10 --out runs/random-ipc10
-  d2m-nas generate --generator runs/distill/cifar10 --ipc 50"""
+  d2m-nas generate --generator runs/distill/cifar10 --ipc 50
+  d2m-nas generate --generator runs/distill/cifar10 --ipc 10 --select herding --pool 200"""
 WRITES_RUN_DIR = True
 
 
@@ -32,6 +38,11 @@ def add_arguments(parser) -> None:
                         help="a `d2m-nas distill` run directory whose generator makes the images")
     parser.add_argument("--stage", choices=("distilled", "pretrained"), default="distilled",
                         help="with --generator: the D2M-distilled generator or the GAN before D2M (default: distilled)")
+    parser.add_argument("--select", choices=("random", "herding"), default="random",
+                        help="random: IPC random draws; herding: the IPC of --pool candidates per class whose "
+                             "mean embedding best tracks the real class mean (default: random)")
+    parser.add_argument("--pool", type=int, default=200, metavar="N",
+                        help="--select herding: candidates per class to choose from (default: 200)")
 
 
 def run(args) -> int:
@@ -44,13 +55,18 @@ def run(args) -> int:
         raise UserError("--generator RUN makes generator images; drop --method random or --generator")
     if args.ipc < 1:
         raise UserError(f"--ipc must be at least 1, got {args.ipc}")
+    herding = args.select == "herding"
+    if herding and args.pool < args.ipc:
+        raise UserError(f"--pool {args.pool} must be at least --ipc {args.ipc}: herding chooses among the pool")
+    count = args.pool if herding else args.ipc
     device, out = start_run(args)
+    dataset = None
     if method == "random":
         from d2m_nas.data import load_dataset
         from d2m_nas.random_subset import random_real_subset
 
         dataset = load_dataset(args.dataset, args.data_root, args.download)
-        synthetic = random_real_subset(dataset, args.ipc, args.seed, args.val_per_class, args.split_seed)
+        synthetic = random_real_subset(dataset, count, args.seed, args.val_per_class, args.split_seed)
     else:
         try:
             from d2m_nas.distillation import synthesize_from_generator
@@ -58,8 +74,18 @@ def run(args) -> int:
             raise UserError(f"generating from a distilled generator is not available in this build ({exc})") from None
         if not Path(args.generator).is_dir():
             raise UserError(f"--generator {args.generator}: no such run directory (give a `d2m-nas distill` --out)")
-        synthetic = synthesize_from_generator(Path(args.generator), args.ipc, args.seed, device, stage=args.stage)
+        synthetic = synthesize_from_generator(Path(args.generator), count, args.seed, device, stage=args.stage)
+    if herding:
+        from d2m_nas.data import load_dataset
+        from d2m_nas.selection import herding_select, real_reference
+
+        if dataset is None:
+            dataset = load_dataset(str(synthetic.metadata["dataset"]), args.data_root, args.download)
+        reference = real_reference(dataset, args.seed, args.val_per_class, args.split_seed)
+        synthetic = herding_select(synthetic, args.ipc, reference, args.seed, device)
     path = synthetic.save(out / "synthetic.pt")
     meta = synthetic.metadata
-    print(f"wrote {len(synthetic)} images ({meta['ipc']} per class, {meta['method']}, {meta['dataset']}) to {path}")
+    chosen = f", herded from {meta['pool_per_class']}" if herding else ""
+    print(f"wrote {len(synthetic)} images ({meta['ipc']} per class{chosen}, {meta['method']}, {meta['dataset']}) "
+          f"to {path}")
     return 0
