@@ -150,8 +150,9 @@ def sample_latents(num: int, z_dim: int, generator: torch.Generator, device) -> 
 def generate_per_class(model: Generator, ipc: int, seed: int, device, batch_size: int = 500
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """`ipc` images of every class in [-1, 1], ordered by class; the same seed gives the same
-    images. BatchNorm uses its running statistics (eval mode), so a batch does not affect its
-    neighbours and any IPC is a prefix-stable, reproducible draw."""
+    images whatever the batch size. BatchNorm uses its running statistics (eval mode), so a batch
+    does not affect its neighbours. z is drawn in class order, so an IPC-K set is not a prefix of
+    an IPC-2K set of the same seed."""
     was_training = model.training
     model.eval()
     rng = torch.Generator().manual_seed(seed)
