@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from d2m_nas.commands import add_download_option, add_size_options, add_split_options, add_top_k_option, parse_top_k, size_options
+from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, add_top_k_option,
+                              parse_top_k, size_options)
 
 HELP = "score a seeded sample of architectures with a proxy and correlate with ground truth"
 DESCRIPTION = """Score K architectures of a space with one or more proxies and report Spearman and Kendall
