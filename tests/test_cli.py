@@ -94,4 +94,3 @@ def test_top_level_help_does_not_import_torch():
             "print(sorted(m for m in ('torch', 'optuna', 'matplotlib', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
-
