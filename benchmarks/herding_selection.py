@@ -78,8 +78,8 @@ def main(argv=None) -> None:
     # judge uses other random nets (seeds 1000+) and another real draw (seed + 2)
     target_set = real_reference(dataset, args.seed, args.val_per_class)
     judge_nets = feature_nets(pools["real"], args.nets, args.seed + 1, "cpu")
-    judge_set = random_real_subset(dataset, len(target_set.labels) // dataset.num_classes, args.seed + 2,
-                                   val_per_class=args.val_per_class)
+    reference_per_class = len(target_set.labels) // dataset.num_classes
+    judge_set = random_real_subset(dataset, reference_per_class, args.seed + 2, val_per_class=args.val_per_class)
     reference = {c: embeddings(judge_set.images[judge_set.labels == c], judge_nets, "cpu").mean(0).chunk(args.nets)
                  for c in range(dataset.num_classes)}
 
@@ -88,7 +88,6 @@ def main(argv=None) -> None:
         keep = sample_per_class(dataset.y_test, args.test_per_class, seed=args.seed)
         test = dataclasses.replace(dataset, x_test=dataset.x_test[keep], y_test=dataset.y_test[keep])
     protocol = dataclasses.replace(field_protocol(dataset.image_size), epochs=args.epochs)
-    reference_per_class = len(target_set.labels) // dataset.num_classes
     for source, pool in pools.items():
         started = time.perf_counter()
         herded = herding_select(pool, args.ipc, target_set, args.seed, "cpu", nets=args.nets)

@@ -28,7 +28,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from d2m_nas.errors import UserError
-from d2m_nas.report import (Run, build_report, load_run, per_arch_scores, run_labels, search_references,
+from d2m_nas.report import (Run, _with_ci, build_report, load_run, per_arch_scores, run_labels, search_references,
                             search_trajectories)
 
 FORMATS = ("png", "pdf", "svg")
@@ -54,9 +54,7 @@ def _save(fig: Figure, out: Path, name: str, formats: tuple[str, ...]) -> list[P
 
 
 def _ci_text(stat: dict) -> str:
-    def f(v):
-        return "n/a" if v is None or not math.isfinite(v) else f"{v:+.3f}"
-    return f"ρ = {f(stat['value'])} [{f(stat['ci_low'])}, {f(stat['ci_high'])}]"
+    return "ρ = " + _with_ci(stat)
 
 
 def _log_scale(ax, axis: str, values: np.ndarray) -> str:
@@ -136,7 +134,7 @@ def cost_figure(section: dict) -> Figure:
 def _band_by_evaluations(paths: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     table = paths.pivot_table(index="evaluations", columns="study", values=column, aggfunc="last")
     values = table.to_numpy(dtype=float)
-    return table.index.to_numpy(dtype=float), np.nanmean(values, axis=1), _nanstd(values)
+    return table.index.to_numpy(dtype=float), _nanmean(values), _nanstd(values)
 
 
 def _band_by_seconds(paths: pd.DataFrame, column: str, points: int = 200):
@@ -288,7 +286,7 @@ def plottable(path: Path) -> bool:
 
 
 def plot_runs(run_dirs: list[Path], out: Path, formats: tuple[str, ...] = ("png", "pdf"), table=None,
-              bootstrap: int = 1000, seed: int = 0, device: str = "cpu", progress=None) -> list[Path]:
+              bootstrap: int = 1000, seed: int = 0, device: str = "cpu") -> list[Path]:
     """Draw every figure the directories support into `out`; returns the files written."""
     dirs = [Path(d) for d in run_dirs]
     for path in dirs:

@@ -109,11 +109,13 @@ def _extra_cells(extra: dict) -> list[str]:
     return cells
 
 
-def _score(arch: str, proxies: list[Proxy], context: ProxyContext, cache: ResultsCache | None) -> dict:
-    """Scores of `arch` by `proxies`: from the cache where it has them, the rest computed (and stored)."""
+def _score(arch: str, proxies: list[Proxy], context: ProxyContext, cache: ResultsCache | None,
+           configs: dict) -> dict:
+    """Scores of `arch` by `proxies`: from the cache where it has them, the rest computed (and stored).
+    `configs`: each proxy's cache configuration (the same for every arch and seed: built once)."""
     if cache is None:
         return score_architecture(arch, proxies, context)
-    space, configs = context.space.name, {p.name: proxy_config(p, context) for p in proxies}
+    space = context.space.name
     found = {p.name: cache.get(space, arch, configs[p.name], context.seed) for p in proxies}
     missing = [p for p in proxies if found[p.name] is None]
     if missing:
@@ -135,6 +137,7 @@ def run_ranking(archs: list[str], proxies: list[Proxy], context: ProxyContext, t
     space = context.space
     # one context per proxy seed: the seed sets the weight init, the data draws and the batch order
     contexts = {seed: replace(context, seed=seed) for seed in settings.seeds}
+    configs = {p.name: proxy_config(p, context) for p in proxies} if cache is not None else {}
     with results_path.open("a", newline="") as handle:
         writer = csv.writer(handle)
         if new_file:
@@ -145,7 +148,7 @@ def run_ranking(archs: list[str], proxies: list[Proxy], context: ProxyContext, t
                 todo = [p for p in proxies if (arch, p.name, seed) not in done]
                 if not todo:
                     continue
-                scores = _score(arch, todo, seed_context, cache)
+                scores = _score(arch, todo, seed_context, cache, configs)
                 truth = truths.get(arch, math.nan)
                 index, isomorphism = space.index(arch), space.isomorphism_key(arch)
                 for proxy in todo:

@@ -273,19 +273,25 @@ def search_trajectories(run: Run) -> pd.DataFrame:
     return paths
 
 
+def table_references(table: GroundTruth, truth_column: str) -> dict:
+    """A NAS-Bench-201 table's optimum for `truth_column` and the truth of its 12-epoch column's
+    pick: the reference lines of a search trajectory."""
+    truths = pd.to_numeric(table.frame[truth_column], errors="coerce").dropna()
+    refs = {"truth_column": truth_column, "optimum": float(truths.max()), "optimum_arch": str(truths.idxmax())}
+    column = twelve_epoch_column(truth_column)
+    if column is not None and column in table.frame.columns:
+        pick = str(pd.to_numeric(table.frame[column], errors="coerce").idxmax())
+        refs |= {"twelve_epoch_column": column, "twelve_epoch_pick_arch": pick,
+                 "twelve_epoch_pick_truth": float(truths.get(pick, math.nan))}
+    return refs
+
+
 def search_references(truth_column: str, table: GroundTruth | None, runs: list[Run]) -> dict | None:
     """The truth column's table optimum and the truth of the 12-epoch column's pick: from the
     table when it has the column, else from a search run's own summary.json."""
     if table is not None and truth_column in table.frame.columns:
         truths = pd.to_numeric(table.frame[truth_column], errors="coerce").dropna()
-        refs = {"truth_column": truth_column, "optimum": float(truths.max()), "optimum_arch": str(truths.idxmax()),
-                "n_archs": len(truths), "source": table.source}
-        column = twelve_epoch_column(truth_column)
-        if column is not None and column in table.frame.columns:
-            pick = str(pd.to_numeric(table.frame[column], errors="coerce").idxmax())
-            refs |= {"twelve_epoch_column": column, "twelve_epoch_pick_arch": pick,
-                     "twelve_epoch_pick_truth": float(truths.get(pick, math.nan))}
-        return refs
+        return table_references(table, truth_column) | {"n_archs": len(truths), "source": table.source}
     for run in runs:
         refs = run.summary.get("references") or {}
         if refs.get("truth_column") == truth_column and refs.get("optimum") is not None:
@@ -405,7 +411,7 @@ def _seconds(value) -> str:
     return f"{value:.3g}" if value < 100 else f"{value:,.0f}"
 
 
-def _ranking_table(section: dict, settings: dict) -> list[str]:
+def _ranking_table(section: dict) -> list[str]:
     rankings, references = section["rankings"], section["references"]
     first = (rankings or references)[0]["correlation"]
     labels = list(first["top_k"])
@@ -469,7 +475,7 @@ def report_markdown(report: dict) -> str:
                    f"intervals: {settings['bootstrap']} bootstrap resamples, 95% percentile. Regret = best true "
                    "accuracy *within the sampled architectures* − true accuracy of the proxy's top pick (not the "
                    "space's optimum). s/arch = proxy seconds summed over seeds per architecture."), ""]
-        lines += _ranking_table(section, settings)
+        lines += _ranking_table(section)
     for section in report["searches"]:
         column, refs = section["truth_column"], section["references"]
         lines += ["", f"## Searches against `{column}`", "",

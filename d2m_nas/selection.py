@@ -78,7 +78,6 @@ def herding_select(pool: SyntheticSet, ipc: int, reference: SyntheticSet, seed: 
     keep = torch.tensor(keep)
     metadata = {**pool.metadata, "ipc": ipc, "selection": "herding", "pool_per_class": int(per_class.min()),
                 "selection_nets": nets}
-    metadata.pop("source_indices", None)
     if "source_indices" in pool.metadata:  # real images: which training images were kept
         metadata["source_indices"] = [pool.metadata["source_indices"][i] for i in keep.tolist()]
     return SyntheticSet(pool.images[keep], pool.labels[keep], metadata)

@@ -72,22 +72,14 @@ def add_arguments(parser) -> None:
     add_proxy_options(parser)
 
 
-def _references(ground_truth, key: str, truths) -> dict:
-    """The table's optimum for the truth column and the 200-epoch value of the 12-epoch column's
-    pick: the reference lines of a search trajectory."""
-    from search_spaces.ground_truth import GroundTruthError, parse_table_key
-
-    refs = {"truth_column": truths.name, "optimum": float(truths.max()), "optimum_arch": str(truths.idxmax())}
+def _references(ground_truth, truths) -> dict:
+    """The reference lines of a search trajectory: the table's optimum for the truth column and,
+    for a NAS-Bench-201 table, the 200-epoch value of its 12-epoch column's pick."""
     if ground_truth.kind == "nasbench201-table":
-        dataset, metric, _ = parse_table_key(key)
-        try:
-            short = ground_truth.column(f"{dataset}:{metric}:12")
-        except GroundTruthError:
-            return refs
-        pick = str(short.idxmax())
-        refs |= {"twelve_epoch_column": short.name, "twelve_epoch_pick_arch": pick,
-                 "twelve_epoch_pick_truth": float(truths.get(pick, float("nan")))}
-    return refs
+        from d2m_nas.report import table_references
+
+        return table_references(ground_truth, truths.name)
+    return {"truth_column": truths.name, "optimum": float(truths.max()), "optimum_arch": str(truths.idxmax())}
 
 
 def run(args) -> int:
@@ -137,7 +129,7 @@ def run(args) -> int:
             ground_truth = GroundTruth.from_csv(truth_path)
             truth_column = ground_truth.column_name(args.ground_truth)
             truths = ground_truth.column(args.ground_truth)
-            references = _references(ground_truth, args.ground_truth, truths)
+            references = _references(ground_truth, truths)
         except GroundTruthError as exc:
             raise UserError(str(exc)) from None
     model_options = size_options(space, args)

@@ -170,7 +170,7 @@ class TrainingProxy(Proxy):
             check_matches(self._synthetic, dataset)
         if source == "random-subset":
             labels = dataset.y_train.cpu()
-            pool = labels if train_indices is None else labels[train_indices.cpu()]
+            pool = labels[train_indices.cpu()]
             fewest = int(torch.bincount(pool, minlength=dataset.num_classes).min())
             if self.settings.ipc > fewest:
                 raise UserError(f"--ipc {self.settings.ipc} exceeds the {fewest} training images per class of "
