@@ -36,6 +36,30 @@ def size_options(space, args) -> dict:
     return {name: value for name, value in requested.items() if name in space.size_options}
 
 
+def add_reference_options(parser) -> None:
+    """--ground-truth-file and --bootstrap: what report and plot read their references and CIs with."""
+    from pathlib import Path
+
+    parser.add_argument("--ground-truth-file", type=Path, metavar="CSV",
+                        help="NAS-Bench-201 table for the references "
+                             "(default: <data-root>/nb201/nb201_ground_truth.csv)")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                        help="bootstrap resamples for the 95%% intervals (default: 1000); the seed is --seed")
+
+
+def output_dir(out, run_dirs: list, default_name: str):
+    """--out, or FIRST_RUN_DIR/<default_name>; refuses an input directory."""
+    from pathlib import Path
+
+    from d2m_nas.errors import UserError
+
+    out = Path(out) if out is not None else Path(run_dirs[0]) / default_name
+    if out.resolve() in {Path(p).resolve() for p in run_dirs}:
+        raise UserError(f"--out {out} is an input run directory; writing there would overwrite its results.csv "
+                        "and summary.json: choose another --out")
+    return out
+
+
 def add_top_k_option(parser) -> None:
     parser.add_argument("--top-k", default="0.1,10", metavar="K[,K...]",
                         help="top-k sets: counts, or fractions below 1 (default: 0.1,10)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from d2m_nas.commands import add_reference_options, output_dir
+
 HELP = "draw figures of run directories (PNG and PDF)"
 DESCRIPTION = """Draw whatever the run directories support into OUT (default FIRST_RUN_DIR/plots) and print the
 files written:
@@ -34,15 +36,10 @@ def add_arguments(parser) -> None:
                         help="where to write the figures (default: FIRST_RUN_DIR/plots)")
     parser.add_argument("--format", default="png,pdf", metavar="FMT[,FMT...]",
                         help=f"file formats, from {', '.join(FORMATS)} (default: png,pdf)")
-    parser.add_argument("--ground-truth-file", type=Path, metavar="CSV",
-                        help="NAS-Bench-201 table for the reference lines "
-                             "(default: <data-root>/nb201/nb201_ground_truth.csv)")
-    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                        help="bootstrap resamples for the 95%% intervals (default: 1000); the seed is --seed")
+    add_reference_options(parser)
 
 
 def run(args) -> int:
-    from d2m_nas.commands.report import output_dir
     from d2m_nas.devices import resolve_device
     from d2m_nas.errors import UserError
     from d2m_nas.plots import FORMATS, plot_runs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from d2m_nas.commands import add_top_k_option, parse_top_k
+from d2m_nas.commands import add_reference_options, add_top_k_option, output_dir, parse_top_k
 
 HELP = "summarise run directories: correlation tables in CSV, JSON and Markdown"
 DESCRIPTION = """Collect results.csv from one or more `d2m-nas rank` or `d2m-nas search` run directories and
@@ -36,25 +36,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="where to write results.csv, summary.json and report.md (default: FIRST_RUN_DIR/report; "
                              "never an input directory, whose own results.csv and summary.json it would overwrite)")
-    parser.add_argument("--ground-truth-file", type=Path, metavar="CSV",
-                        help="NAS-Bench-201 table for the references "
-                             "(default: <data-root>/nb201/nb201_ground_truth.csv)")
+    add_reference_options(parser)
     add_top_k_option(parser)
-    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                        help="bootstrap resamples for the 95%% intervals (default: 1000); the seed is --seed")
 
-
-
-def output_dir(out: Path | None, run_dirs: list[Path], default_name: str) -> Path:
-    """--out, or FIRST_RUN_DIR/<default_name>; refuses an input directory."""
-    from d2m_nas.errors import UserError
-
-    out = Path(out) if out is not None else Path(run_dirs[0]) / default_name
-    inputs = {Path(p).resolve() for p in run_dirs}
-    if out.resolve() in inputs:
-        raise UserError(f"--out {out} is an input run directory; writing there would overwrite its results.csv "
-                        "and summary.json: choose another --out")
-    return out
 
 
 def run(args) -> int:
