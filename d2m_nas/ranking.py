@@ -4,10 +4,14 @@ Writes into a run directory:
 - results.csv: one row per (architecture, proxy, proxy seed): arch, index, isomorphism class,
   proxy, score, seconds, seed, the true value and the ground-truth column it came from, then
   what training-based proxies add (steps, distinct training images, device seconds, peak
-  memory; empty for zero-cost proxies). Rows are appended as they are computed, so an
-  interrupted run resumes where it stopped.
-- summary.json: per proxy, `correlation_summary` of the per-architecture mean score over the
-  proxy seeds, the per-seed Spearman (mean, sample std) when there are several seeds, and cost.
+  memory), the rule `score` was computed by and the value of every score rule from the same run
+  (empty for zero-cost proxies). Rows are appended as they are computed, so an interrupted run
+  resumes where it stopped.
+- curves.jsonl: per training-based row, its recorded trace (the training loss of every step;
+  validation accuracy, loss and seconds at each checkpoint), from which every rule is computed.
+- summary.json: per proxy, and per score rule of every training-based proxy (`NAME@RULE`),
+  `correlation_summary` of the per-architecture mean score over the proxy seeds, the per-seed
+  Spearman (mean, sample std) when there are several seeds, and cost.
 - summary.md: the same as a readable table.
 """
 
@@ -25,12 +29,13 @@ from tqdm import tqdm
 
 from d2m_nas.correlation import correlation_summary
 from d2m_nas.proxies import Proxy, ProxyContext, score_architecture
+from d2m_nas.proxies.score_rules import RULES, final_rules
 from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
 from search_spaces.base import SearchSpace
 
+EXTRA_COLUMNS = ["steps", "train_images", "device_seconds", "peak_memory_mb"]  # from ProxyScore.extra
 RESULT_COLUMNS = ["arch", "index", "isomorphism", "proxy", "score", "seconds", "seed", "truth", "truth_column",
-                  "steps", "train_images", "device_seconds", "peak_memory_mb"]
-EXTRA_COLUMNS = RESULT_COLUMNS[9:]  # from ProxyScore.extra; empty when a proxy does not report them
+                  *EXTRA_COLUMNS, "score_rule", *RULES]
 
 
 class ResumeError(ValueError):
@@ -81,6 +86,27 @@ def _read_done(path: Path) -> set[tuple[str, str, int]]:
     return set(zip(frame["arch"], frame["proxy"], frame["seed"].astype(int)))
 
 
+def expand_score_rules(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a results table with one row per score rule for every training-based row: proxy
+    `NAME@RULE`, score = that rule's value (the row's own `score` is one of them). Other rows,
+    and tables without rule columns, are returned as they are."""
+    if "score_rule" not in frame.columns:
+        return frame
+    trained = frame["score_rule"].fillna("").astype(str) != ""
+    parts = [frame[~trained]]
+    for rule in RULES:
+        part = frame[trained].copy()
+        part["proxy"] = part["proxy"].astype(str) + "@" + rule
+        part["score"] = pd.to_numeric(part[rule], errors="coerce")
+        parts.append(part)
+    return pd.concat(parts).sort_index(kind="stable")
+
+
+def report_labels(proxy: Proxy) -> list[str]:
+    """The names a proxy's results are summarised under: every rule of a training-based proxy."""
+    return [f"{proxy.name}@{rule}" for rule in RULES] if hasattr(proxy, "rule") else [proxy.name]
+
+
 def _check_same_settings(out_dir: Path, settings: RankSettings, proxies: list[Proxy], context: ProxyContext) -> None:
     """Resuming is only safe when the scores would be computed the same way: the run settings,
     and for every proxy already in the directory its configuration key (settings, split, files)."""
@@ -101,12 +127,17 @@ def _check_same_settings(out_dir: Path, settings: RankSettings, proxies: list[Pr
     path.write_text(json.dumps(current | {"proxy_keys": keys}, indent=2) + "\n")
 
 
-def _extra_cells(extra: dict) -> list[str]:
-    cells = []
-    for column in EXTRA_COLUMNS:
-        value = extra.get(column)
-        cells.append("" if value is None else repr(float(value)) if isinstance(value, float) else str(value))
-    return cells
+def _cell(value) -> str:
+    return "" if value is None else repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def _extra_cells(proxy: Proxy, extra: dict) -> list[str]:
+    """The training-based columns: costs, the score rule, and every rule's value from the trace."""
+    cells = [_cell(extra.get(column)) for column in EXTRA_COLUMNS]
+    if "trace" not in extra:
+        return cells + [""] * (1 + len(RULES))
+    rules = final_rules(extra["trace"])
+    return cells + [getattr(proxy, "rule", "")] + [_cell(float(rules[rule])) for rule in RULES]
 
 
 def _score(arch: str, proxies: list[Proxy], context: ProxyContext, cache: ResultsCache | None,
@@ -130,7 +161,7 @@ def run_ranking(archs: list[str], proxies: list[Proxy], context: ProxyContext, t
     """Score every arch with every proxy at every proxy seed (resuming from results.csv), then summarise.
     With a results cache, scores another rank or search already computed are reused, not recomputed."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    results_path = out_dir / "results.csv"
+    results_path, curves_path = out_dir / "results.csv", out_dir / "curves.jsonl"
     done = _read_done(results_path)
     _check_same_settings(out_dir, settings, proxies, context)
     new_file = not results_path.is_file()
@@ -138,7 +169,7 @@ def run_ranking(archs: list[str], proxies: list[Proxy], context: ProxyContext, t
     # one context per proxy seed: the seed sets the weight init, the data draws and the batch order
     contexts = {seed: replace(context, seed=seed) for seed in settings.seeds}
     configs = {p.name: proxy_config(p, context) for p in proxies} if cache is not None else {}
-    with results_path.open("a", newline="") as handle:
+    with results_path.open("a", newline="") as handle, curves_path.open("a") as curves:
         writer = csv.writer(handle)
         if new_file:
             writer.writerow(RESULT_COLUMNS)
@@ -152,18 +183,22 @@ def run_ranking(archs: list[str], proxies: list[Proxy], context: ProxyContext, t
                 truth = truths.get(arch, math.nan)
                 index, isomorphism = space.index(arch), space.isomorphism_key(arch)
                 for proxy in todo:
-                    result = scores[proxy.name]
+                    result = proxy.rescored(scores[proxy.name])
+                    if "trace" in result.extra:  # before the row: a row always has its curve
+                        curves.write(json.dumps({"arch": arch, "proxy": proxy.name, "seed": seed,
+                                                 "trace": result.extra["trace"]}) + "\n")
                     writer.writerow([arch, index, isomorphism, proxy.name, repr(float(result.score)),
                                      f"{result.seconds:.6f}", seed, truth, settings.truth_column,
-                                     *_extra_cells(result.extra)])
+                                     *_extra_cells(proxy, result.extra)])
                     done.add((arch, proxy.name, seed))
+                curves.flush()
                 handle.flush()
     return summarise(out_dir, archs, proxies, settings, context)
 
 
 def summarise(out_dir: Path, archs: list[str], proxies: list[Proxy], settings: RankSettings,
               context: ProxyContext) -> dict:
-    frame = pd.read_csv(out_dir / "results.csv")
+    frame = expand_score_rules(pd.read_csv(out_dir / "results.csv"))
     frame = frame[frame["seed"].isin(settings.seeds) & frame["arch"].isin(set(archs))]
     summary = {"space": context.space.name, "n_archs": len(archs), "seed": settings.seed,
                "proxy_seeds": settings.seeds,
@@ -171,8 +206,8 @@ def summarise(out_dir: Path, archs: list[str], proxies: list[Proxy], settings: R
                "device": str(context.device), "batch_size": context.batch_size,
                "dataset": context.dataset.name if context.dataset is not None else None,
                "model_options": context.model_options, "proxies": {}}
-    for proxy in proxies:
-        rows = frame[frame["proxy"] == proxy.name].drop_duplicates(["arch", "seed"], keep="last")
+    for label in [label for proxy in proxies for label in report_labels(proxy)]:
+        rows = frame[frame["proxy"] == label].drop_duplicates(["arch", "seed"], keep="last")
         per_arch = rows.groupby("arch", sort=False).agg(score=("score", "mean"), truth=("truth", "first"))
         stats = correlation_summary(per_arch["score"].astype(float).to_numpy(),
                                     per_arch["truth"].astype(float).to_numpy(),
@@ -189,7 +224,7 @@ def summarise(out_dir: Path, archs: list[str], proxies: list[Proxy], settings: R
             stats["per_seed_spearman"] = {
                 "values": values, "mean": float(np.mean(finite)) if finite else math.nan,
                 "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else math.nan}  # sample std over seeds
-        summary["proxies"][proxy.name] = stats
+        summary["proxies"][label] = stats
     (out_dir / "summary.json").write_text(json.dumps(finite_or_null(summary), indent=2, allow_nan=False) + "\n")
     (out_dir / "summary.md").write_text(summary_markdown(summary))
     return summary

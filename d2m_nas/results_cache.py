@@ -168,12 +168,14 @@ class ResultsCache:
         names = ("space", "arch", "proxy", "seed", "score", "seconds", "device")
         return [dict(zip(names, row)) for row in self._db.execute(query + " ORDER BY created", params)]
 
-    def score(self, proxy: Proxy, arch: str, context: ProxyContext) -> CachedScore:
-        """The proxy's score of `arch` in `context`: from the cache, else computed and stored."""
+    def score(self, proxy: Proxy, arch: str, context: ProxyContext, **options) -> CachedScore:
+        """The proxy's score of `arch` in `context`: from the cache, else computed (`proxy.score(arch,
+        context, **options)`) and stored; either way scored by the proxy's rule (`Proxy.rescored`)."""
         config = proxy_config(proxy, context)
         space = context.space.name
         found = self.get(space, arch, config, context.seed)
         if found is not None:
-            return CachedScore(found, hit=True)
-        computed = proxy.score(arch, context)
-        return CachedScore(self.put(space, arch, config, context.seed, computed, str(context.device)), hit=False)
+            return CachedScore(proxy.rescored(found), hit=True)
+        computed = proxy.score(arch, context, **options)
+        stored = self.put(space, arch, config, context.seed, computed, str(context.device))
+        return CachedScore(proxy.rescored(stored), hit=False)

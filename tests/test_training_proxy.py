@@ -205,7 +205,8 @@ def test_rank_with_training_proxies_end_to_end(tmp_path, table, generator_run, c
     argv = rank_argv(out, table, "--proxy", "d2m,random-subset,params", "--generator", str(generator_run),
                      "--proxy-seeds", "2")
     assert main(argv) == 0
-    assert "| d2m | 3 |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| d2m@val_acc | 3 |" in printed and "| d2m@tse_e | 3 |" in printed
     results = pd.read_csv(out / "results.csv")
     assert list(results.columns) == RESULT_COLUMNS
     assert len(results) == 3 * 3 * 2 and sorted(set(results["seed"])) == [0, 1]
@@ -215,7 +216,7 @@ def test_rank_with_training_proxies_end_to_end(tmp_path, table, generator_run, c
     assert results.loc[results["proxy"] == "params", ["steps", "train_images", "device_seconds"]].isna().all().all()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["proxy_seeds"] == [0, 1]
-    d2m = summary["proxies"]["d2m"]
+    d2m = summary["proxies"]["d2m@val_acc"]
     assert d2m["n"] == 3 and d2m["n_evaluations"] == 6 and len(d2m["per_seed_spearman"]["values"]) == 2
     rows = results[results["proxy"] == "d2m"]
     assert d2m["seconds_per_arch"] == pytest.approx(rows["seconds"].sum() / 3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from d2m_nas.proxies.score_rules import DEFAULT_RULE, RULES
 from d2m_nas.proxies.training import AUGMENTATIONS, TrainingProxyConfig
 
 _DEFAULTS = TrainingProxyConfig()
@@ -28,12 +29,28 @@ def add_proxy_options(parser) -> None:
                        help=f"SGD learning rate (Nesterov, cosine to 0 over the steps) (default: {_DEFAULTS.lr})")
     group.add_argument("--augment", choices=AUGMENTATIONS, default=_DEFAULTS.augment,
                        help=f"training augmentation (default: {_DEFAULTS.augment})")
+    group.add_argument("--score", choices=list(RULES), default=DEFAULT_RULE, metavar="RULE",
+                       help="score rule of the training-based proxies named without @RULE; every rule is "
+                            "recorded from the same run whichever is chosen, and higher is better for all: "
+                            + "; ".join(f"{name}: {text}" for name, text in RULES.items())
+                            + f" (default: {DEFAULT_RULE})")
+    group.add_argument("--checkpoints", default=",".join(f"{f:g}" for f in _DEFAULTS.checkpoints),
+                       metavar="F[,F...]", help="fractions of --steps after which the validation split is scored: "
+                       "the learning curve, and the intermediate scores a pruner sees (default: "
+                       f"{','.join(f'{f:g}' for f in _DEFAULTS.checkpoints)})")
 
 
 def training_config(args) -> TrainingProxyConfig:
     """The training-proxy settings the options give (the source is set per proxy name)."""
+    from d2m_nas.errors import UserError
+
+    try:
+        checkpoints = tuple(float(f) for f in str(args.checkpoints).split(",") if f.strip())
+    except ValueError:
+        raise UserError(f"--checkpoints must be fractions separated by commas, got {args.checkpoints!r}") from None
     return TrainingProxyConfig(ipc=args.ipc, steps=args.steps, batch_size=args.proxy_batch_size, lr=args.proxy_lr,
-                               augment=args.augment, generator=args.generator, dm_set=args.dm_set)
+                               augment=args.augment, generator=args.generator, dm_set=args.dm_set,
+                               checkpoints=checkpoints)
 
 
 def build_proxies(names: list[str], args, dataset=None, train_indices=None) -> list:
@@ -44,7 +61,7 @@ def build_proxies(names: list[str], args, dataset=None, train_indices=None) -> l
     from d2m_nas.proxies import TrainingProxy, create_proxy
 
     config = training_config(args)
-    proxies = [create_proxy(name, config) for name in names]
+    proxies = [create_proxy(name, config, args.score) for name in names]
     for proxy in proxies:
         if isinstance(proxy, TrainingProxy):
             if dataset is None:

@@ -18,7 +18,9 @@ Training-based proxies (d2m, d2m-stream, pretrained-generator, random-subset, re
 build each candidate at --channels/--cells, train it for --steps SGD steps on their images and
 score it by accuracy on the validation split (--val-per-class images per class held out of the
 training set; never the test set). --proxy-seeds R scores every architecture with proxy seeds
-SEED..SEED+R-1 (weights, data draws, batch order) and correlates the mean score.
+SEED..SEED+R-1 (weights, data draws, batch order) and correlates the mean score. Every score
+rule (val_acc, val_loss, tse, tse_e, tse_ema; higher is better for each) is recorded from the same
+run and reported as NAME@RULE; the learning curves go to RUN_DIR/curves.jsonl.
 
 Ground-truth keys (NAS-Bench-201 table): DATASET:METRIC:EPOCHS with DATASET cifar10, cifar100 or
 imagenet16-120, METRIC test or valid, EPOCHS 200 or 12, e.g. cifar10:test:200. With
@@ -35,6 +37,18 @@ WRITES_RUN_DIR = True
 
 def _csv(text: str) -> list[str]:
     return [part.strip() for part in str(text).split(",") if part.strip()]
+
+
+def _shard(text: str) -> tuple[int, int]:
+    from d2m_nas.errors import UserError
+
+    try:
+        index, count = (int(part) for part in str(text).split("/"))
+    except ValueError:
+        raise UserError(f"--shard must be I/N with whole numbers, e.g. 0/2, got {text!r}") from None
+    if not 0 <= index < count:
+        raise UserError(f"--shard I/N needs 0 <= I < N, got {text!r}")
+    return index, count
 
 
 def add_arguments(parser) -> None:
@@ -58,6 +72,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=64,
                         help="minibatch size for snip, grad_norm, jacob_cov, naswot (default: 64, as the "
                              "zero-cost reference)")
+    parser.add_argument("--shard", metavar="I/N", help="score only every N-th architecture of the sample, from "
+                        "the I-th (0-based): N processes sharing one --cache split a study, and a last run without "
+                        "--shard (all cache hits) summarises the whole sample")
     parser.add_argument("--proxy-seeds", type=int, default=1, metavar="R",
                         help="score every architecture with R proxy seeds, --seed onwards (default: 1)")
     add_size_options(parser)
@@ -76,7 +93,7 @@ def run(args) -> int:
     from d2m_nas.commands.proxy_options import build_proxies
     from d2m_nas.data import load_dataset, split_train_val
     from d2m_nas.errors import UserError
-    from d2m_nas.proxies import ProxyContext, list_proxies, proxy_needs_data
+    from d2m_nas.proxies import ProxyContext, list_proxies, proxy_needs_data, split_spec
     from d2m_nas.ranking import RankSettings, ResumeError, run_ranking, sample_archs
     from d2m_nas.results_cache import CacheError, ResultsCache
     from d2m_nas.settings import resolve_data_root
@@ -95,11 +112,13 @@ def run(args) -> int:
     names = _csv(args.proxy)
     if not names:
         raise UserError("--proxy needs at least one proxy name")
-    unknown = [name for name in names if name not in list_proxies()]
+    bases = [split_spec(name)[0] for name in names]
+    unknown = [name for name in bases if name not in list_proxies()]
     if unknown:
         raise UserError(f"unknown proxy {unknown[0]!r}; choose from {', '.join(list_proxies())}")
-    if len(set(names)) != len(names):
-        raise UserError(f"--proxy lists a proxy twice: {args.proxy}")
+    if len(set(bases)) != len(bases):
+        raise UserError(f"--proxy lists a proxy twice: {args.proxy} (rank reports every score rule of a "
+                        "training-based proxy from one run)")
     if args.proxy_seeds < 1:
         raise UserError(f"--proxy-seeds must be at least 1, got {args.proxy_seeds}")
     if not 0 < args.sample <= len(space):
@@ -118,12 +137,15 @@ def run(args) -> int:
         raise UserError(str(exc)) from None
 
     archs = sample_archs(space, args.sample, args.seed)
+    if args.shard:
+        index, count = _shard(args.shard)
+        archs = archs[index::count]
     covered = sum(arch in truths.index for arch in archs)
     if covered == 0:
         raise UserError(f"the ground truth {truth_path} has no value for any sampled {space.name} architecture; "
                         "check --space and --ground-truth-file")
     model_options = size_options(space, args)
-    dataset = load_dataset(args.dataset, data_root, args.download) if any(map(proxy_needs_data, names)) else None
+    dataset = load_dataset(args.dataset, data_root, args.download) if any(map(proxy_needs_data, bases)) else None
     train_indices = val_indices = None
     if dataset is not None:
         train_indices, val_indices = split_train_val(dataset.y_train, args.val_per_class, args.split_seed)

@@ -1,7 +1,8 @@
 """Proxies that score architectures, all behind one interface (`Proxy.score(arch, context)`).
 
 Zero-cost metrics (params, synflow, ...) and training-based proxies, named by their image source
-(d2m, d2m-stream, pretrained-generator, random-subset, real-stream, dm).
+(d2m, d2m-stream, pretrained-generator, random-subset, real-stream, dm). A training-based proxy
+may name its score rule after an `@` (`random-subset@tse_e`, see `score_rules`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import replace
 
 from d2m_nas.errors import UserError
 from d2m_nas.proxies.base import Proxy, ProxyContext, ProxyScore
+from d2m_nas.proxies.score_rules import DEFAULT_RULE, RULES, check_rule
 from d2m_nas.proxies.training import SOURCES as TRAINING_PROXIES
 from d2m_nas.proxies.training import TrainingProxy, TrainingProxyConfig
 from d2m_nas.proxies.zero_cost import ZERO_COST_METRICS, ZeroCostProxy, score_zero_cost
@@ -25,12 +27,24 @@ def proxy_needs_data(name: str) -> bool:
     return name in TRAINING_PROXIES or name in _zc.BATCH_METRICS
 
 
-def create_proxy(name: str, training: TrainingProxyConfig | None = None) -> Proxy:
-    """A proxy by name; training-based ones take their settings from `training` (source set to `name`)."""
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """`NAME[@RULE]` as (name, rule or None)."""
+    name, _, rule = spec.partition("@")
+    return name.strip(), (rule.strip() or None) if "@" in spec else None
+
+
+def create_proxy(spec: str, training: TrainingProxyConfig | None = None, rule: str = DEFAULT_RULE) -> Proxy:
+    """A proxy by `NAME[@RULE]`; training-based ones take their settings from `training` (source
+    set to NAME) and score with RULE, else `rule`. One-line UserError for an unknown name or rule,
+    or a rule given to a proxy that records none."""
+    name, own_rule = split_spec(spec)
     if name in ZERO_COST_METRICS:
+        if own_rule is not None:
+            raise UserError(f"{spec!r}: score rules ({', '.join(RULES)}) apply to training-based proxies only; "
+                            f"{name} is zero-cost")
         return ZeroCostProxy(name)
     if name in TRAINING_PROXIES:
-        return TrainingProxy(replace(training or TrainingProxyConfig(), source=name))
+        return TrainingProxy(replace(training or TrainingProxyConfig(), source=name), check_rule(own_rule or rule))
     raise UserError(f"unknown proxy {name!r}; choose from {', '.join(list_proxies())}")
 
 
@@ -44,6 +58,6 @@ def score_architecture(arch: str, proxies: list[Proxy], context: ProxyContext) -
     return {p.name: scores[p.name] for p in proxies}
 
 
-__all__ = ["Proxy", "ProxyContext", "ProxyScore", "TRAINING_PROXIES", "TrainingProxy", "TrainingProxyConfig",
-           "ZERO_COST_METRICS", "ZeroCostProxy", "create_proxy", "list_proxies", "proxy_needs_data",
-           "score_architecture", "score_zero_cost"]
+__all__ = ["DEFAULT_RULE", "Proxy", "ProxyContext", "ProxyScore", "RULES", "TRAINING_PROXIES", "TrainingProxy",
+           "TrainingProxyConfig", "ZERO_COST_METRICS", "ZeroCostProxy", "create_proxy", "list_proxies",
+           "proxy_needs_data", "score_architecture", "score_zero_cost", "split_spec"]

@@ -1,4 +1,4 @@
-"""The scorer interface every proxy implements: zero-cost metrics now, training-based later.
+"""The scorer interface every proxy implements: zero-cost metrics, training-based proxies, ensembles.
 
 A proxy scores one architecture of a search space: `score(arch, context) -> ProxyScore`. The
 context carries what any proxy may need (space, dataset, device, seed, model options), so a
@@ -89,6 +89,16 @@ class Proxy(ABC):
     @abstractmethod
     def score(self, arch: str, context: ProxyContext) -> ProxyScore:
         """Score one architecture (higher is better)."""
+
+    @property
+    def label(self) -> str:
+        """The name results are reported under (training proxies add their score rule: `d2m@tse_e`)."""
+        return self.name
+
+    def rescored(self, result: ProxyScore) -> ProxyScore:
+        """A stored result scored the way this proxy scores now (training proxies apply their rule
+        to the recorded trace; a result does not depend on the rule it was first stored under)."""
+        return result
 
 
 class Timer:

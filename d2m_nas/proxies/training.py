@@ -11,7 +11,10 @@ One class, `TrainingProxy`, whose registered name is its image source (DESIGN.md
 The image count (IPC) and the step budget are separate knobs, because on a small fixed set longer
 training inverts the ranking while more distinct images at the same steps do not.
 
-The score is the top-1 accuracy (percent) on `context.val_indices` of the dataset's training
+Every run records a trace (the training loss of every step; the validation accuracy and loss at
+a few checkpoints, `checkpoints`, fractions of the steps), and the score is one rule of
+`score_rules` applied to it (`rule`, default top-1 validation accuracy; all rules are in the
+result's `extra["scores"]`). Validation is on `context.val_indices` of the dataset's training
 arrays: never the test split, and never an image any source trains on (checked). Fixed sets are
 drawn once per proxy seed and reused for every architecture, so within a seed the architectures
 see the same data in the same order; the weight initialisation depends on (seed, arch) through
@@ -22,8 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +37,8 @@ from torch import nn
 from d2m_nas.data import ImageDataset
 from d2m_nas.distillation import STAGES, load_generator, resolve_generator_path
 from d2m_nas.errors import UserError
+from d2m_nas.devices import synchronize
+from d2m_nas.proxies import score_rules
 from d2m_nas.proxies.base import Proxy, ProxyContext, ProxyScore, Timer
 from d2m_nas.proxies.image_sources import (GeneratorStream, ImageSource, RealStream, generated_set, real_subset,
                                            replayed_stream, synthetic_file_set)
@@ -44,6 +51,17 @@ IPC_SOURCES = ("d2m", "pretrained-generator", "random-subset")  # --ipc applies 
 AUGMENTATIONS = ("flip", "dsa", "none")
 SEEDED_SOURCES = (*IPC_SOURCES, "d2m-stream")  # their images depend on the proxy seed
 REPLAY_LIMIT_BYTES = 1 << 30  # d2m-stream keeps its images for replay up to this size, else generates live
+DEFAULT_CHECKPOINTS = (0.125, 0.25, 0.5, 1.0)
+# Called at every checkpoint before the last with (step, the rules there); True stops the run there.
+CheckpointCallback = Callable[[int, dict], bool]
+
+
+class Stopped(Exception):
+    """A run stopped at a checkpoint by its callback; `result` is the partial record (its cost so far)."""
+
+    def __init__(self, result: ProxyScore) -> None:
+        super().__init__(f"stopped at step {result.extra['steps']}")
+        self.result = result
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,9 @@ class TrainingProxyConfig:
     weight_decay: float = 5e-4
     augment: str = "flip"
     eval_batch_size: int = 500  # speed and memory only, never the score
+    # Fractions of `steps` after which the validation split is scored (the learning curve, and the
+    # fidelities a pruner sees); the last is always 1. Evaluation never changes the training.
+    checkpoints: tuple[float, ...] = DEFAULT_CHECKPOINTS
     generator: str | None = None  # the generator checkpoint file (resolved from a run directory)
     generator_sha256: str | None = None  # first 16 hex digits: a re-distilled generator is another config
     dm_set: str | None = None
@@ -77,6 +98,13 @@ class TrainingProxyConfig:
             raise UserError(f"--proxy-lr must be positive, got {self.lr}")
         if self.augment not in AUGMENTATIONS:
             raise UserError(f"--augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
+        points = tuple(self.checkpoints)
+        if not points or list(points) != sorted(set(points)) or not 0 < points[0] or points[-1] != 1:
+            raise UserError(f"--checkpoints must be increasing fractions in (0, 1] ending at 1, got {points}")
+
+    def checkpoint_steps(self) -> list[int]:
+        """The distinct steps (1..steps) after which the validation split is scored."""
+        return sorted({max(1, round(f * self.steps)) for f in self.checkpoints})
 
 
 def file_sha256(path: Path) -> str:
@@ -107,9 +135,10 @@ class TrainingProxy(Proxy):
     needs_data = True
     uses_context_batch = False  # --proxy-batch-size is in its settings
 
-    def __init__(self, config: TrainingProxyConfig) -> None:
+    def __init__(self, config: TrainingProxyConfig, rule: str = score_rules.DEFAULT_RULE) -> None:
         config.validate()
         self.name = config.source
+        self.rule = score_rules.check_rule(rule)
         self._generator = None
         self._generator_meta: dict = {}
         self._synthetic: SyntheticSet | None = None
@@ -140,13 +169,23 @@ class TrainingProxy(Proxy):
             config = replace(config, dm_set=None, dm_set_sha256=None)
         if source not in IPC_SOURCES:
             config = replace(config, ipc=None)  # streams and files: --ipc does not change the score
+        config = replace(config, checkpoints=tuple(float(f) for f in config.checkpoints))
         self.settings = config
         self._sources: dict[tuple, ImageSource] = {}  # (data key, seed) -> fixed set or stream
         self._validation: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # data key -> (images, labels)
 
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.rule}"
+
     def config(self) -> dict:
-        """The settings that determine the score (the results cache's key; eval batch size left out)."""
+        """The settings that determine the recorded trace (the results cache's key). The eval batch
+        size and the score rule are left out: neither changes what is recorded."""
         return {k: v for k, v in asdict(self.settings).items() if k != "eval_batch_size"}
+
+    def rescored(self, result: ProxyScore) -> ProxyScore:
+        """`result` (perhaps recorded under another rule) scored by this proxy's rule."""
+        return replace(result, score=score_rules.final_rules(result.extra["trace"])[self.rule])
 
     # ------------------------------------------------------------------ checks against the data
 
@@ -238,41 +277,50 @@ class TrainingProxy(Proxy):
 
     # ------------------------------------------------------------------ scoring
 
-    def score(self, arch: str, context: ProxyContext) -> ProxyScore:
+    def score(self, arch: str, context: ProxyContext, on_checkpoint: CheckpointCallback | None = None) -> ProxyScore:
+        """Train `arch` and score it; `on_checkpoint` may stop the run at a checkpoint (raises
+        `Stopped` carrying the partial record and its cost)."""
         device = context.device
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        with Timer(device) as total:
-            with Timer(device) as data_time:
-                source = self.image_source(context)
-                val_images, val_labels = self.validation_data(context)
-            model = context.build(arch)
-            events = [torch.cuda.Event(enable_timing=True) for _ in range(2)] if device.type == "cuda" else None
-            if events:
-                events[0].record()
-            with Timer(device) as train_time:
-                final_loss, batch_size = self.train(model, source, context.seed)
-            with Timer(device) as eval_time:
-                accuracy, val_loss = evaluate(model, val_images, val_labels, self.settings.eval_batch_size)
-            if events:
-                events[1].record()
-                events[1].synchronize()
-                device_seconds = events[0].elapsed_time(events[1]) / 1000
-            else:  # on the CPU the device is the host: its time is the synchronised train + eval wall-clock
-                device_seconds = train_time.seconds + eval_time.seconds
+        started = time.perf_counter()
+        with Timer(device) as data_time:
+            source = self.image_source(context)
+            val_images, val_labels = self.validation_data(context)
+        model = context.build(arch)
+        events = [torch.cuda.Event(enable_timing=True) for _ in range(2)] if device.type == "cuda" else None
+        if events:
+            events[0].record()
+        trace, batch_size, stopped = self.train(model, source, context.seed, (val_images, val_labels), on_checkpoint)
+        if events:
+            events[1].record()
+            events[1].synchronize()
+            device_seconds = events[0].elapsed_time(events[1]) / 1000
+        else:  # on the CPU the device is the host: its time is the synchronised train + eval wall-clock
+            device_seconds = trace["train_seconds"] + trace["eval_seconds"]
         peak, kind = _peak_memory_mb(device)
-        steps = self.settings.steps
-        return ProxyScore(accuracy, total.seconds, {
+        last = trace["checkpoints"][-1]
+        steps = last["step"]
+        rules = score_rules.final_rules(trace)
+        result = ProxyScore(rules[self.rule], time.perf_counter() - started, {
             "steps": steps, "batch_size": batch_size, "train_images": source.distinct_images,
-            "data_seconds": data_time.seconds, "train_seconds": train_time.seconds, "eval_seconds": eval_time.seconds,
-            "device_seconds": device_seconds, "peak_memory_mb": peak, "peak_memory_kind": kind,
-            "val_loss": val_loss, "final_train_loss": final_loss,
-            "images_per_second": steps * batch_size / max(train_time.seconds, 1e-12)})
+            "data_seconds": data_time.seconds, "train_seconds": trace["train_seconds"],
+            "eval_seconds": trace["eval_seconds"], "device_seconds": device_seconds, "peak_memory_mb": peak,
+            "peak_memory_kind": kind, "val_loss": last["val_loss"], "final_train_loss": -rules["tse_e"],
+            "images_per_second": steps * batch_size / max(trace["train_seconds"], 1e-12),
+            "scores": rules, "trace": trace})
+        if stopped:
+            raise Stopped(result)
+        return result
 
-    def train(self, model: nn.Module, source: ImageSource, seed: int) -> tuple[float, int]:
-        """SGD (Nesterov, cosine to 0) for `steps` steps; returns (mean loss of the last steps, batch size).
+    def train(self, model: nn.Module, source: ImageSource, seed: int,
+              validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+              on_checkpoint: CheckpointCallback | None = None) -> tuple[dict, int, bool]:
+        """SGD (Nesterov, cosine to 0) for `steps` steps, scoring `validation` at the checkpoints.
 
-        No host sync inside the loop: losses are summed on the device and read once at the end."""
+        Returns (trace, batch size, stopped early). The trace holds every step's training loss
+        and, per checkpoint, the validation accuracy and loss with the seconds spent so far. Losses
+        stay on the device between checkpoints, the only host synchronisations."""
         cfg = self.settings
         device = next(model.parameters()).device
         # The batch order and augmentation draw from their own stream, so they do not depend on how
@@ -284,19 +332,38 @@ class TrainingProxy(Proxy):
         optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                     weight_decay=cfg.weight_decay)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps, eta_min=0.0)
-        tail = max(1, min(10, cfg.steps // 10))
-        tail_loss = torch.zeros((), device=device)
+        losses = torch.zeros(cfg.steps, device=device)
+        checkpoints = set(cfg.checkpoint_steps())
+        trace: dict = {"train_losses": [], "checkpoints": [], "train_seconds": 0.0, "eval_seconds": 0.0}
+        synchronize(device)
+        clock = time.perf_counter()
         model.train()
-        for step in range(cfg.steps):
+        for step in range(1, cfg.steps + 1):
             images, labels = next(batches)
             loss = F.cross_entropy(model(augment(images)), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
-            if step >= cfg.steps - tail:
-                tail_loss += loss.detach()
-        return float(tail_loss) / tail, batch_size
+            losses[step - 1] = loss.detach()
+            if step not in checkpoints:
+                continue
+            synchronize(device)
+            trace["train_seconds"] += time.perf_counter() - clock
+            with Timer(device) as eval_time:
+                accuracy, val_loss = (evaluate(model, *validation, cfg.eval_batch_size) if validation is not None
+                                      else (float("nan"), float("nan")))
+            model.train()
+            trace["eval_seconds"] += eval_time.seconds
+            trace["train_losses"] = losses[:step].tolist()
+            point = {"step": step, "val_acc": accuracy, "val_loss": val_loss,
+                     "train_seconds": trace["train_seconds"], "eval_seconds": eval_time.seconds}
+            trace["checkpoints"].append(point)
+            if on_checkpoint is not None and step < cfg.steps and on_checkpoint(
+                    step, score_rules.checkpoint_rules(trace, point)):
+                return trace, batch_size, True
+            clock = time.perf_counter()
+        return trace, batch_size, False
 
 
 def _augmentation(kind: str, rng: torch.Generator):
@@ -327,5 +394,5 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return 100.0 * int(correct) / n, float(loss) / n
 
 
-__all__ = ["AUGMENTATIONS", "GENERATOR_SOURCES", "IPC_SOURCES", "SOURCES", "TrainingProxy", "TrainingProxyConfig",
-           "evaluate", "file_sha256"]
+__all__ = ["AUGMENTATIONS", "DEFAULT_CHECKPOINTS", "GENERATOR_SOURCES", "IPC_SOURCES", "SOURCES", "Stopped",
+           "TrainingProxy", "TrainingProxyConfig", "evaluate", "file_sha256"]

@@ -1,0 +1,152 @@
+"""Score rules: every rule recomputed by hand from a recorded trace; one training run gives all of
+them; the rule never enters the cache key; bad rules are one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from d2m_nas.cli import main
+from d2m_nas.data import split_train_val
+from d2m_nas.data.sources import make_fake_dataset
+from d2m_nas.errors import UserError
+from d2m_nas.proxies import ProxyContext, TrainingProxyConfig, create_proxy
+from d2m_nas.proxies.score_rules import RULES, checkpoint_rules, final_rules, training_rules, window
+from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
+from search_spaces.nasbench201 import all_archs, parse_arch
+from search_spaces.registry import create_space
+
+SPACE = create_space("nasbench201")
+ARCH = SPACE.sample(1, 3)[0]
+
+
+@pytest.fixture(scope="module")
+def fake():
+    return make_fake_dataset(train_per_class=20, test_per_class=4)
+
+
+@pytest.fixture(scope="module")
+def ctx(fake):
+    train, val = split_train_val(fake.y_train, 5, seed=0)
+    return ProxyContext(space=SPACE, dataset=fake, model_options={"channels": 4, "cells_per_stage": 1},
+                        train_indices=train, val_indices=val)
+
+
+def config(**kwargs):
+    return TrainingProxyConfig(ipc=3, steps=kwargs.pop("steps", 12), batch_size=16, **kwargs)
+
+
+def test_training_rules_by_hand():
+    losses = [2.3, 2.1, 1.9, 1.6, 1.5, 1.2, 1.1, 0.9]
+    rules = training_rules(losses)
+    assert window(8) == 2
+    assert rules["tse"] == pytest.approx(-np.mean(losses))
+    assert rules["tse_e"] == pytest.approx(-(1.1 + 0.9) / 2)
+    alpha = 2 / (2 + 1)
+    weights = [(1 - alpha) ** (7 - t) for t in range(8)]
+    assert rules["tse_ema"] == pytest.approx(-sum(w * x for w, x in zip(weights, losses)) / sum(weights))
+    assert all(np.isnan(v) for v in training_rules([]).values())
+    assert np.isnan(training_rules([1.0, float("nan")])["tse"])  # a diverged run is not ranked by its losses
+
+
+def test_one_run_records_every_rule_and_they_follow_from_its_trace(fake, ctx):
+    result = create_proxy("random-subset@tse_e", config()).score(ARCH, ctx)
+    trace = result.extra["trace"]
+    losses = trace["train_losses"]
+    assert len(losses) == 12 and [c["step"] for c in trace["checkpoints"]] == [2, 3, 6, 12]
+    last = trace["checkpoints"][-1]
+    by_hand = {"val_acc": last["val_acc"], "val_loss": -last["val_loss"], "tse": -np.mean(losses),
+               "tse_e": -np.mean(losses[-3:]), "tse_ema": training_rules(losses)["tse_ema"]}
+    assert result.extra["scores"] == pytest.approx(by_hand)
+    assert result.score == pytest.approx(by_hand["tse_e"])
+    # the checkpoint at step 6 sees the first 6 losses only
+    middle = checkpoint_rules(trace, trace["checkpoints"][2])
+    assert middle["tse"] == pytest.approx(-np.mean(losses[:6])) and middle["val_acc"] == trace["checkpoints"][2]["val_acc"]
+    # costs add up: training seconds grow, evaluation seconds are summed
+    seconds = [c["train_seconds"] for c in trace["checkpoints"]]
+    assert seconds == sorted(seconds) and result.extra["train_seconds"] == pytest.approx(seconds[-1])
+    assert result.extra["eval_seconds"] == pytest.approx(sum(c["eval_seconds"] for c in trace["checkpoints"]))
+
+
+def test_checkpoints_do_not_change_the_training(fake, ctx):
+    few = create_proxy("random-subset", config(checkpoints=(1.0,))).score(ARCH, ctx)
+    many = create_proxy("random-subset", config(checkpoints=(0.25, 0.5, 0.75, 1.0))).score(ARCH, ctx)
+    assert few.extra["trace"]["train_losses"] == many.extra["trace"]["train_losses"]
+    assert few.extra["scores"] == many.extra["scores"]
+
+
+def test_the_rule_is_not_part_of_the_cache_key_and_a_hit_is_rescored(fake, ctx, tmp_path):
+    by_acc, by_tse = create_proxy("random-subset", config()), create_proxy("random-subset@tse", config())
+    assert config_key(proxy_config(by_acc, ctx)) == config_key(proxy_config(by_tse, ctx))
+    with ResultsCache(tmp_path / "cache.sqlite") as cache:
+        first = cache.score(by_acc, ARCH, ctx)
+        second = cache.score(by_tse, ARCH, ctx)
+    assert not first.hit and second.hit
+    assert first.score.score == first.score.extra["scores"]["val_acc"]
+    assert second.score.score == pytest.approx(first.score.extra["scores"]["tse"])
+
+
+def test_stopping_at_a_checkpoint_keeps_the_partial_record(fake, ctx):
+    from d2m_nas.proxies.training import Stopped
+
+    seen = []
+    with pytest.raises(Stopped) as stopped:
+        create_proxy("random-subset", config()).score(ARCH, ctx, on_checkpoint=lambda step, rules: seen.append(
+            (step, rules)) or step >= 3)
+    partial = stopped.value.result
+    assert [s for s, _ in seen] == [2, 3] and partial.extra["steps"] == 3
+    assert len(partial.extra["trace"]["train_losses"]) == 3 and partial.seconds > 0
+    assert set(seen[-1][1]) == set(RULES)
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("random-subset@best", "unknown score rule 'best'"),
+    ("synflow@tse", "apply to training-based proxies only"),
+])
+def test_bad_rules_are_one_line_errors(spec, fragment):
+    with pytest.raises(UserError, match=fragment):
+        create_proxy(spec, config())
+
+
+@pytest.mark.parametrize("checkpoints", [(0.5,), (0.5, 0.25, 1.0), (0.0, 1.0)])
+def test_bad_checkpoints_are_refused(checkpoints):
+    with pytest.raises(UserError, match="--checkpoints"):
+        config(checkpoints=checkpoints).validate()
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    archs = list(all_archs())
+    accuracy = [50 + 5 * parse_arch(a).count("nor_conv_3x3") + (i % 7) * 0.1 for i, a in enumerate(archs)]
+    path = tmp_path_factory.mktemp("gt") / "table.csv"
+    pd.DataFrame({"nb201_index": range(len(archs)), "arch_str": archs, "cifar10_test_acc": accuracy,
+                  "cifar10_test_acc_12ep": accuracy}).to_csv(path, index=False)
+    return path
+
+
+def test_rank_reports_every_rule_from_one_run_and_writes_curves(tmp_path, table, capsys):
+    out = tmp_path / "run"
+    assert main(["rank", "--proxy", "random-subset@tse_e,params", "--sample", "3", "--ground-truth",
+                 "cifar10:test:200", "--ground-truth-file", str(table), "--dataset", "fake", "--val-per-class", "10",
+                 "--ipc", "2", "--steps", "4", "--proxy-batch-size", "8", "--channels", "4", "--cells", "1",
+                 "--bootstrap", "20", "--device", "cpu", "--out", str(out)]) == 0
+    results = pd.read_csv(out / "results.csv")
+    trained = results[results["proxy"] == "random-subset"]
+    assert (trained["score_rule"] == "tse_e").all() and (trained["score"] == trained["tse_e"]).all()
+    curves = [json.loads(line) for line in (out / "curves.jsonl").read_text().splitlines()]
+    assert len(curves) == 3 and {c["arch"] for c in curves} == set(trained["arch"])
+    for curve in curves:
+        row = trained[trained["arch"] == curve["arch"]].iloc[0]
+        assert final_rules(curve["trace"]) == pytest.approx({rule: row[rule] for rule in RULES})
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["proxies"]) == {"params", *(f"random-subset@{rule}" for rule in RULES)}
+    assert "| random-subset@tse_ema | 3 |" in capsys.readouterr().out
+    # the same training proxy twice in one rank run is refused: every rule comes from one run anyway
+    assert main(["rank", "--proxy", "random-subset,random-subset@tse", "--sample", "3", "--ground-truth",
+                 "cifar10:test:200", "--ground-truth-file", str(table), "--dataset", "fake",
+                 "--out", str(tmp_path / "twice")]) == 2
+    assert "lists a proxy twice" in capsys.readouterr().err
