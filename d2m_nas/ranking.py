@@ -28,7 +28,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from d2m_nas.correlation import correlation_summary
-from d2m_nas.proxies import Proxy, ProxyContext, score_architecture
+from d2m_nas.proxies import EnsembleProxy, Proxy, ProxyContext, score_architecture
+from d2m_nas.proxies.ensemble import rank_average
 from d2m_nas.proxies.score_rules import RULES, final_rules
 from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
 from search_spaces.base import SearchSpace
@@ -155,15 +156,57 @@ def _score(arch: str, proxies: list[Proxy], context: ProxyContext, cache: Result
     return found
 
 
+def scored_proxies(proxies: list[Proxy]) -> tuple[list[Proxy], list[EnsembleProxy]]:
+    """(the proxies to score, the ensembles): ensembles are computed from their components' rows,
+    so a component not listed on its own is scored (and reported) too."""
+    ensembles = [p for p in proxies if isinstance(p, EnsembleProxy)]
+    scored = [p for p in proxies if not isinstance(p, EnsembleProxy)]
+    for component in (c for e in ensembles for c in e.components):
+        if component.name not in {p.name for p in scored}:
+            scored.append(component)
+    return scored, ensembles
+
+
+def _component_values(rows: pd.DataFrame, component: Proxy, archs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(values, seconds) of a component for `archs`, from its rows of results.csv: a training-based
+    component's own rule column, a zero-cost one's score."""
+    mine = rows[rows["proxy"] == component.name].drop_duplicates("arch", keep="last").set_index("arch")
+    column = getattr(component, "rule", "score")
+    return (pd.to_numeric(mine[column], errors="coerce").reindex(archs).to_numpy(dtype=float),
+            mine["seconds"].reindex(archs).to_numpy(dtype=float))
+
+
+def _ensemble_rows(results_path: Path, archs: list[str], ensembles: list[EnsembleProxy], settings: RankSettings,
+                   context: ProxyContext, truths: pd.Series, done: set) -> list[list]:
+    """Rows of every ensemble not yet in results.csv: the rank average of its components over the
+    sample, per proxy seed; seconds = the components' seconds for that architecture."""
+    frame = pd.read_csv(results_path)
+    space, rows = context.space, []
+    blank = [""] * (len(RESULT_COLUMNS) - 9)
+    for seed in settings.seeds:
+        part = frame[frame["seed"] == seed]
+        for ensemble in ensembles:
+            columns = [_component_values(part, c, archs) for c in ensemble.components]
+            values = rank_average(np.column_stack([v for v, _ in columns]))
+            seconds = np.sum([s for _, s in columns], axis=0)
+            for arch, value, cost in zip(archs, values, seconds):
+                if (arch, ensemble.name, seed) not in done:
+                    rows.append([arch, space.index(arch), space.isomorphism_key(arch), ensemble.name, repr(float(value)),
+                                 f"{cost:.6f}", seed, truths.get(arch, math.nan), settings.truth_column, *blank])
+    return rows
+
+
 def run_ranking(archs: list[str], proxies: list[Proxy], context: ProxyContext, truths: pd.Series,
                 settings: RankSettings, out_dir: Path, progress: bool = True, cache: ResultsCache | None = None
                 ) -> dict:
-    """Score every arch with every proxy at every proxy seed (resuming from results.csv), then summarise.
-    With a results cache, scores another rank or search already computed are reused, not recomputed."""
+    """Score every arch with every proxy at every proxy seed (resuming from results.csv), then the
+    ensembles, then summarise. With a results cache, scores another rank or search already computed
+    are reused, not recomputed."""
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path, curves_path = out_dir / "results.csv", out_dir / "curves.jsonl"
     done = _read_done(results_path)
-    _check_same_settings(out_dir, settings, proxies, context)
+    proxies, ensembles = scored_proxies(proxies)
+    _check_same_settings(out_dir, settings, proxies + ensembles, context)
     new_file = not results_path.is_file()
     space = context.space
     # one context per proxy seed: the seed sets the weight init, the data draws and the batch order
@@ -193,7 +236,9 @@ def run_ranking(archs: list[str], proxies: list[Proxy], context: ProxyContext, t
                     done.add((arch, proxy.name, seed))
                 curves.flush()
                 handle.flush()
-    return summarise(out_dir, archs, proxies, settings, context)
+        if ensembles:  # every component row exists now
+            writer.writerows(_ensemble_rows(results_path, archs, ensembles, settings, context, truths, done))
+    return summarise(out_dir, archs, proxies + ensembles, settings, context)
 
 
 def summarise(out_dir: Path, archs: list[str], proxies: list[Proxy], settings: RankSettings,

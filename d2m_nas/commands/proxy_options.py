@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from d2m_nas.proxies.ensemble import DEFAULT_REFERENCE_SIZE
 from d2m_nas.proxies.score_rules import DEFAULT_RULE, RULES
 from d2m_nas.proxies.training import AUGMENTATIONS, TrainingProxyConfig
 
@@ -34,6 +35,14 @@ def add_proxy_options(parser) -> None:
                             "recorded from the same run whichever is chosen, and higher is better for all: "
                             + "; ".join(f"{name}: {text}" for name, text in RULES.items())
                             + f" (default: {DEFAULT_RULE})")
+    group.add_argument("--ensemble", action="append", default=[], metavar="NAME=A+B[+...]",
+                       help="define a named ensemble of proxies (repeatable); --proxy A+B names one inline, and "
+                            "zc-vote (synflow+jacob_cov+snip) is registered. The score is the mean percentile of "
+                            "the components: over the sample in rank, against --ensemble-reference architectures "
+                            "in search")
+    group.add_argument("--ensemble-reference", type=int, default=DEFAULT_REFERENCE_SIZE, metavar="K",
+                       help="search: the seeded sample of architectures an ensemble's components are ranked "
+                            f"against, scored once per seed (default: {DEFAULT_REFERENCE_SIZE})")
     group.add_argument("--checkpoints", default=",".join(f"{f:g}" for f in _DEFAULTS.checkpoints),
                        metavar="F[,F...]", help="fractions of --steps after which the validation split is scored: "
                        "the learning curve, and the intermediate scores a pruner sees (default: "
@@ -59,10 +68,12 @@ def build_proxies(names: list[str], args, dataset=None, train_indices=None) -> l
     of the split cannot supply, or a non-positive budget. `dataset` and `train_indices` (the
     training part of the split) are needed when any training-based proxy is named."""
     from d2m_nas.proxies import TrainingProxy, create_proxy
+    from d2m_nas.proxies.ensemble import parse_definitions
 
     config = training_config(args)
-    proxies = [create_proxy(name, config, args.score) for name in names]
-    for proxy in proxies:
+    ensembles = parse_definitions(args.ensemble)
+    proxies = [create_proxy(name, config, args.score, ensembles, args.ensemble_reference) for name in names]
+    for proxy in [c for p in proxies for c in getattr(p, "components", [p])]:
         if isinstance(proxy, TrainingProxy):
             if dataset is None:
                 raise ValueError(f"build_proxies: the {proxy.name} proxy needs the dataset to be checked against")

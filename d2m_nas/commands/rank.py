@@ -20,7 +20,9 @@ score it by accuracy on the validation split (--val-per-class images per class h
 training set; never the test set). --proxy-seeds R scores every architecture with proxy seeds
 SEED..SEED+R-1 (weights, data draws, batch order) and correlates the mean score. Every score
 rule (val_acc, val_loss, tse, tse_e, tse_ema; higher is better for each) is recorded from the same
-run and reported as NAME@RULE; the learning curves go to RUN_DIR/curves.jsonl.
+run and reported as NAME@RULE; the learning curves go to RUN_DIR/curves.jsonl. Ensembles
+(A+B[+...], zc-vote, or --ensemble NAME=A+B) are the rank average of their components over the
+sample; their components are scored (and reported) too.
 
 Ground-truth keys (NAS-Bench-201 table): DATASET:METRIC:EPOCHS with DATASET cifar10, cifar100 or
 imagenet16-120, METRIC test or valid, EPOCHS 200 or 12, e.g. cifar10:test:200. With
@@ -31,6 +33,8 @@ examples:
   d2m-nas rank --space nasbench201 --proxy synflow,jacob_cov,params --sample 1000 --ground-truth cifar10:test:200
   d2m-nas rank --proxy d2m,random-subset --generator runs/distill --ipc 10 --steps 200 --channels 8 --cells 1 \
       --sample 50 --proxy-seeds 2 --ground-truth cifar10:test:200
+  d2m-nas rank --proxy zc-vote,naswot+random-subset@tse_e --ipc 500 --steps 400 --proxy-batch-size 128 \
+      --channels 8 --cells 1 --sample 200 --ground-truth cifar10:test:200
 """
 WRITES_RUN_DIR = True
 
@@ -93,7 +97,8 @@ def run(args) -> int:
     from d2m_nas.commands.proxy_options import build_proxies
     from d2m_nas.data import load_dataset, split_train_val
     from d2m_nas.errors import UserError
-    from d2m_nas.proxies import ProxyContext, list_proxies, proxy_needs_data, split_spec
+    from d2m_nas.proxies import ProxyContext, proxy_needs_data, split_spec
+    from d2m_nas.proxies.ensemble import is_ensemble_spec, parse_definitions
     from d2m_nas.ranking import RankSettings, ResumeError, run_ranking, sample_archs
     from d2m_nas.results_cache import CacheError, ResultsCache
     from d2m_nas.settings import resolve_data_root
@@ -112,10 +117,9 @@ def run(args) -> int:
     names = _csv(args.proxy)
     if not names:
         raise UserError("--proxy needs at least one proxy name")
-    bases = [split_spec(name)[0] for name in names]
-    unknown = [name for name in bases if name not in list_proxies()]
-    if unknown:
-        raise UserError(f"unknown proxy {unknown[0]!r}; choose from {', '.join(list_proxies())}")
+    ensembles = parse_definitions(args.ensemble)
+    needs_data = [proxy_needs_data(name, ensembles) for name in names]  # also refuses unknown names
+    bases = [name if is_ensemble_spec(name, ensembles) else split_spec(name)[0] for name in names]
     if len(set(bases)) != len(bases):
         raise UserError(f"--proxy lists a proxy twice: {args.proxy} (rank reports every score rule of a "
                         "training-based proxy from one run)")
@@ -145,7 +149,7 @@ def run(args) -> int:
         raise UserError(f"the ground truth {truth_path} has no value for any sampled {space.name} architecture; "
                         "check --space and --ground-truth-file")
     model_options = size_options(space, args)
-    dataset = load_dataset(args.dataset, data_root, args.download) if any(map(proxy_needs_data, bases)) else None
+    dataset = load_dataset(args.dataset, data_root, args.download) if any(needs_data) else None
     train_indices = val_indices = None
     if dataset is not None:
         train_indices, val_indices = split_train_val(dataset.y_train, args.val_per_class, args.split_seed)

@@ -2,7 +2,9 @@
 
 Zero-cost metrics (params, synflow, ...) and training-based proxies, named by their image source
 (d2m, d2m-stream, pretrained-generator, random-subset, real-stream, dm). A training-based proxy
-may name its score rule after an `@` (`random-subset@tse_e`, see `score_rules`).
+may name its score rule after an `@` (`random-subset@tse_e`, see `score_rules`). Ensembles join
+proxies with `+` (`synflow+random-subset@tse_e`) or are named (`zc-vote`, or `--ensemble NAME=...`);
+see `ensemble`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from dataclasses import replace
 
 from d2m_nas.errors import UserError
 from d2m_nas.proxies.base import Proxy, ProxyContext, ProxyScore
+from d2m_nas.proxies.ensemble import (DEFAULT_REFERENCE_SIZE, ENSEMBLES, EnsembleProxy, component_specs,
+                                      is_ensemble_spec)
 from d2m_nas.proxies.score_rules import DEFAULT_RULE, RULES, check_rule
 from d2m_nas.proxies.training import SOURCES as TRAINING_PROXIES
 from d2m_nas.proxies.training import TrainingProxy, TrainingProxyConfig
@@ -19,11 +23,18 @@ from search_spaces import zero_cost as _zc
 
 
 def list_proxies() -> list[str]:
-    return [*ZERO_COST_METRICS, *TRAINING_PROXIES]
+    return [*ZERO_COST_METRICS, *TRAINING_PROXIES, *ENSEMBLES]
 
 
-def proxy_needs_data(name: str) -> bool:
-    """Whether the named proxy reads the dataset (so a command knows to load it before building)."""
+def proxy_needs_data(spec: str, ensembles: dict[str, str] | None = None) -> bool:
+    """Whether the proxy `spec` reads the dataset (so a command knows to load it before building);
+    one-line UserError for an unknown proxy or a malformed ensemble."""
+    if is_ensemble_spec(spec, ensembles):
+        return any(proxy_needs_data(part) for part in component_specs(spec, ensembles)[1])
+    name = split_spec(spec)[0]
+    if name not in ZERO_COST_METRICS and name not in TRAINING_PROXIES:
+        raise UserError(f"unknown proxy {name!r}; choose from {', '.join(list_proxies())}, or join them with + "
+                        "into an ensemble")
     return name in TRAINING_PROXIES or name in _zc.BATCH_METRICS
 
 
@@ -33,10 +44,15 @@ def split_spec(spec: str) -> tuple[str, str | None]:
     return name.strip(), (rule.strip() or None) if "@" in spec else None
 
 
-def create_proxy(spec: str, training: TrainingProxyConfig | None = None, rule: str = DEFAULT_RULE) -> Proxy:
-    """A proxy by `NAME[@RULE]`; training-based ones take their settings from `training` (source
-    set to NAME) and score with RULE, else `rule`. One-line UserError for an unknown name or rule,
-    or a rule given to a proxy that records none."""
+def create_proxy(spec: str, training: TrainingProxyConfig | None = None, rule: str = DEFAULT_RULE,
+                 ensembles: dict[str, str] | None = None, reference_size: int = DEFAULT_REFERENCE_SIZE) -> Proxy:
+    """A proxy by `NAME[@RULE]`, or an ensemble (`A+B[+...]`, a registered name or one of
+    `ensembles`); training-based ones take their settings from `training` (source set to NAME) and
+    score with RULE, else `rule`. One-line UserError for an unknown name or rule, a rule given to
+    a proxy that records none, or a malformed ensemble."""
+    if is_ensemble_spec(spec, ensembles):
+        name, parts = component_specs(spec, ensembles)
+        return EnsembleProxy(name, [create_proxy(part, training, rule) for part in parts], reference_size)
     name, own_rule = split_spec(spec)
     if name in ZERO_COST_METRICS:
         if own_rule is not None:
@@ -58,6 +74,6 @@ def score_architecture(arch: str, proxies: list[Proxy], context: ProxyContext) -
     return {p.name: scores[p.name] for p in proxies}
 
 
-__all__ = ["DEFAULT_RULE", "Proxy", "ProxyContext", "ProxyScore", "RULES", "TRAINING_PROXIES", "TrainingProxy",
+__all__ = ["DEFAULT_RULE", "ENSEMBLES", "EnsembleProxy", "Proxy", "ProxyContext", "ProxyScore", "RULES", "TRAINING_PROXIES", "TrainingProxy",
            "TrainingProxyConfig", "ZERO_COST_METRICS", "ZeroCostProxy", "create_proxy", "list_proxies",
            "proxy_needs_data", "score_architecture", "score_zero_cost", "split_spec"]
