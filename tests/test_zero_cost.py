@@ -58,7 +58,8 @@ def test_snip_and_grad_norm_match_autograd():
     images, labels = batch()
     reference = copy.deepcopy(model).train()
     nn.functional.cross_entropy(reference(images), labels).backward()
-    layers = [m for m in reference.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    # layers on a dead end (here the 1x1 conv into node 2, whose only way out is `none`) get no gradient
+    layers = [m for m in reference.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.grad is not None]
     snip = sum(float((m.weight.detach() * m.weight.grad).abs().sum()) for m in layers)
     norm = sum(float(m.weight.grad.norm()) for m in layers)
     assert zc.snip(copy.deepcopy(model), images, labels) == pytest.approx(snip, rel=1e-5)
@@ -130,3 +131,14 @@ def test_proxy_batches_come_only_from_the_training_part_of_the_split():
     drawn = set(dataset.denormalize(images)[:, 0, 0, 0].mul(255).round().long().tolist())
     assert drawn == set(train_idx.tolist()) and not drawn & set(val_idx.tolist())
     assert torch.equal(labels.sort().values, dataset.y_train[train_idx].sort().values)
+
+
+def test_a_cell_without_a_path_from_input_to_output_is_scored_by_the_shared_pass():
+    """Skipped `none` edges must not cut the output from the input's graph (the shared pass takes
+    input gradients for jacob_cov)."""
+    context = ProxyContext(space=NASBench201Space(), dataset=make_fake_dataset(num_classes=5, train_per_class=4,
+                                                                               test_per_class=1, image_size=16),
+                           batch_size=8, model_options={"channels": 4, "cells_per_stage": 1})
+    names = ["snip", "grad_norm", "jacob_cov", "naswot"]
+    scores = score_architecture(DEAD, [create_proxy(n) for n in names], context)
+    assert math.isnan(scores["jacob_cov"].score) and math.isfinite(scores["naswot"].score)

@@ -22,7 +22,8 @@ class Cell(nn.Module):
         self.edges = EDGES
         self.ops = nn.ModuleList(make_op(op, channels, affine, track_running_stats, use_bn) for op in ops)
         # `none` edges add exact zeros: skip them instead of computing x * 0 and summing it, which at
-        # small widths is a large share of a training step. A node whose inputs are all `none` is zero.
+        # small widths is a large share of a training step. A node whose inputs are all `none` is
+        # x * 0, which keeps the output in x's graph (input gradients, as jacob_cov takes, exist).
         self.inputs = tuple(tuple(k for k, (i, _) in enumerate(EDGES) if i == node and ops[k] != "none")
                             for node in (1, 2, 3))
 
@@ -31,7 +32,7 @@ class Cell(nn.Module):
         for inputs in self.inputs:
             terms = [self.ops[k](nodes[self.edges[k][1]]) for k in inputs]
             nodes.append(torch.stack(terms).sum(0) if len(terms) > 2 else
-                         terms[0] + terms[1] if len(terms) == 2 else terms[0] if terms else torch.zeros_like(x))
+                         terms[0] + terms[1] if len(terms) == 2 else terms[0] if terms else x.mul(0.0))
         return nodes[3]
 
 
