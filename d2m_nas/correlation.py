@@ -114,3 +114,67 @@ def correlation_summary(scores: Sequence[float], truths: Sequence[float], *,
         summary["regret"] = {"best_truth": math.nan, "truth_of_best_scored": math.nan, "regret": math.nan,
                              "ties_at_best_score": 0, "undefined": "no valid pairs"}
     return summary
+
+
+def _rank_rows(values: np.ndarray) -> np.ndarray:
+    """Average ranks along each row (ties share their mean rank, as Spearman's rho takes them)."""
+    return stats.rankdata(values, axis=1)
+
+
+def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each row pair (NaN where a row is constant)."""
+    rx, ry = _rank_rows(x), _rank_rows(y)
+    rx = rx - rx.mean(axis=1, keepdims=True)
+    ry = ry - ry.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (rx * ry).sum(axis=1) / np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
+
+
+def _overlap_rows(x: np.ndarray, y: np.ndarray, count: int) -> np.ndarray:
+    """Top-`count` overlap of each row pair (stable order on ties, as `correlation_summary`)."""
+    by_x = np.argsort(-x, axis=1, kind="stable")[:, :count]
+    by_y = np.argsort(-y, axis=1, kind="stable")[:, :count]
+    return np.array([len(np.intersect1d(a, b)) / count for a, b in zip(by_x, by_y)])
+
+
+def paired_difference(scores_a: Sequence[float], scores_b: Sequence[float], truths: Sequence[float], *,
+                      top_k: Sequence[int | float] = (0.1,), bootstrap: int = 1000, confidence: float = 0.95,
+                      seed: int = 0) -> dict:
+    """Proxy A against proxy B on the same architectures: Spearman's rho_A − rho_B and the top-k
+    overlap differences, each with a paired bootstrap percentile CI (every resample draws the
+    same architectures for A and for B, so what the two share does not widen the interval), and
+    the fraction of resamples in which A does not beat B (`p_not_better`, a one-sided bootstrap
+    p-value). Architectures where any of the three values is NaN are dropped and counted."""
+    a, b, t = (np.asarray(v, dtype=float) for v in (scores_a, scores_b, truths))
+    if not a.shape == b.shape == t.shape or a.ndim != 1:
+        raise ValueError(f"scores and truths must be 1-D of equal length, got {a.shape}, {b.shape}, {t.shape}")
+    valid = ~(np.isnan(a) | np.isnan(b) | np.isnan(t))
+    a, b, t = a[valid], b[valid], t[valid]
+    n = len(a)
+    out: dict = {"n": n, "n_dropped_nan": int((~valid).sum()), "bootstrap": bootstrap, "confidence": confidence,
+                 "seed": seed}
+    if n < 3:
+        out["undefined"] = f"fewer than 3 valid architectures ({n})"
+        return out
+    indices = np.random.default_rng(seed).integers(0, n, size=(bootstrap, n)) if bootstrap > 0 else None
+    alpha = (1 - confidence) / 2
+
+    def difference(statistic) -> dict:
+        value = float(statistic(a[None, :], t[None, :])[0] - statistic(b[None, :], t[None, :])[0])
+        entry = {"value": value, "ci_low": math.nan, "ci_high": math.nan, "p_not_better": math.nan}
+        if indices is not None:
+            samples = statistic(a[indices], t[indices]) - statistic(b[indices], t[indices])
+            samples = samples[np.isfinite(samples)]
+            if len(samples):
+                entry["ci_low"], entry["ci_high"] = (float(q) for q in np.quantile(samples, [alpha, 1 - alpha]))
+                entry["p_not_better"] = float((samples <= 0).mean())
+        return entry
+
+    out["spearman_diff"] = difference(_spearman_rows)
+    out["top_k_overlap_diff"] = {}
+    for k in top_k:
+        count = _top_count(k, n)
+        if 1 <= count <= n:
+            out["top_k_overlap_diff"][_top_label(k)] = {"k": count} | difference(
+                lambda x, y, count=count: _overlap_rows(x, y, count))
+    return out

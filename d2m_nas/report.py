@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from d2m_nas.correlation import correlation_summary
+from d2m_nas.correlation import correlation_summary, paired_difference
 from d2m_nas.errors import UserError
-from d2m_nas.ranking import finite_or_null
+from d2m_nas.ranking import expand_score_rules, finite_or_null
 from d2m_nas.search.results import trajectory
 from search_spaces.ground_truth import (DATASETS, METRICS, GroundTruth, GroundTruthError, default_table_path,
                                         table_column)
@@ -40,6 +40,7 @@ REQUIRED_COLUMNS = ("arch", "proxy", "score", "seconds", "seed", "truth", "truth
 SEARCH_COLUMNS = ("study", "trial", "backend", "strategy", "elapsed_s")
 OPTIONAL_NUMERIC = ("steps", "train_images", "device_seconds", "peak_memory_mb")
 TABLE_COST = "table (not measured here)"
+DEFAULT_BASELINES = ("synflow", "zc-vote")  # what every ranking is paired against, where present
 
 
 @dataclass
@@ -95,6 +96,8 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
                             f"in row {int(bad.idxmax()) + 2})")
         frame[column] = values
     frame["truth_column"] = frame["truth_column"].fillna("")
+    if kind == "rank":  # every score rule of a training run as its own proxy, NAME@RULE
+        frame = expand_score_rules(frame).reset_index(drop=True)
     if frame["truth"].isna().all():
         command = "search" if kind == "search" else "rank"
         raise UserError(f"{csv_path} has no ground truth (the truth column is empty); rerun `d2m-nas {command}` "
@@ -217,7 +220,31 @@ def twelve_epoch_reference(archs: pd.DataFrame, truth_column: str, table: Ground
     return out
 
 
-def _ranking_section(runs: list[Run], truth_column: str, table, top_k, bootstrap, seed) -> dict:
+def paired_comparisons(runs: list[Run], truth_column: str, baselines: tuple[str, ...], *, top_k, bootstrap: int,
+                       seed: int) -> list[dict]:
+    """Every ranking entry against each baseline proxy (by name, from any run) on the
+    architectures both scored: `paired_difference` of the per-architecture mean scores."""
+    scored = {}
+    for run in runs:
+        frame = run.frame[run.frame["truth_column"] == truth_column]
+        for proxy, rows in frame.groupby("proxy", sort=False):
+            scored[(run.label, proxy)] = per_arch_scores(rows)
+    out = []
+    for (base_run, base), reference in scored.items():
+        if base not in baselines:
+            continue
+        for (run, proxy), archs in scored.items():
+            if (run, proxy) == (base_run, base):
+                continue
+            common = archs.index.intersection(reference.index)
+            diff = paired_difference(archs.loc[common, "score"], reference.loc[common, "score"],
+                                     archs.loc[common, "truth"], top_k=top_k, bootstrap=bootstrap, seed=seed)
+            out.append({"run": run, "proxy": proxy, "baseline_run": base_run, "baseline": base} | diff)
+    return out
+
+
+def _ranking_section(runs: list[Run], truth_column: str, table, top_k, bootstrap, seed,
+                     baselines: tuple[str, ...] = ()) -> dict:
     entries, references, seen = [], [], {}
     for run in runs:
         frame = run.frame[run.frame["truth_column"] == truth_column]
@@ -235,7 +262,8 @@ def _ranking_section(runs: list[Run], truth_column: str, table, top_k, bootstrap
         if reference is not None:
             seen[key] = {"runs": [run.label]} | reference
             references.append(seen[key])
-    return {"truth_column": truth_column, "rankings": entries, "references": references}
+    paired = paired_comparisons(runs, truth_column, baselines, top_k=top_k, bootstrap=bootstrap, seed=seed)
+    return {"truth_column": truth_column, "rankings": entries, "references": references, "paired": paired}
 
 
 # ------------------------------------------------------------------ searches
@@ -340,14 +368,16 @@ def _search_section(runs: list[Run], truth_column: str, table) -> dict:
 # ------------------------------------------------------------------ the report
 
 def build_report(runs: list[Run], table: GroundTruth | None = None, table_note: str = "", *,
-                 top_k=(0.1, 10), bootstrap: int = 1000, seed: int = 0) -> dict:
+                 top_k=(0.1, 10), bootstrap: int = 1000, seed: int = 0,
+                 baselines: tuple[str, ...] = DEFAULT_BASELINES) -> dict:
     """Everything report.md shows, as plain data (NaN where a statistic is undefined)."""
     report: dict = {"inputs": [{"run": r.label, "path": str(r.path), "kind": r.kind, "rows": len(r.frame),
                                 "truth_columns": r.truth_columns, "hardware": r.hardware} for r in runs],
-                    "settings": {"bootstrap": bootstrap, "confidence": 0.95, "top_k": list(top_k), "seed": seed},
+                    "settings": {"bootstrap": bootstrap, "confidence": 0.95, "top_k": list(top_k), "seed": seed,
+                                 "baselines": list(baselines)},
                     "rankings": [], "searches": [], "notes": [table_note] if table_note else []}
     for kind, key, build in (("rank", "rankings", lambda rs, c: _ranking_section(rs, c, table, top_k, bootstrap,
-                                                                                  seed)),
+                                                                                  seed, baselines)),
                              ("search", "searches", lambda rs, c: _search_section(rs, c, table))):
         chosen = [r for r in runs if r.kind == kind]
         for column in sorted({c for r in chosen for c in r.truth_columns}):
@@ -446,6 +476,27 @@ def _ranking_table(section: dict) -> list[str]:
     return lines
 
 
+def _paired_table(section: dict) -> list[str]:
+    labels = sorted({label for p in section["paired"] for label in p.get("top_k_overlap_diff", {})})
+    header = (["run", "proxy", "baseline", "n archs", "ρ − ρ_baseline [95% CI]", "P(not better)"]
+              + [f"{label} overlap diff [95% CI]" for label in labels])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for p in sorted(section["paired"], key=lambda p: (p["baseline"], -_finite(p.get("spearman_diff", {}).get("value")))):
+        if "undefined" in p:
+            continue
+        d = p["spearman_diff"]
+        cells = [p["run"], p["proxy"], f"{p['baseline']} ({p['baseline_run']})", str(p["n"]), _with_ci(d),
+                 _num(d["p_not_better"], 3, False)]
+        cells += [_with_ci(p["top_k_overlap_diff"][label]) if label in p["top_k_overlap_diff"] else "n/a"
+                  for label in labels]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _finite(value) -> float:
+    return value if isinstance(value, float) and math.isfinite(value) else -math.inf
+
+
 def _search_table(section: dict) -> list[str]:
     header = ["run", "backend", "strategy", "proxy", "studies (seeds)", "evaluations", "incumbent true acc",
               "regret vs optimum", "best true acc seen", "search s", "proxy s"]
@@ -476,6 +527,13 @@ def report_markdown(report: dict) -> str:
                    "accuracy *within the sampled architectures* − true accuracy of the proxy's top pick (not the "
                    "space's optimum). s/arch = proxy seconds summed over seeds per architecture."), ""]
         lines += _ranking_table(section)
+        if section.get("paired"):
+            lines += ["", (f"Paired comparisons against {', '.join(f'`{b}`' for b in settings['baselines'])}: on the "
+                           "architectures both scored, the difference of Spearman ρ (and of the top-k overlap) with a "
+                           "paired bootstrap 95% interval (the same resampled architectures for both); P(not better) "
+                           "= the fraction of resamples with a difference ≤ 0. Every score is oriented higher = "
+                           "better."), ""]
+            lines += _paired_table(section)
     for section in report["searches"]:
         column, refs = section["truth_column"], section["references"]
         lines += ["", f"## Searches against `{column}`", "",

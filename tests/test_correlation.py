@@ -74,3 +74,34 @@ def test_bootstrap_interval_is_seeded_and_brackets_the_estimate():
     for name in ("spearman", "kendall"):
         assert a[name]["ci_low"] < a[name]["value"] < a[name]["ci_high"]
     assert a["spearman"]["ci_high"] - a["spearman"]["ci_low"] < 0.3
+
+
+def test_paired_bootstrap_matches_a_direct_computation():
+    from d2m_nas.correlation import paired_difference
+
+    rng = np.random.default_rng(3)
+    truth = rng.normal(size=40)
+    a, b = truth + rng.normal(size=40) * 0.5, truth + rng.normal(size=40)
+    a[5] = np.nan  # dropped from both
+    result = paired_difference(a, b, truth, top_k=(0.25,), bootstrap=200, seed=7)
+    keep = ~np.isnan(a)
+    x, y, t = a[keep], b[keep], truth[keep]
+    assert result["n"] == 39 and result["n_dropped_nan"] == 1
+    assert result["spearman_diff"]["value"] == pytest.approx(
+        stats.spearmanr(x, t).statistic - stats.spearmanr(y, t).statistic)
+    draws = np.random.default_rng(7).integers(0, 39, size=(200, 39))
+    direct = np.array([stats.spearmanr(x[i], t[i]).statistic - stats.spearmanr(y[i], t[i]).statistic for i in draws])
+    low, high = np.quantile(direct, [0.025, 0.975])
+    assert result["spearman_diff"]["ci_low"] == pytest.approx(low) and result["spearman_diff"]["ci_high"] == pytest.approx(high)
+    assert result["spearman_diff"]["p_not_better"] == pytest.approx((direct <= 0).mean())
+    k = 10
+
+    def overlap(s, tt):
+        return len(set(np.argsort(-s, kind="stable")[:k]) & set(np.argsort(-tt, kind="stable")[:k])) / k
+
+    top = result["top_k_overlap_diff"]["top25%"]
+    assert top["k"] == k and top["value"] == pytest.approx(overlap(x, t) - overlap(y, t))
+    direct_top = np.array([overlap(x[i], t[i]) - overlap(y[i], t[i]) for i in draws])
+    assert [top["ci_low"], top["ci_high"]] == pytest.approx(np.quantile(direct_top, [0.025, 0.975]).tolist())
+    assert paired_difference(a, a, truth, bootstrap=50)["spearman_diff"]["p_not_better"] == 1.0  # A never beats itself
+    assert "undefined" in paired_difference([1, 2], [2, 1], [1, 2])

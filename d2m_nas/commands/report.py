@@ -38,7 +38,9 @@ def add_arguments(parser) -> None:
                              "never an input directory, whose own results.csv and summary.json it would overwrite)")
     add_reference_options(parser)
     add_top_k_option(parser)
-
+    parser.add_argument("--baseline", default="synflow,zc-vote", metavar="PROXY[,PROXY...]",
+                        help="proxies every ranking is paired against (paired bootstrap CI of the ρ difference; "
+                             "default: synflow,zc-vote, where present)")
 
 
 def run(args) -> int:
@@ -52,7 +54,9 @@ def run(args) -> int:
     runs = load_runs(args.run_dirs)
     out = output_dir(args.out, args.run_dirs, "report")
     table, note = load_table(args.ground_truth_file, resolve_data_root(args.data_root))
-    report = build_report(runs, table, note, top_k=top_k, bootstrap=args.bootstrap, seed=args.seed)
+    baselines = tuple(name.strip() for name in str(args.baseline).split(",") if name.strip())
+    report = build_report(runs, table, note, top_k=top_k, bootstrap=args.bootstrap, seed=args.seed,
+                          baselines=baselines)
     paths = write_report(runs, out, report)
     print(paths[2].read_text(), end="")
     print("wrote " + ", ".join(map(str, paths)))
