@@ -24,6 +24,9 @@ examples:
   d2m-nas search --backend nni --strategy evolution --proxy params --trials 50 --repeat 3
   d2m-nas search --proxy synflow --strategy nsga2 --cost params --trials 100
   d2m-nas search --proxy d2m --generator runs/d2m --ipc 10 --steps 200 --channels 8 --cells 1 --trials 50
+  d2m-nas search --proxy random-subset@tse_e --ipc 500 --steps 400 --proxy-batch-size 128 --channels 8 \
+      --cells 1 --pruner hyperband --warm-start synflow:10 --trials 50
+  d2m-nas search --proxy zc-vote --trials 100     # an ensemble, ranked against --ensemble-reference archs
 """
 WRITES_RUN_DIR = True
 
@@ -31,7 +34,7 @@ WRITES_RUN_DIR = True
 def add_arguments(parser) -> None:
     from d2m_nas.commands.proxy_options import add_proxy_options
     from d2m_nas.proxies import list_proxies
-    from d2m_nas.search.driver import BACKENDS, COST_METRICS, STRATEGIES
+    from d2m_nas.search.driver import BACKENDS, COST_METRICS, PRUNERS, STRATEGIES
 
     parser.add_argument("--space", default="nasbench201", help="search space (default: nasbench201)")
     parser.add_argument("--backend", default="optuna", help=f"{' or '.join(BACKENDS)} (default: optuna)")
@@ -59,6 +62,15 @@ def add_arguments(parser) -> None:
                         help="population of nsga2 and of NNI regularised evolution (default: 20)")
     parser.add_argument("--tournament", type=int, default=5,
                         help="NNI regularised evolution: sample size of each tournament (default: 5)")
+    parser.add_argument("--pruner", default="none", choices=PRUNERS,
+                        help="multi-fidelity search (optuna, training-based proxies): the proxy reports its score "
+                             "rule at every --checkpoints fraction of --steps and the pruner stops poor candidates "
+                             "early; pruned trials are recorded with their partial score and seconds (default: none)")
+    parser.add_argument("--warm-start", metavar="PROXY:K",
+                        help="optuna: score --warm-start-pool seeded architectures with a cheap proxy (e.g. "
+                             "synflow:10) and evaluate its top K first; that scoring counts as proxy seconds")
+    parser.add_argument("--warm-start-pool", type=int, default=200, metavar="M",
+                        help="architectures the warm-start proxy ranks (default: 200)")
     parser.add_argument("--heartbeat", type=int, default=60, metavar="S",
                         help="RDB storages: heartbeat interval; a trial silent for 2S is failed and retried (default: 60)")
     parser.add_argument("--cache", metavar="FILE", help="results cache (default: RUN_DIR/cache.sqlite); share one "
@@ -89,7 +101,8 @@ def run(args) -> int:
     from d2m_nas.data import load_dataset, split_train_val
     from d2m_nas.errors import UserError
     from d2m_nas.commands.proxy_options import build_proxies
-    from d2m_nas.proxies import ProxyContext, proxy_needs_data
+    from d2m_nas.proxies import ZERO_COST_METRICS, ProxyContext, TrainingProxy, proxy_needs_data, split_spec
+    from d2m_nas.proxies.ensemble import parse_definitions
     from d2m_nas.results_cache import CacheError
     from d2m_nas.search.driver import SearchConfig
     from d2m_nas.search.optuna_backend import StorageError, StudyMismatchError, check_storage_url
@@ -111,7 +124,8 @@ def run(args) -> int:
         config = SearchConfig(backend=args.backend, strategy=strategy, trials=args.trials,
                               time_budget=args.time_budget, seed=args.seed, study=base, storage=args.storage,
                               cost_metric=args.cost, population=args.population, tournament=args.tournament,
-                              heartbeat=args.heartbeat)
+                              heartbeat=args.heartbeat, pruner=args.pruner, warm_start=args.warm_start,
+                              warm_start_pool=args.warm_start_pool)
         if args.storage is not None:
             if args.backend != "optuna":
                 raise ValueError(f"--storage applies to the optuna backend; the {args.backend} backend resumes "
@@ -133,10 +147,20 @@ def run(args) -> int:
         except GroundTruthError as exc:
             raise UserError(str(exc)) from None
     model_options = size_options(space, args)
-    dataset = load_dataset(args.dataset, data_root, args.download) if proxy_needs_data(args.proxy) else None
+    ensembles = parse_definitions(args.ensemble)
+    needs_data = proxy_needs_data(args.proxy, ensembles)
+    if config.warm_start:
+        warm_proxy = config.warm_start_spec()[0]
+        if proxy_needs_data(warm_proxy) and not needs_data or split_spec(warm_proxy)[0] not in ZERO_COST_METRICS:
+            raise UserError(f"--warm-start takes a zero-cost proxy that reads no more data than --proxy "
+                            f"(e.g. synflow:10, params:10), got {warm_proxy!r}")
+    dataset = load_dataset(args.dataset, data_root, args.download) if needs_data else None
     train_indices, val_indices = (split_train_val(dataset.y_train, args.val_per_class, args.split_seed) if dataset
                                   else (None, None))
     proxy = build_proxies([args.proxy], args, dataset, train_indices)[0]
+    if config.pruner != "none" and not isinstance(proxy, TrainingProxy):
+        raise UserError(f"--pruner {config.pruner} needs a training-based proxy (it stops training runs at their "
+                        f"checkpoints); {args.proxy} has no intermediate scores")
 
     if args.out is None:
         args.out = Path("runs") / "search" / base  # deterministic, so the same command resumes

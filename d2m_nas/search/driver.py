@@ -20,12 +20,14 @@ from pathlib import Path
 import pandas as pd
 
 from d2m_nas.proxies.base import Proxy, ProxyContext
+from d2m_nas.proxies.training import CheckpointCallback, Stopped
 from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
 from d2m_nas.search.results import ResultsTable, read_results, trajectory
 
 BACKENDS = ("optuna", "nni")
 STRATEGIES = {"optuna": ("tpe", "random", "nsga2"), "nni": ("evolution", "random", "tpe")}
 COST_METRICS = ("params", "seconds")  # the second objective of nsga2
+PRUNERS = ("none", "median", "halving", "hyperband")  # Optuna pruners on a training proxy's checkpoints
 
 
 @dataclass
@@ -41,6 +43,9 @@ class SearchConfig:
     population: int = 20  # nsga2 population; NNI regularised evolution population
     tournament: int = 5  # NNI regularised evolution sample size
     heartbeat: int = 60  # Optuna RDB storages: seconds between heartbeats (stale after 2x)
+    pruner: str = "none"  # stop candidates early on their checkpoint scores (optuna, training proxies)
+    warm_start: str | None = None  # "PROXY:K": enqueue the top K of a zero-cost proxy first
+    warm_start_pool: int = 200  # ... among this many seeded architectures
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -63,6 +68,20 @@ class SearchConfig:
             raise ValueError(f"need 1 <= tournament ({self.tournament}) <= population ({self.population})")
         if self.heartbeat < 1:
             raise ValueError(f"the heartbeat interval must be at least 1 second, got {self.heartbeat}")
+        if self.pruner not in PRUNERS:
+            raise ValueError(f"unknown pruner {self.pruner!r}; choose from {', '.join(PRUNERS)}")
+        if (self.pruner != "none" or self.warm_start) and self.backend != "optuna":
+            raise ValueError("--pruner and --warm-start work with the optuna backend")
+        if self.warm_start is not None:
+            self.warm_start_spec()
+
+    def warm_start_spec(self) -> tuple[str, int]:
+        """--warm-start PROXY:K as (proxy, K)."""
+        name, _, count = str(self.warm_start).rpartition(":")
+        if not name or not count.isdigit() or not 1 <= int(count) <= self.warm_start_pool:
+            raise ValueError(f"--warm-start must be PROXY:K with 1 <= K <= --warm-start-pool "
+                             f"({self.warm_start_pool}), e.g. synflow:10; got {self.warm_start!r}")
+        return name, int(count)
 
     @property
     def multi_objective(self) -> bool:
@@ -80,6 +99,8 @@ class Evaluation:
     cost: float | None = None  # nsga2's second objective
     elapsed_s: float = 0.0  # worker session wall-clock when the evaluation finished
     finished_at: str = ""
+    state: str = "complete"  # or "pruned": stopped at a checkpoint; score and seconds are partial
+    steps: int | None = None  # training steps run (training-based proxies)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -129,6 +150,9 @@ class SearchDriver:
     def __post_init__(self) -> None:
         self.session_start = time.perf_counter()
         self.evaluations = 0
+        self.overhead_s = 0.0  # one-off work (a warm start's scoring) charged to the next evaluation
+        if hasattr(self.proxy, "scorer"):  # an ensemble's components are scored through the cache too
+            self.proxy.scorer = lambda proxy, arch, context: self.cache.score(proxy, arch, context).score
 
     @property
     def proxy_config(self) -> dict:
@@ -140,7 +164,9 @@ class SearchDriver:
         return {"space": self.space_name, "proxy": config["proxy"], "proxy_key": config_key(config),
                 "proxy_config": json.dumps(config, sort_keys=True), "seed": self.context.seed,
                 "backend": self.config.backend, "strategy": self.config.strategy,
-                "cost_metric": self.config.cost_metric if self.config.multi_objective else ""}
+                "cost_metric": self.config.cost_metric if self.config.multi_objective else "",
+                "score_rule": getattr(self.proxy, "rule", ""), "pruner": self.config.pruner,
+                "warm_start": self.config.warm_start or ""}
 
     def start_clock(self) -> None:
         """Start the session's wall-clock (backends call it once their imports are done)."""
@@ -154,10 +180,18 @@ class SearchDriver:
             return math.inf
         return self.config.time_budget - self.elapsed()
 
-    def evaluate(self, arch: str) -> Evaluation:
-        """Score `arch` through the cache (and its nsga2 cost); nothing about the truth."""
+    def evaluate(self, arch: str, on_checkpoint: CheckpointCallback | None = None) -> Evaluation:
+        """Score `arch` through the cache (and its nsga2 cost); nothing about the truth. With
+        `on_checkpoint`, a training proxy may be stopped early: the evaluation is then "pruned",
+        with the score at that checkpoint and the seconds spent (not cached: it is not the score)."""
         arch = self.context.space.parse(arch)
-        result = self.cache.score(self.proxy, arch, self.context)
+        options = {"on_checkpoint": on_checkpoint} if on_checkpoint is not None else {}
+        try:
+            result = self.cache.score(self.proxy, arch, self.context, **options)
+        except Stopped as stopped:
+            partial = self.proxy.rescored(stopped.result)
+            return self._evaluation(arch, partial.score, partial.seconds, False, None, "pruned",
+                                    partial.extra.get("steps"))
         cost = None
         if self.config.multi_objective:
             if self.config.cost_metric == "seconds":
@@ -165,10 +199,16 @@ class SearchDriver:
             else:
                 assert self.cost_proxy is not None
                 cost = float(self.cache.score(self.cost_proxy, arch, self.context).score.score)
+        return self._evaluation(arch, result.score.score, result.score.seconds, result.hit, cost, "complete",
+                                result.score.extra.get("steps"))
+
+    def _evaluation(self, arch: str, score: float, seconds: float, cached: bool, cost, state: str,
+                    steps) -> Evaluation:
         self.evaluations += 1
-        return Evaluation(arch, float(result.score.score), float(result.score.seconds), result.hit, cost,
-                          round(self.elapsed(), 6),
-                          dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"))
+        seconds, self.overhead_s = float(seconds) + self.overhead_s, 0.0
+        return Evaluation(arch, float(score), seconds, cached, cost,
+                          round(self.elapsed(), 6), dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+                          state, None if steps is None else int(steps))
 
     def row(self, study: str, trial: int, evaluation: Evaluation, retry_of: int | None = None,
             worker: dict | None = None) -> dict:
@@ -183,7 +223,7 @@ class SearchDriver:
                 "cost_metric": self.config.cost_metric if self.config.multi_objective else "",
                 "cost": evaluation.cost, "truth": truth, "truth_column": self.truth_column if self.truths is not None else "",
                 "worker": f"{worker.get('host')}:{worker.get('pid')}", "elapsed_s": evaluation.elapsed_s,
-                "finished_at": evaluation.finished_at}
+                "finished_at": evaluation.finished_at, "state": evaluation.state, "steps": evaluation.steps}
 
     def record(self, rows: list[dict]) -> list[dict]:
         return self.table.append(rows)
@@ -197,12 +237,15 @@ def summarise_search(results_path: Path, references: dict | None = None) -> dict
     optimum = (references or {}).get("optimum")
     for study, rows in frame.groupby("study", sort=True):
         rows = rows.sort_values("trial")
-        best = rows.loc[rows["score"].astype(float).idxmax()] if rows["score"].notna().any() else rows.iloc[0]
+        complete = rows[rows["state"] == "complete"]  # a pruned score is a partial one: never the pick
+        scored = complete if complete["score"].notna().any() else rows
+        best = scored.loc[scored["score"].astype(float).idxmax()] if scored["score"].notna().any() else rows.iloc[0]
         last = paths[paths["study"] == study].iloc[-1]
         truth = float(best["truth"]) if pd.notna(best["truth"]) else None
         summary["studies"][study] = {
             "backend": str(best["backend"]), "strategy": str(best["strategy"]), "seed": int(best["seed"]),
-            "proxy": str(best["proxy"]), "trials": int(len(rows)), "distinct_archs": int(rows["arch"].nunique()),
+            "proxy": str(best["proxy"]), "trials": int(len(rows)), "pruned": int((rows["state"] == "pruned").sum()),
+            "distinct_archs": int(rows["arch"].nunique()),
             "cached": int(rows["cached"].sum()), "best_arch": str(best["arch"]), "best_score": float(best["score"]),
             "best_truth": truth, "truth_column": str(best["truth_column"]) if truth is not None else None,
             "regret": (optimum - truth) if optimum is not None and truth is not None else None,

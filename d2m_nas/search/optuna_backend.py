@@ -20,6 +20,14 @@ cost, worker; never the truth) as user attributes, and at start and end every wo
 the rows its results table lacks. So a row lost to a kill between the storage's commit and the
 append comes back, and each machine's RUN_DIR/results.csv ends with the whole study as the
 worker saw it when it finished (run the command again after all workers stop for every row).
+
+Multi-fidelity: with a pruner (median, successive halving, Hyperband) a training-based proxy
+reports its score rule at every checkpoint (`trial.report`), and a trial the pruner stops is
+PRUNED: it keeps its partial evaluation (the score at that checkpoint, the seconds spent), is
+recorded with state "pruned", counts as a finished trial, and a resumed study neither trains it
+again nor loses it. A warm start (`PROXY:K`) scores a seeded pool of architectures with a cheap
+proxy and enqueues its top K as the study's first trials; that scoring is charged to the first
+evaluation.
 """
 
 from __future__ import annotations
@@ -192,8 +200,10 @@ def _describe(identity: dict) -> str:
 
 def _differences(found: dict, wanted: dict) -> list[str]:
     """'field: study value != this search's value' for each identity field that differs."""
-    out = [f"{k}: {found.get(k)!r} != {wanted.get(k)!r}"
-           for k in ("space", "proxy", "seed", "backend", "strategy", "cost_metric") if found.get(k) != wanted.get(k)]
+    defaults = {"score_rule": "", "pruner": "none", "warm_start": ""}  # studies made before these existed
+    out = [f"{k}: {found.get(k, defaults.get(k))!r} != {wanted.get(k)!r}"
+           for k in ("space", "proxy", "seed", "backend", "strategy", "cost_metric", *defaults)
+           if found.get(k, defaults.get(k)) != wanted.get(k)]
     if found.get("proxy_key") != wanted.get("proxy_key") and found.get("proxy") == wanted.get("proxy"):
         old, new = json.loads(found.get("proxy_config") or "{}"), json.loads(wanted.get("proxy_config") or "{}")
         out += [f"proxy {k}: {old.get(k)!r} != {new.get(k)!r}" for k in sorted(set(old) | set(new))
@@ -259,9 +269,12 @@ def fail_dead_workers(study: optuna.Study, orphan_after: float = 600.0) -> list[
     return failed
 
 
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # evaluations with a row; pruned ones are partial
+
+
 def row_of(driver: SearchDriver, study_name: str, trial: FrozenTrial) -> dict | None:
     evaluation = trial.user_attrs.get("evaluation")
-    if trial.state != TrialState.COMPLETE or evaluation is None:
+    if trial.state not in FINISHED or evaluation is None:
         return None
     with _quiet():
         retry_of = RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
@@ -272,7 +285,7 @@ def row_of(driver: SearchDriver, study_name: str, trial: FrozenTrial) -> dict | 
 def reconcile(driver: SearchDriver, study: optuna.Study) -> int:
     """Write the rows of finished trials that the results table lacks (a kill between the
     storage's commit and the row's append); returns how many."""
-    rows = [row for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    rows = [row for trial in study.get_trials(deepcopy=False, states=FINISHED)
             if (row := row_of(driver, study.study_name, trial)) is not None]
     return len(driver.record(rows))
 
@@ -285,6 +298,32 @@ def _session_seed(seed: int, created: bool, n_trials: int, pid: int) -> int:
         return seed
     digest = hashlib.sha256(f"{seed}:{n_trials}:{pid}".encode()).hexdigest()
     return int(digest[:8], 16)
+
+
+def make_pruner(name: str, steps: int | None) -> optuna.pruners.BasePruner:
+    """The Optuna pruner of --pruner; `steps` is the training budget (Hyperband's max resource)."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(max_resource=steps or "auto")
+    return optuna.pruners.NopPruner()
+
+
+def warm_start(driver: SearchDriver, study: optuna.Study) -> None:
+    """Enqueue the top K of a seeded pool by the warm-start proxy (a new study only)."""
+    from d2m_nas.proxies import create_proxy
+
+    name, count = driver.config.warm_start_spec()
+    proxy = create_proxy(name)
+    space = driver.context.space
+    pool = space.sample(min(driver.config.warm_start_pool, len(space)), driver.context.seed)
+    scored = [(driver.cache.score(proxy, arch, driver.context).score, arch) for arch in pool]
+    driver.overhead_s += sum(result.seconds for result, _ in scored)
+    best = sorted(scored, key=lambda pair: -pair[0].score if math.isfinite(pair[0].score) else math.inf)[:count]
+    for _, arch in best:
+        study.enqueue_trial(space.encode(arch))
 
 
 def run_optuna(driver: SearchDriver, storage_url: str, study_name: str) -> optuna.Study:
@@ -301,13 +340,23 @@ def run_optuna(driver: SearchDriver, storage_url: str, study_name: str) -> optun
     reconcile(driver, study)
     study.sampler = make_sampler(config.strategy, _session_seed(config.seed, created, len(study.trials),
                                                                 driver.worker["pid"]), config.population)
+    study.pruner = make_pruner(config.pruner, getattr(getattr(driver.proxy, "settings", None), "steps", None))
+    if created and config.warm_start:
+        warm_start(driver, study)
     driver.start_clock()  # the time budget and elapsed_s count the search, not opening the storage
 
     def objective(trial: optuna.Trial):
         trial.set_user_attr("worker", driver.worker)
         params = {name: trial.suggest_categorical(name, values) for name, values in choices.items()}
-        evaluation = driver.evaluate(space.decode(params))
+
+        def on_checkpoint(step: int, rules: dict) -> bool:
+            trial.report(rules[driver.proxy.rule], step)
+            return trial.should_prune()
+
+        evaluation = driver.evaluate(space.decode(params), on_checkpoint if config.pruner != "none" else None)
         trial.set_user_attr("evaluation", evaluation.as_dict())
+        if evaluation.state == "pruned":
+            raise optuna.TrialPruned()
         if config.multi_objective:
             return evaluation.score, evaluation.cost
         return evaluation.score
@@ -321,11 +370,10 @@ def run_optuna(driver: SearchDriver, storage_url: str, study_name: str) -> optun
             driver.record([row])
 
     def in_budget() -> int:
-        states = (TrialState.COMPLETE, TrialState.RUNNING)
-        return len(study.get_trials(deepcopy=False, states=states))
+        return len(study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING)))
 
     total = config.trials
-    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    done = len(study.get_trials(deepcopy=False, states=FINISHED))
     bar = tqdm(total=total, initial=min(done, total or 0), desc=f"search {study_name}", unit="trial",
                disable=not config.progress, dynamic_ncols=True)
     failures = 0
@@ -341,7 +389,7 @@ def run_optuna(driver: SearchDriver, storage_url: str, study_name: str) -> optun
                 failures += 1  # non-finite score: Optuna records the trial as failed
                 if failures > max(10, total or 10):
                     raise RuntimeError(f"the proxy {driver.proxy.name} gave {failures} non-finite scores; stopping")
-            bar.n = min(len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))), total or math.inf)
+            bar.n = min(len(study.get_trials(deepcopy=False, states=FINISHED)), total or math.inf)
             bar.refresh()
     finally:
         bar.close()

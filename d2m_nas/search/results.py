@@ -27,8 +27,9 @@ import pandas as pd
 RESULT_COLUMNS = [
     "study", "trial", "retry_of", "backend", "strategy", "seed",
     "arch", "index", "isomorphism", "proxy", "score", "seconds", "cached",
-    "cost_metric", "cost", "truth", "truth_column", "worker", "elapsed_s", "finished_at",
+    "cost_metric", "cost", "truth", "truth_column", "worker", "elapsed_s", "finished_at", "state", "steps",
 ]
+LEGACY_COLUMNS = RESULT_COLUMNS[:-2]  # before pruning: every row was a complete evaluation
 
 
 class ResultsTable:
@@ -116,9 +117,12 @@ def _cell(value) -> str:
 
 def read_results(path: str | Path) -> pd.DataFrame:
     """results.csv as a DataFrame with typed columns."""
-    frame = pd.read_csv(path, dtype={"study": str, "arch": str, "backend": str, "strategy": str})
+    frame = pd.read_csv(path, dtype={"study": str, "arch": str, "backend": str, "strategy": str, "state": str})
+    if list(frame.columns) == LEGACY_COLUMNS:
+        frame = frame.assign(state="complete", steps=np.nan)
     if list(frame.columns) != RESULT_COLUMNS:
         raise ValueError(f"{path} is not a d2m-nas search results file (columns {list(frame.columns)})")
+    frame["state"] = frame["state"].fillna("complete")
     return frame
 
 
@@ -127,9 +131,11 @@ def trajectory(frame: pd.DataFrame) -> pd.DataFrame:
 
     - evaluations: 1, 2, ... (rows of the study in trial order)
     - cost_s: cumulative proxy seconds, counting each distinct architecture once (a loop that
-      proposes an architecture again pays nothing: the cache answers)
+      proposes an architecture again pays nothing: the cache answers), and every pruned
+      evaluation's partial seconds
     - elapsed_s: the worker's wall-clock since its session started (as recorded)
-    - best_score: the best proxy score so far (the search's incumbent)
+    - best_score: the best proxy score so far among complete evaluations (the search's incumbent;
+      a pruned evaluation's partial score never is)
     - incumbent_truth: the true accuracy of that incumbent (what the search would return)
     - best_truth_seen: the best true accuracy among the architectures evaluated so far (an
       oracle upper bound: the search cannot know it)
@@ -138,8 +144,9 @@ def trajectory(frame: pd.DataFrame) -> pd.DataFrame:
     parts = []
     for study, rows in frame.sort_values(["study", "trial"]).groupby("study", sort=False):
         rows = rows.reset_index(drop=True)
-        first_time = ~rows["arch"].duplicated()
-        scores = rows["score"].astype(float).fillna(-np.inf).to_numpy()
+        pruned = (rows["state"] == "pruned").to_numpy() if "state" in rows else np.zeros(len(rows), bool)
+        first_time = ~rows["arch"].where(~pruned).duplicated() & ~pruned
+        scores = np.where(pruned, -np.inf, rows["score"].astype(float).fillna(-np.inf).to_numpy())
         truths = rows["truth"].astype(float).to_numpy()
         incumbent, best, best_index = [], -np.inf, -1
         for i, score in enumerate(scores):
@@ -149,7 +156,7 @@ def trajectory(frame: pd.DataFrame) -> pd.DataFrame:
         parts.append(pd.DataFrame({
             "study": study, "backend": rows["backend"], "strategy": rows["strategy"], "seed": rows["seed"],
             "trial": rows["trial"], "evaluations": np.arange(1, len(rows) + 1),
-            "cost_s": np.cumsum(np.where(first_time, rows["seconds"].astype(float), 0.0)),
+            "cost_s": np.cumsum(np.where(first_time | pruned, rows["seconds"].astype(float), 0.0)),
             "elapsed_s": rows["elapsed_s"].astype(float),
             "best_score": np.maximum.accumulate(scores),
             "incumbent_truth": incumbent,
