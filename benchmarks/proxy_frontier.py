@@ -1,0 +1,203 @@
+"""The ρ-versus-cost frontier on NAS-Bench-201: every score rule of every training run at every
+checkpoint, the zero-cost proxies, ensembles, and the 12-epoch column, on the same architectures.
+
+Input: `d2m-nas rank` run directories (their results.csv and, for training-based proxies,
+curves.jsonl). Shards of one study (`rank --shard I/N`) are simply given together. Nothing is
+trained here: a checkpoint at step s of a training run is the fidelity "s steps" of that run (the
+same run cut off; its learning-rate schedule is the full run's, so it is what a pruner sees, not
+a separate s-step run). Its cost per architecture is the training seconds up to s, plus that
+checkpoint's validation pass for the validation rules (val_acc, val_loss); the loss rules (TSE,
+TSE-E, TSE-EMA) need none. Zero-cost proxies cost their recorded seconds.
+
+Rows (every statistic on the architectures every input scored, so all rows are paired):
+- each zero-cost proxy; zc-vote (synflow + jacob_cov + snip) and synflow + naswot (rank average);
+- each (training proxy, checkpoint, rule);
+- ensembles of synflow + naswot with each (training proxy, checkpoint, rule): rank average; cost =
+  the sum of the parts;
+- the table's 12-epoch column (the free reference; its cost is not measured here).
+Each row: n, Spearman ρ [95% bootstrap CI], Kendall τ, top-10% overlap, s/arch, and paired
+bootstrap CIs of ρ − ρ_synflow and ρ − ρ_zc-vote. Many rows are compared on the same
+architectures: the best of them is selected after the fact, so its margin is optimistic.
+
+Prints one JSON line per row and writes OUT/frontier.jsonl, OUT/frontier.md and OUT/frontier.png.
+
+    python benchmarks/proxy_frontier.py RUN_DIR [RUN_DIR ...] --out OUT [--bootstrap 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from d2m_nas.correlation import correlation_summary, paired_difference  # noqa: E402
+from d2m_nas.proxies.ensemble import rank_average  # noqa: E402
+from d2m_nas.proxies.score_rules import RULES, VALIDATION_RULES, fidelities  # noqa: E402
+from d2m_nas.ranking import finite_or_null  # noqa: E402
+from d2m_nas.settings import resolve_data_root  # noqa: E402
+from search_spaces.ground_truth import GroundTruth, default_table_path  # noqa: E402
+
+TWELVE_EPOCH = "cifar10_test_acc_12ep"
+BASELINES = ("synflow", "zc-vote")
+
+
+def read_runs(run_dirs: list[Path], seed: int) -> tuple[pd.DataFrame, list[dict]]:
+    """(zero-cost rows, training traces) of proxy seed `seed` from every run directory."""
+    rows, traces = [], []
+    for run in run_dirs:
+        frame = pd.read_csv(run / "results.csv")
+        frame = frame[frame["seed"] == seed]
+        trained = frame["score_rule"].notna() if "score_rule" in frame else pd.Series(False, index=frame.index)
+        rows.append(frame[~trained])
+        truth = frame.drop_duplicates("arch").set_index("arch")["truth"]
+        curves = run / "curves.jsonl"
+        if curves.is_file():
+            for line in curves.read_text().splitlines():
+                record = json.loads(line)
+                if record["seed"] == seed and record["arch"] in truth.index:
+                    traces.append(record | {"truth": float(truth[record["arch"]])})
+    return pd.concat(rows, ignore_index=True), traces
+
+
+def score_table(zero_cost: pd.DataFrame, traces: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """(scores, seconds, truth): one column per proxy/fidelity/rule, one row per architecture."""
+    scores, seconds = {}, {}
+    for proxy, part in zero_cost.groupby("proxy"):
+        part = part.drop_duplicates("arch", keep="last").set_index("arch")
+        scores[proxy], seconds[proxy] = part["score"].astype(float), part["seconds"].astype(float)
+    truth = zero_cost.drop_duplicates("arch").set_index("arch")["truth"].astype(float)
+    by_column: dict[str, dict] = {}
+    for record in traces:
+        truth.loc[record["arch"]] = record["truth"]
+        for point in fidelities(record["trace"]):
+            for rule in RULES:
+                name = f"{record['proxy']}@{rule}@{point['step']}"
+                cost = point["train_seconds"] + (point["eval_seconds"] if rule in VALIDATION_RULES else 0.0)
+                by_column.setdefault(name, {})[record["arch"]] = (point["rules"][rule], cost)
+    for name, values in by_column.items():
+        scores[name] = pd.Series({a: v for a, (v, _) in values.items()}, dtype=float)
+        seconds[name] = pd.Series({a: c for a, (_, c) in values.items()}, dtype=float)
+    return pd.DataFrame(scores), pd.DataFrame(seconds), truth
+
+
+def add_ensembles(scores: pd.DataFrame, seconds: pd.DataFrame) -> None:
+    """The ensembles of the module docstring, as new columns (rank average over the rows given)."""
+    def add(name: str, parts: list[str]) -> None:
+        if all(p in scores for p in parts):
+            scores[name] = rank_average(scores[parts].to_numpy())
+            seconds[name] = seconds[parts].sum(axis=1)
+
+    add("zc-vote", ["synflow", "jacob_cov", "snip"])
+    add("synflow+naswot", ["synflow", "naswot"])
+    for column in [c for c in scores.columns if c.count("@") == 2]:
+        add(f"synflow+naswot+{column}", ["synflow", "naswot", column])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dirs", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0, help="proxy seed to read (default: 0)")
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--data-root", help="for the 12-epoch column (default: the product's data root)")
+    args = parser.parse_args()
+
+    zero_cost, traces = read_runs(args.run_dirs, args.seed)
+    scores, seconds, truth = score_table(zero_cost, traces)
+    archs = scores.dropna(how="any", subset=[c for c in scores.columns if c not in ("jacob_cov",)]).index
+    scores, seconds, truth = scores.loc[archs], seconds.loc[archs], truth.loc[archs]
+    add_ensembles(scores, seconds)
+    table = GroundTruth.from_csv(default_table_path(resolve_data_root(args.data_root)))
+    scores[f"12-epoch column ({TWELVE_EPOCH})"] = pd.to_numeric(table.frame[TWELVE_EPOCH], errors="coerce").reindex(
+        archs).to_numpy()
+
+    rows = []
+    for name in scores.columns:
+        stats = correlation_summary(scores[name], truth, top_k=(0.1,), bootstrap=args.bootstrap, seed=args.seed)
+        row = {"proxy": name, "n": stats["n"], "truth_column": "cifar10_test_acc", "proxy_seed": args.seed,
+               "spearman": stats["spearman"], "kendall": stats["kendall"]["value"],
+               "top10%_overlap": stats["top_k"]["top10%"]["overlap"],
+               "seconds_per_arch": float(seconds[name].mean()) if name in seconds else None}
+        for baseline in BASELINES:
+            if baseline in scores and baseline != name:
+                diff = paired_difference(scores[name], scores[baseline], truth, top_k=(0.1,),
+                                         bootstrap=args.bootstrap, seed=args.seed)
+                row[f"vs_{baseline}"] = diff.get("spearman_diff")
+        rows.append(finite_or_null(row))
+        print(json.dumps(rows[-1]), flush=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "frontier.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (args.out / "frontier.md").write_text(markdown(rows, len(archs)))
+    plot(rows, args.out / "frontier.png", len(archs))
+    return 0
+
+
+def _ci(stat: dict | None) -> str:
+    if not stat or stat.get("value") is None:
+        return "—"
+    low, high = stat.get("ci_low"), stat.get("ci_high")
+    return f"{stat['value']:+.3f} [{low:+.3f}, {high:+.3f}]" if low is not None else f"{stat['value']:+.3f}"
+
+
+def markdown(rows: list[dict], n: int) -> str:
+    lines = [f"Frontier on {n} architectures (truth `cifar10_test_acc`, 200 epochs); rows by ρ.", "",
+             "| proxy | ρ [95% CI] | τ | top-10% | s/arch | ρ − ρ_synflow [95% CI] | ρ − ρ_zc-vote [95% CI] |",
+             "|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: -(r["spearman"]["value"] or -9)):
+        cost = "table" if r["seconds_per_arch"] is None else f"{r['seconds_per_arch']:.3g}"
+        lines.append(f"| {r['proxy']} | {_ci(r['spearman'])} | {r['kendall']:+.3f} | {r['top10%_overlap']:.2f} | "
+                     f"{cost} | {_ci(r.get('vs_synflow'))} | {_ci(r.get('vs_zc-vote'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path, n: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    families = {"zero-cost": [], "training rule": [], "ensemble": []}
+    for r in rows:
+        if r["seconds_per_arch"] is None or r["spearman"]["value"] is None:
+            if r["spearman"]["value"] is not None:
+                ax.axhline(r["spearman"]["value"], color="grey", ls="--", lw=1, label="12-epoch column (free reference)")
+            continue
+        family = "ensemble" if "+" in r["proxy"] or r["proxy"] == "zc-vote" else (
+            "training rule" if "@" in r["proxy"] else "zero-cost")
+        families[family].append(r)
+    for (family, members), marker in zip(families.items(), "osD"):
+        if not members:
+            continue
+        x = [r["seconds_per_arch"] for r in members]
+        y = [r["spearman"]["value"] for r in members]
+        err = [[v - (r["spearman"]["ci_low"] or v) for v, r in zip(y, members)],
+               [(r["spearman"]["ci_high"] or v) - v for v, r in zip(y, members)]]
+        ax.errorbar(x, y, yerr=err, fmt=marker, ms=4, capsize=2, alpha=0.8, label=family)
+    best = sorted((r for r in rows if r["seconds_per_arch"] is not None and r["spearman"]["value"] is not None),
+                  key=lambda r: -r["spearman"]["value"])[:4]
+    for r in best + [r for r in rows if r["proxy"] in ("synflow", "zc-vote", "params")]:
+        ax.annotate(r["proxy"], (r["seconds_per_arch"], r["spearman"]["value"]), fontsize=6, xytext=(3, 3),
+                    textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per architecture (this machine, see benchmarks/README.md)")
+    ax.set_ylabel("Spearman ρ vs cifar10_test_acc (200 ep), 95% CI")
+    ax.set_title(f"NAS-Bench-201 CIFAR-10: ρ against cost, {n} architectures")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
