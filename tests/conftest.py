@@ -1,6 +1,7 @@
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -27,3 +28,16 @@ def isolated_data_root(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv(DATA_ENV, str(root))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return root
+
+
+@pytest.fixture(scope="session")
+def table(tmp_path_factory) -> Path:
+    """A synthetic NAS-Bench-201 table of every cell: accuracy grows with the number of 3x3 convolutions."""
+    from search_spaces.nasbench201 import all_archs, parse_arch
+
+    archs = list(all_archs())
+    accuracy = [50 + 5 * parse_arch(a).count("nor_conv_3x3") + (i % 7) * 0.1 for i, a in enumerate(archs)]
+    path = tmp_path_factory.mktemp("gt") / "table.csv"
+    pd.DataFrame({"nb201_index": range(len(archs)), "arch_str": archs, "cifar10_test_acc": accuracy,
+                  "cifar10_test_acc_12ep": accuracy}).to_csv(path, index=False)
+    return path

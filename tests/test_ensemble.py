@@ -16,7 +16,7 @@ from d2m_nas.errors import UserError
 from d2m_nas.proxies import EnsembleProxy, ProxyContext, ProxyScore, create_proxy
 from d2m_nas.proxies.base import Proxy
 from d2m_nas.proxies.ensemble import component_specs, parse_definitions, percentiles, rank_average
-from search_spaces.nasbench201 import all_archs, parse_arch
+from search_spaces.nasbench201 import all_archs
 from search_spaces.registry import create_space
 
 
@@ -91,16 +91,6 @@ def test_a_search_ensemble_ranks_against_its_reference_sample_and_pays_for_it_on
     assert again.seconds == pytest.approx(1.0) and again.score == first.score
     ranks = np.array([[a.values[r], b.values[r]] for r in reference])
     assert first.score == pytest.approx(rank_average(np.array([[7.0, -7.0]]), ranks)[0])
-
-
-@pytest.fixture
-def table(tmp_path):
-    archs = list(all_archs())
-    accuracy = [50 + 5 * parse_arch(a).count("nor_conv_3x3") + (i % 7) * 0.1 for i, a in enumerate(archs)]
-    path = tmp_path / "table.csv"
-    pd.DataFrame({"nb201_index": range(len(archs)), "arch_str": archs, "cifar10_test_acc": accuracy,
-                  "cifar10_test_acc_12ep": accuracy}).to_csv(path, index=False)
-    return path
 
 
 def test_rank_writes_ensemble_rows_from_its_components(tmp_path, table, capsys):

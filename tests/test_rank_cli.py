@@ -11,20 +11,9 @@ import pytest
 
 from d2m_nas.cli import main
 from d2m_nas.proxies.training import TrainingProxy
-from search_spaces.nasbench201 import all_archs, parse_arch
+from search_spaces.nasbench201 import all_archs
 
 TINY = ["--channels", "4", "--cells", "1", "--device", "cpu", "--bootstrap", "50"]
-
-
-@pytest.fixture
-def table(tmp_path):
-    """A synthetic NAS-Bench-201 table: accuracy grows with the number of 3x3 convolutions."""
-    archs = list(all_archs())
-    accuracy = [50 + 5 * parse_arch(a).count("nor_conv_3x3") + (i % 7) * 0.1 for i, a in enumerate(archs)]
-    path = tmp_path / "table.csv"
-    pd.DataFrame({"nb201_index": range(len(archs)), "arch_str": archs, "cifar10_test_acc": accuracy,
-                  "cifar10_test_acc_12ep": accuracy}).to_csv(path, index=False)
-    return path
 
 
 def test_rank_writes_results_and_summary_and_resumes(tmp_path, table, capsys):

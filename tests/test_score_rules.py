@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from d2m_nas.cli import main
 from d2m_nas.data import split_train_val
@@ -17,7 +16,6 @@ from d2m_nas.errors import UserError
 from d2m_nas.proxies import ProxyContext, TrainingProxyConfig, create_proxy
 from d2m_nas.proxies.score_rules import RULES, checkpoint_rules, final_rules, training_rules, window
 from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
-from search_spaces.nasbench201 import all_archs, parse_arch
 from search_spaces.registry import create_space
 
 SPACE = create_space("nasbench201")
@@ -116,16 +114,6 @@ def test_bad_rules_are_one_line_errors(spec, fragment):
 def test_bad_checkpoints_are_refused(checkpoints):
     with pytest.raises(UserError, match="--checkpoints"):
         config(checkpoints=checkpoints).validate()
-
-
-@pytest.fixture(scope="module")
-def table(tmp_path_factory):
-    archs = list(all_archs())
-    accuracy = [50 + 5 * parse_arch(a).count("nor_conv_3x3") + (i % 7) * 0.1 for i, a in enumerate(archs)]
-    path = tmp_path_factory.mktemp("gt") / "table.csv"
-    pd.DataFrame({"nb201_index": range(len(archs)), "arch_str": archs, "cifar10_test_acc": accuracy,
-                  "cifar10_test_acc_12ep": accuracy}).to_csv(path, index=False)
-    return path
 
 
 def test_rank_reports_every_rule_from_one_run_and_writes_curves(tmp_path, table, capsys):

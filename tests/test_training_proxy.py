@@ -18,7 +18,6 @@ from d2m_nas.proxies import ProxyContext, TrainingProxy, TrainingProxyConfig, cr
 from d2m_nas.ranking import RESULT_COLUMNS
 from d2m_nas.results_cache import config_key, proxy_config
 from d2m_nas.synthetic import SyntheticSet
-from search_spaces.nasbench201 import all_archs, parse_arch
 from search_spaces.registry import create_space
 
 CPU = torch.device("cpu")
@@ -44,16 +43,6 @@ def generator_run(tmp_path_factory):
     assert run_d2m(make_fake_dataset(train_per_class=12, test_per_class=4), preset("tiny"), out, CPU,
                    progress=False)["finished"]
     return out
-
-
-@pytest.fixture(scope="module")
-def table(tmp_path_factory):
-    archs = list(all_archs())
-    accuracy = [50 + 5 * parse_arch(a).count("nor_conv_3x3") + (i % 7) * 0.1 for i, a in enumerate(archs)]
-    path = tmp_path_factory.mktemp("gt") / "table.csv"
-    pd.DataFrame({"nb201_index": range(len(archs)), "arch_str": archs, "cifar10_test_acc": accuracy,
-                  "cifar10_test_acc_12ep": accuracy}).to_csv(path, index=False)
-    return path
 
 
 def context(fake, split, seed=0):

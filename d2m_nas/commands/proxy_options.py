@@ -33,7 +33,7 @@ def add_proxy_options(parser) -> None:
     group.add_argument("--score", choices=list(RULES), default=DEFAULT_RULE, metavar="RULE",
                        help="score rule of the training-based proxies named without @RULE; every rule is "
                             "recorded from the same run whichever is chosen, and higher is better for all: "
-                            + "; ".join(f"{name}: {text}" for name, text in RULES.items())
+                            + "; ".join(f"{name}: {text}" for name, text in RULES.items()).replace("%", "%%")
                             + f" (default: {DEFAULT_RULE})")
     group.add_argument("--ensemble", action="append", default=[], metavar="NAME=A+B[+...]",
                        help="define a named ensemble of proxies (repeatable); --proxy A+B names one inline, and "
