@@ -61,6 +61,12 @@ def main() -> int:
     parser.add_argument("--searches", default=",".join(f"{b}:{s}" for b, s in SEARCHES),
                         help="BACKEND:STRATEGY list (default: optuna:tpe,optuna:random,nni:evolution)")
     parser.add_argument("--trials", type=int, default=100, help="evaluations per search (default: 100)")
+    parser.add_argument("--proxy-budget", type=float, help="optuna searches: proxy seconds per search (evaluations "
+                        "not answered by the cache, pruned work included); --trials still caps it")
+    parser.add_argument("--proxy-batch-size", type=int, default=64, help="training proxies: batch (default: 64)")
+    parser.add_argument("--pruner", default="none", help="optuna with a training proxy: none, median, halving, "
+                        "hyperband (default: none)")
+    parser.add_argument("--warm-start", help="optuna: PROXY:K, the top K of a zero-cost proxy evaluated first")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..R-1 per search (default: 5)")
     parser.add_argument("--population", type=int, default=20, help="evolution population (default: 20)")
     parser.add_argument("--tournament", type=int, default=5, help="evolution tournament size (default: 5)")
@@ -82,7 +88,8 @@ def main() -> int:
 
     space = create_space("nasbench201")
     dataset = train_indices = val_indices = None
-    training = TrainingProxyConfig(ipc=args.ipc, steps=args.steps, generator=args.generator, dm_set=args.dm_set)
+    training = TrainingProxyConfig(ipc=args.ipc, steps=args.steps, batch_size=args.proxy_batch_size,
+                                   generator=args.generator, dm_set=args.dm_set)
     searches = [tuple(item.split(":")) for item in args.searches.split(",")]
     for proxy_name in args.proxies.split(","):
         proxy = create_proxy(proxy_name, training)
@@ -99,9 +106,12 @@ def main() -> int:
             model_options = {"channels": args.train_channels, "cells_per_stage": args.train_cells}
         for backend, strategy in searches:
             run_dir = args.out / f"{proxy_name}-{backend}-{strategy}"
+            optuna_only = {"proxy_budget": args.proxy_budget, "warm_start": args.warm_start,
+                           "pruner": args.pruner if isinstance(proxy, TrainingProxy) else "none"}
             config = SearchConfig(backend=backend, strategy=strategy, trials=args.trials, seed=0,
                                   study=f"{proxy_name}-{backend}-{strategy}", population=args.population,
-                                  tournament=args.tournament, progress=False)
+                                  tournament=args.tournament, progress=False,
+                                  **(optuna_only if backend == "optuna" else {}))
             context = ProxyContext(space=space, dataset=dataset, seed=0, model_options=model_options,
                                    train_indices=train_indices, val_indices=val_indices)
             started = time.perf_counter()

@@ -130,3 +130,13 @@ def test_warm_start_enqueues_the_zero_cost_top_k_first_and_charges_its_scoring(t
         config(warm_start="params")
     with pytest.raises(ValueError, match="optuna backend"):
         SearchConfig(backend="nni", strategy="random", pruner="median")
+
+
+def test_a_proxy_budget_stops_the_study_at_equal_proxy_seconds(tmp_path):
+    summary = run_search(Curves(), ProxyContext(space=SPACE, dataset=None),
+                         config(pruner="none", trials=50, proxy_budget=3.5), tmp_path / "run")
+    frame = read_results(tmp_path / "run" / "results.csv")
+    spent = frame.loc[frame["cached"] == 0, "seconds"].sum()
+    assert 3.5 <= spent < 3.5 + 1.0 and summary["studies"]["p"]["trials"] == len(frame) < 50
+    with pytest.raises(ValueError, match="proxy budget must be positive"):
+        config(proxy_budget=0)

@@ -46,6 +46,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--time-budget", type=float, metavar="S",
                         help="start no trial after S seconds of searching, per repeat (storage set-up excluded; "
                         "a trial in progress finishes)")
+    parser.add_argument("--proxy-budget", type=float, metavar="S",
+                        help="optuna: start no trial once the study has spent S proxy seconds (evaluations not "
+                             "answered by the cache, pruned ones included): searches compared at equal cost")
     parser.add_argument("--storage", metavar="URL", help="Optuna storage: sqlite:///FILE.db (default: RUN_DIR/study.db), "
                         "journal:FILE.log, postgresql://USER:PASSWORD@HOST:PORT/DB")
     parser.add_argument("--study", metavar="NAME", help="study name (default: SPACE-PROXY-BACKEND-STRATEGY-seedS); "
@@ -122,7 +125,8 @@ def run(args) -> int:
         f"-seed{args.seed}" if args.repeat == 1 else "")
     try:
         config = SearchConfig(backend=args.backend, strategy=strategy, trials=args.trials,
-                              time_budget=args.time_budget, seed=args.seed, study=base, storage=args.storage,
+                              time_budget=args.time_budget, proxy_budget=args.proxy_budget, seed=args.seed,
+                              study=base, storage=args.storage,
                               cost_metric=args.cost, population=args.population, tournament=args.tournament,
                               heartbeat=args.heartbeat, pruner=args.pruner, warm_start=args.warm_start,
                               warm_start_pool=args.warm_start_pool)

@@ -36,6 +36,7 @@ class SearchConfig:
     strategy: str = "tpe"
     trials: int | None = 20  # the study's total of finished evaluations
     time_budget: float | None = None  # seconds per session: no trial starts after this
+    proxy_budget: float | None = None  # proxy seconds per study (optuna): no trial starts after this
     seed: int = 0
     study: str = "search"
     storage: str | None = None  # Optuna storage URL; None: sqlite in the run directory
@@ -56,12 +57,13 @@ class SearchConfig:
                              f"{', '.join(STRATEGIES[self.backend])}")
         if self.cost_metric not in COST_METRICS:
             raise ValueError(f"unknown cost metric {self.cost_metric!r}; choose from {', '.join(COST_METRICS)}")
-        if self.trials is None and self.time_budget is None:
-            raise ValueError("a search needs a stop: give a number of trials, a time budget, or both")
+        if self.trials is None and self.time_budget is None and self.proxy_budget is None:
+            raise ValueError("a search needs a stop: give a number of trials, a time budget or a proxy budget")
         if self.trials is not None and self.trials < 1:
             raise ValueError(f"the number of trials must be at least 1, got {self.trials}")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise ValueError(f"the time budget must be positive seconds, got {self.time_budget}")
+        for name, value in (("time budget", self.time_budget), ("proxy budget", self.proxy_budget)):
+            if value is not None and not value > 0:
+                raise ValueError(f"the {name} must be positive seconds, got {value}")
         if self.population < 2:
             raise ValueError(f"the population must be at least 2, got {self.population}")
         if self.backend == "nni" and self.strategy == "evolution" and not 1 <= self.tournament <= self.population:
@@ -70,8 +72,8 @@ class SearchConfig:
             raise ValueError(f"the heartbeat interval must be at least 1 second, got {self.heartbeat}")
         if self.pruner not in PRUNERS:
             raise ValueError(f"unknown pruner {self.pruner!r}; choose from {', '.join(PRUNERS)}")
-        if (self.pruner != "none" or self.warm_start) and self.backend != "optuna":
-            raise ValueError("--pruner and --warm-start work with the optuna backend")
+        if (self.pruner != "none" or self.warm_start or self.proxy_budget) and self.backend != "optuna":
+            raise ValueError("--pruner, --warm-start and --proxy-budget work with the optuna backend")
         if self.warm_start is not None:
             self.warm_start_spec()
 

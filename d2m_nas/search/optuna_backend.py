@@ -372,6 +372,11 @@ def run_optuna(driver: SearchDriver, storage_url: str, study_name: str) -> optun
     def in_budget() -> int:
         return len(study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING)))
 
+    def proxy_seconds() -> float:
+        """Proxy seconds the study has spent: every evaluation not answered by the cache, pruned ones too."""
+        return sum(trial.user_attrs["evaluation"]["seconds"] for trial in study.get_trials(deepcopy=False, states=FINISHED)
+                   if "evaluation" in trial.user_attrs and not trial.user_attrs["evaluation"]["cached"])
+
     total = config.trials
     done = len(study.get_trials(deepcopy=False, states=FINISHED))
     bar = tqdm(total=total, initial=min(done, total or 0), desc=f"search {study_name}", unit="trial",
@@ -381,6 +386,8 @@ def run_optuna(driver: SearchDriver, storage_url: str, study_name: str) -> optun
         while driver.time_left() > 0:
             fail_dead_workers(study, 2 * config.heartbeat)
             if total is not None and in_budget() >= total:
+                break
+            if config.proxy_budget is not None and proxy_seconds() >= config.proxy_budget:
                 break
             with _quiet():
                 study.optimize(objective, n_trials=1, callbacks=[record], gc_after_trial=False)
