@@ -295,7 +295,9 @@ def _fmt(value: float, digits: int = 3) -> str:
 def summary_markdown(summary: dict) -> str:
     lines = [f"# Ranking on {summary['space']}: {summary['n_archs']} architectures (seed {summary['seed']})", "",
              f"Ground truth: `{summary['ground_truth']}` (column `{summary['truth_column']}`); "
-             f"data: {summary['dataset']}, batch {summary['batch_size']}, device {summary['device']}.", ""]
+             f"data: {summary['dataset']}, batch {summary['batch_size']}, device {summary['device']}. Every score is "
+             "oriented higher = better; NAME@RULE rows are the score rules of one training run (val_acc, val_loss, "
+             "tse, tse_e, tse_ema); ensembles are rank averages over this sample.", ""]
     seeds = summary.get("proxy_seeds", [summary["seed"]])
     if len(seeds) > 1:
         lines += [f"Scores are the mean over proxy seeds {seeds[0]}..{seeds[-1]}; s/arch covers all of them.", ""]
