@@ -4,6 +4,11 @@ them; the rule never enters the cache key; bad rules are one-line errors."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -138,3 +143,30 @@ def test_rank_reports_every_rule_from_one_run_and_writes_curves(tmp_path, table,
                  "cifar10:test:200", "--ground-truth-file", str(table), "--dataset", "fake",
                  "--out", str(tmp_path / "twice")]) == 2
     assert "lists a proxy twice" in capsys.readouterr().err
+
+
+def test_the_frontier_benchmark_reads_rank_runs(tmp_path, table):
+    """benchmarks/proxy_frontier.py on a tiny study: one row per (checkpoint, rule), ensembles, pairs."""
+    root = tmp_path / "data"
+    (root / "nb201").mkdir(parents=True)
+    shutil.copy(table, root / "nb201" / "nb201_ground_truth.csv")
+    common = ["--sample", "6", "--ground-truth", "cifar10:test:200", "--ground-truth-file", str(table), "--dataset",
+              "fake", "--val-per-class", "10", "--channels", "4", "--cells", "1", "--bootstrap", "10",
+              "--device", "cpu", "--batch-size", "8"]
+    assert main(["rank", "--proxy", "synflow,naswot,jacob_cov,snip", *common, "--out", str(tmp_path / "zc")]) == 0
+    for shard in ("0/2", "1/2"):
+        assert main(["rank", "--proxy", "random-subset", "--ipc", "2", "--steps", "8", "--proxy-batch-size", "8",
+                     "--shard", shard, *common, "--out", str(tmp_path / f"t{shard[0]}")]) == 0
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(repo / "benchmarks" / "proxy_frontier.py"), str(tmp_path / "zc"),
+                           str(tmp_path / "t0"), str(tmp_path / "t1"), "--out", str(tmp_path / "out"), "--bootstrap",
+                           "10", "--data-root", str(root)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(repo)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {r["proxy"]: r for r in map(json.loads, (tmp_path / "out" / "frontier.jsonl").read_text().splitlines())}
+    assert {f"random-subset@{rule}@{step}" for rule in RULES for step in (1, 2, 4, 8)} <= set(rows)
+    assert {"zc-vote", "synflow+naswot", "synflow+naswot+random-subset@tse_e@8"} <= set(rows)
+    assert all(r["n"] == 6 for r in rows.values())
+    assert rows["random-subset@tse@4"]["seconds_per_arch"] < rows["random-subset@tse@8"]["seconds_per_arch"]
+    assert rows["random-subset@val_acc@8"]["vs_synflow"]["value"] is not None
+    assert (tmp_path / "out" / "frontier.png").stat().st_size > 0
