@@ -16,8 +16,11 @@ Rows (every statistic on the architectures every input scored, so all rows are p
   the sum of the parts;
 - the table's 12-epoch column (the free reference; its cost is not measured here).
 Each row: n, Spearman ρ [95% bootstrap CI], Kendall τ, top-10% overlap, s/arch, and paired
-bootstrap CIs of ρ − ρ_synflow and ρ − ρ_zc-vote. Many rows are compared on the same
-architectures: the best of them is selected after the fact, so its margin is optimistic.
+bootstrap CIs of ρ − ρ_synflow, ρ − ρ_zc-vote and ρ − ρ of the best single zero-cost proxy on
+these architectures. The crossover lines name the cheapest training-rule row and the cheapest
+ensemble whose paired CI against that best zero-cost proxy lies above 0 (or say none does). Many
+rows are compared on the same architectures: the best of them is selected after the fact, so
+its margin is optimistic.
 
 Prints one JSON line per row and writes OUT/frontier.jsonl, OUT/frontier.md and OUT/frontier.png.
 
@@ -45,6 +48,7 @@ from search_spaces.ground_truth import GroundTruth, default_table_path  # noqa: 
 
 TWELVE_EPOCH = "cifar10_test_acc_12ep"
 BASELINES = ("synflow", "zc-vote")
+ZERO_COST = ("params", "flops", "synflow", "snip", "grad_norm", "jacob_cov", "naswot")
 
 
 def read_runs(run_dirs: list[Path], seed: int) -> tuple[pd.DataFrame, list[dict]]:
@@ -117,6 +121,8 @@ def main() -> int:
     scores[f"12-epoch column ({TWELVE_EPOCH})"] = pd.to_numeric(table.frame[TWELVE_EPOCH], errors="coerce").reindex(
         archs).to_numpy()
 
+    best_zero_cost = max((c for c in ZERO_COST if c in scores),
+                         key=lambda c: correlation_summary(scores[c], truth, top_k=(), bootstrap=0)["spearman"]["value"])
     rows = []
     for name in scores.columns:
         stats = correlation_summary(scores[name], truth, top_k=(0.1,), bootstrap=args.bootstrap, seed=args.seed)
@@ -124,19 +130,41 @@ def main() -> int:
                "spearman": stats["spearman"], "kendall": stats["kendall"]["value"],
                "top10%_overlap": stats["top_k"]["top10%"]["overlap"],
                "seconds_per_arch": float(seconds[name].mean()) if name in seconds else None}
-        for baseline in BASELINES:
+        for baseline in (*BASELINES, best_zero_cost):
             if baseline in scores and baseline != name:
                 diff = paired_difference(scores[name], scores[baseline], truth, top_k=(0.1,),
                                          bootstrap=args.bootstrap, seed=args.seed)
                 row[f"vs_{baseline}"] = diff.get("spearman_diff")
+        row["best_zero_cost"] = best_zero_cost
         rows.append(finite_or_null(row))
         print(json.dumps(rows[-1]), flush=True)
+    crossovers = [crossover(rows, family, best_zero_cost) for family in ("training rule", "ensemble")]
+    for line in crossovers:
+        print(json.dumps(line), flush=True)
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "frontier.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (args.out / "frontier.md").write_text(markdown(rows, len(archs)))
+    (args.out / "frontier.md").write_text(markdown(rows, len(archs), crossovers))
     plot(rows, args.out / "frontier.png", len(archs))
     return 0
+
+
+def family_of(name: str) -> str:
+    if "+" in name or name == "zc-vote":
+        return "ensemble"
+    return "training rule" if "@" in name else "zero-cost" if name in ZERO_COST else "reference"
+
+
+def crossover(rows: list[dict], family: str, best_zero_cost: str) -> dict:
+    """The cheapest row of `family` whose paired CI against the best zero-cost proxy is above 0."""
+    beating = [r for r in rows if family_of(r["proxy"]) == family and r["seconds_per_arch"] is not None
+               and (r.get(f"vs_{best_zero_cost}") or {}).get("ci_low") is not None
+               and r[f"vs_{best_zero_cost}"]["ci_low"] > 0]
+    cheapest = min(beating, key=lambda r: r["seconds_per_arch"], default=None)
+    return {"kind": "crossover", "family": family, "best_zero_cost": best_zero_cost,
+            "proxy": cheapest["proxy"] if cheapest else None,
+            "seconds_per_arch": cheapest["seconds_per_arch"] if cheapest else None,
+            "difference": cheapest[f"vs_{best_zero_cost}"] if cheapest else None}
 
 
 def _ci(stat: dict | None) -> str:
@@ -146,14 +174,21 @@ def _ci(stat: dict | None) -> str:
     return f"{stat['value']:+.3f} [{low:+.3f}, {high:+.3f}]" if low is not None else f"{stat['value']:+.3f}"
 
 
-def markdown(rows: list[dict], n: int) -> str:
-    lines = [f"Frontier on {n} architectures (truth `cifar10_test_acc`, 200 epochs); rows by ρ.", "",
-             "| proxy | ρ [95% CI] | τ | top-10% | s/arch | ρ − ρ_synflow [95% CI] | ρ − ρ_zc-vote [95% CI] |",
-             "|---|---|---|---|---|---|---|"]
+def markdown(rows: list[dict], n: int, crossovers: list[dict]) -> str:
+    best = rows[0]["best_zero_cost"]
+    lines = [f"Frontier on {n} architectures (truth `cifar10_test_acc`, 200 epochs); rows by ρ; the best single "
+             f"zero-cost proxy here is {best}.", "",
+             f"| proxy | ρ [95% CI] | τ | top-10% | s/arch | ρ − ρ_synflow [95% CI] | ρ − ρ_zc-vote [95% CI] | "
+             f"ρ − ρ_{best} [95% CI] |", "|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: -(r["spearman"]["value"] or -9)):
         cost = "table" if r["seconds_per_arch"] is None else f"{r['seconds_per_arch']:.3g}"
         lines.append(f"| {r['proxy']} | {_ci(r['spearman'])} | {r['kendall']:+.3f} | {r['top10%_overlap']:.2f} | "
-                     f"{cost} | {_ci(r.get('vs_synflow'))} | {_ci(r.get('vs_zc-vote'))} |")
+                     f"{cost} | {_ci(r.get('vs_synflow'))} | {_ci(r.get('vs_zc-vote'))} | {_ci(r.get(f'vs_{best}'))} |")
+    lines.append("")
+    for c in crossovers:
+        lines.append(f"- crossover ({c['family']}): " + (
+            f"`{c['proxy']}` at {c['seconds_per_arch']:.3g} s/arch, ρ − ρ_{best} {_ci(c['difference'])}"
+            if c["proxy"] else f"no {c['family']} row beats {best} with its paired 95% CI above 0"))
     return "\n".join(lines) + "\n"
 
 
@@ -170,9 +205,7 @@ def plot(rows: list[dict], path: Path, n: int) -> None:
             if r["spearman"]["value"] is not None:
                 ax.axhline(r["spearman"]["value"], color="grey", ls="--", lw=1, label="12-epoch column (free reference)")
             continue
-        family = "ensemble" if "+" in r["proxy"] or r["proxy"] == "zc-vote" else (
-            "training rule" if "@" in r["proxy"] else "zero-cost")
-        families[family].append(r)
+        families[family_of(r["proxy"])].append(r)
     for (family, members), marker in zip(families.items(), "osD"):
         if not members:
             continue
