@@ -28,7 +28,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from d2m_nas.correlation import correlation_summary
-from d2m_nas.proxies import EnsembleProxy, Proxy, ProxyContext, score_architecture
+from d2m_nas.proxies import EnsembleProxy, Proxy, ProxyContext, TrainingProxy, score_architecture
 from d2m_nas.proxies.ensemble import rank_average
 from d2m_nas.proxies.score_rules import RULES, final_rules
 from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
@@ -105,7 +105,7 @@ def expand_score_rules(frame: pd.DataFrame) -> pd.DataFrame:
 
 def report_labels(proxy: Proxy) -> list[str]:
     """The names a proxy's results are summarised under: every rule of a training-based proxy."""
-    return [f"{proxy.name}@{rule}" for rule in RULES] if hasattr(proxy, "rule") else [proxy.name]
+    return [f"{proxy.name}@{rule}" for rule in RULES] if isinstance(proxy, TrainingProxy) else [proxy.name]
 
 
 def _check_same_settings(out_dir: Path, settings: RankSettings, proxies: list[Proxy], context: ProxyContext) -> None:
@@ -182,7 +182,7 @@ def _ensemble_rows(results_path: Path, archs: list[str], ensembles: list[Ensembl
     sample, per proxy seed; seconds = the components' seconds for that architecture."""
     frame = pd.read_csv(results_path)
     space, rows = context.space, []
-    blank = [""] * (len(RESULT_COLUMNS) - 9)
+    blank = [""] * (len(EXTRA_COLUMNS) + 1 + len(RULES))  # an ensemble records no training
     for seed in settings.seeds:
         part = frame[frame["seed"] == seed]
         for ensemble in ensembles:

@@ -124,3 +124,22 @@ def test_rank_writes_ensemble_rows_from_its_components(tmp_path, table, capsys):
     assert {p["baseline"] for p in paired} == {"zc-vote"} and {"mix", "synflow"} <= {p["proxy"] for p in paired}
     assert all(p["n"] == 5 for p in paired)
     assert "ρ − ρ_baseline" in capsys.readouterr().out
+
+
+def test_a_search_with_an_ensemble_scores_its_components_through_the_cache(tmp_path):
+    from d2m_nas.results_cache import ResultsCache, proxy_config
+    from d2m_nas.search import SearchConfig, read_results, run_search
+
+    space = create_space("nasbench201")
+    archs = list(all_archs())
+    a = Fixed("a", {arch: float(i % 97) for i, arch in enumerate(archs)})
+    b = Fixed("b", {arch: float(i % 89) for i, arch in enumerate(archs)})
+    context = ProxyContext(space=space, dataset=None)
+    run_search(EnsembleProxy("ab", [a, b], reference_size=8), context,
+               SearchConfig(trials=4, study="e", progress=False), tmp_path / "run")
+    frame = read_results(tmp_path / "run" / "results.csv")
+    assert len(frame) == 4 and frame["score"].between(0, 1).all()
+    assert frame["seconds"].iloc[0] >= (8 + 1) * 2 * 0.5  # the reference's scoring is charged once
+    with ResultsCache(tmp_path / "run" / "cache.sqlite") as cache:
+        scored = {e["arch"] for e in cache.entries(proxy_config(a, context))}
+    assert set(EnsembleProxy("ab", [a, b], 8).reference_archs(context)) <= scored

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from d2m_nas.proxies.base import Proxy, ProxyContext
+from d2m_nas.proxies.ensemble import EnsembleProxy
 from d2m_nas.proxies.training import CheckpointCallback, Stopped
 from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
 from d2m_nas.search.results import ResultsTable, read_results, trajectory
@@ -153,7 +154,7 @@ class SearchDriver:
         self.session_start = time.perf_counter()
         self.evaluations = 0
         self.overhead_s = 0.0  # one-off work (a warm start's scoring) charged to the next evaluation
-        if hasattr(self.proxy, "scorer"):  # an ensemble's components are scored through the cache too
+        if isinstance(self.proxy, EnsembleProxy):  # its components are scored through the cache too
             self.proxy.scorer = lambda proxy, arch, context: self.cache.score(proxy, arch, context).score
 
     @property
@@ -207,6 +208,7 @@ class SearchDriver:
     def _evaluation(self, arch: str, score: float, seconds: float, cached: bool, cost, state: str,
                     steps) -> Evaluation:
         self.evaluations += 1
+        cached = cached and self.overhead_s == 0  # charged work is never a free cache answer
         seconds, self.overhead_s = float(seconds) + self.overhead_s, 0.0
         return Evaluation(arch, float(score), seconds, cached, cost,
                           round(self.elapsed(), 6), dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
