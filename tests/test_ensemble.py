@@ -72,6 +72,9 @@ class Fixed(Proxy):
     def __init__(self, name, values):
         self.name, self.values, self.calls = name, values, []
 
+    def config(self):
+        return {"toy": self.name}
+
     def score(self, arch, context):
         self.calls.append(arch)
         return ProxyScore(self.values[arch], 0.5)
