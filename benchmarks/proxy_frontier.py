@@ -121,8 +121,10 @@ def main() -> int:
     scores[f"12-epoch column ({TWELVE_EPOCH})"] = pd.to_numeric(table.frame[TWELVE_EPOCH], errors="coerce").reindex(
         archs).to_numpy()
 
-    best_zero_cost = max((c for c in ZERO_COST if c in scores),
-                         key=lambda c: correlation_summary(scores[c], truth, top_k=(), bootstrap=0)["spearman"]["value"])
+    def rho(column: str) -> float:
+        return correlation_summary(scores[column], truth, top_k=(), bootstrap=0)["spearman"]["value"]
+
+    best_zero_cost = max((c for c in ZERO_COST if c in scores), key=rho)
     rows = []
     for name in scores.columns:
         stats = correlation_summary(scores[name], truth, top_k=(0.1,), bootstrap=args.bootstrap, seed=args.seed)
@@ -180,7 +182,8 @@ def markdown(rows: list[dict], n: int, crossovers: list[dict]) -> str:
     lines = [f"Frontier on {n} architectures (truth `cifar10_test_acc`, 200 epochs); rows by ρ; the best single "
              f"zero-cost proxy here is {best}.", "",
              "| proxy | ρ [95% CI] | τ | top-10% | s/arch | "
-             + " | ".join(f"ρ − ρ_{b} [95% CI]" for b in baselines) + " |", "|---|---|---|---|---|" + "---|" * len(baselines)]
+             + " | ".join(f"ρ − ρ_{b} [95% CI]" for b in baselines) + " |",
+             "|---|---|---|---|---|" + "---|" * len(baselines)]
     for r in sorted(rows, key=lambda r: -(r["spearman"]["value"] or -9)):
         cost = "table" if r["seconds_per_arch"] is None else f"{r['seconds_per_arch']:.3g}"
         lines.append(f"| {r['proxy']} | {_ci(r['spearman'])} | {r['kendall']:+.3f} | {r['top10%_overlap']:.2f} | "
@@ -204,7 +207,8 @@ def plot(rows: list[dict], path: Path, n: int) -> None:
     for r in rows:
         if r["seconds_per_arch"] is None or r["spearman"]["value"] is None:
             if r["spearman"]["value"] is not None:
-                ax.axhline(r["spearman"]["value"], color="grey", ls="--", lw=1, label="12-epoch column (free reference)")
+                ax.axhline(r["spearman"]["value"], color="grey", ls="--", lw=1,
+                           label="12-epoch column (free reference)")
             continue
         families[family_of(r["proxy"])].append(r)
     for (family, members), marker in zip(families.items(), "osD"):

@@ -191,8 +191,9 @@ def _ensemble_rows(results_path: Path, archs: list[str], ensembles: list[Ensembl
             seconds = np.sum([s for _, s in columns], axis=0)
             for arch, value, cost in zip(archs, values, seconds):
                 if (arch, ensemble.name, seed) not in done:
-                    rows.append([arch, space.index(arch), space.isomorphism_key(arch), ensemble.name, repr(float(value)),
-                                 f"{cost:.6f}", seed, truths.get(arch, math.nan), settings.truth_column, *blank])
+                    rows.append([arch, space.index(arch), space.isomorphism_key(arch), ensemble.name,
+                                 repr(float(value)), f"{cost:.6f}", seed, truths.get(arch, math.nan),
+                                 settings.truth_column, *blank])
     return rows
 
 

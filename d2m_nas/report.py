@@ -481,7 +481,9 @@ def _paired_table(section: dict) -> list[str]:
     header = (["run", "proxy", "baseline", "n archs", "ρ − ρ_baseline [95% CI]", "P(not better)"]
               + [f"{label} overlap diff [95% CI]" for label in labels])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for p in sorted(section["paired"], key=lambda p: (p["baseline"], -_finite(p.get("spearman_diff", {}).get("value")))):
+    ordered = sorted(section["paired"],
+                     key=lambda p: (p["baseline"], -_finite(p.get("spearman_diff", {}).get("value"))))
+    for p in ordered:
         if "undefined" in p:
             continue
         d = p["spearman_diff"]

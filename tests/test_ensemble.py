@@ -108,7 +108,8 @@ def test_rank_writes_ensemble_rows_from_its_components(tmp_path, table, capsys):
     for seed, rows in results.groupby("seed"):
         by = {p: r.set_index("arch") for p, r in rows.groupby("proxy")}
         archs = list(by["mix"].index)
-        expected = rank_average(np.column_stack([by["params"].loc[archs, "score"], by["random-subset"].loc[archs, "tse"]]))
+        parts = [by["params"].loc[archs, "score"], by["random-subset"].loc[archs, "tse"]]
+        expected = rank_average(np.column_stack(parts))
         assert by["mix"]["score"].tolist() == pytest.approx(expected.tolist())
         assert by["mix"]["seconds"].tolist() == pytest.approx(
             (by["params"].loc[archs, "seconds"] + by["random-subset"].loc[archs, "seconds"]).tolist(), abs=1e-5)

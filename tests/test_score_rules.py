@@ -68,7 +68,8 @@ def test_one_run_records_every_rule_and_they_follow_from_its_trace(fake, ctx):
     assert result.score == pytest.approx(by_hand["tse_e"])
     # the checkpoint at step 6 sees the first 6 losses only
     middle = checkpoint_rules(trace, trace["checkpoints"][2])
-    assert middle["tse"] == pytest.approx(-np.mean(losses[:6])) and middle["val_acc"] == trace["checkpoints"][2]["val_acc"]
+    assert middle["tse"] == pytest.approx(-np.mean(losses[:6]))
+    assert middle["val_acc"] == trace["checkpoints"][2]["val_acc"]
     # costs add up: training seconds grow, evaluation seconds are summed
     seconds = [c["train_seconds"] for c in trace["checkpoints"]]
     assert seconds == sorted(seconds) and result.extra["train_seconds"] == pytest.approx(seconds[-1])

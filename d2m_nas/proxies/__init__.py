@@ -75,5 +75,6 @@ def score_architecture(arch: str, proxies: list[Proxy], context: ProxyContext) -
 
 
 __all__ = ["DEFAULT_RULE", "ENSEMBLES", "EnsembleProxy", "Proxy", "ProxyContext", "ProxyScore", "RULES",
-           "TRAINING_PROXIES", "TrainingProxy", "TrainingProxyConfig", "ZERO_COST_METRICS", "ZeroCostProxy", "create_proxy", "list_proxies",
+           "TRAINING_PROXIES", "TrainingProxy", "TrainingProxyConfig", "ZERO_COST_METRICS", "ZeroCostProxy",
+           "create_proxy", "list_proxies",
            "proxy_needs_data", "score_architecture", "score_zero_cost", "split_spec"]

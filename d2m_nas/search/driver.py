@@ -225,7 +225,8 @@ class SearchDriver:
                 "index": space.index(arch), "isomorphism": space.isomorphism_key(arch), "proxy": self.proxy.name,
                 "score": evaluation.score, "seconds": evaluation.seconds, "cached": int(evaluation.cached),
                 "cost_metric": self.config.cost_metric if self.config.multi_objective else "",
-                "cost": evaluation.cost, "truth": truth, "truth_column": self.truth_column if self.truths is not None else "",
+                "cost": evaluation.cost, "truth": truth,
+                "truth_column": self.truth_column if self.truths is not None else "",
                 "worker": f"{worker.get('host')}:{worker.get('pid')}", "elapsed_s": evaluation.elapsed_s,
                 "finished_at": evaluation.finished_at, "state": evaluation.state, "steps": evaluation.steps}
 

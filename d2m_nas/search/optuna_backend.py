@@ -374,7 +374,8 @@ def run_optuna(driver: SearchDriver, storage_url: str, study_name: str) -> optun
 
     def proxy_seconds() -> float:
         """Proxy seconds the study has spent: every evaluation not answered by the cache, pruned ones too."""
-        return sum(trial.user_attrs["evaluation"]["seconds"] for trial in study.get_trials(deepcopy=False, states=FINISHED)
+        finished = study.get_trials(deepcopy=False, states=FINISHED)
+        return sum(trial.user_attrs["evaluation"]["seconds"] for trial in finished
                    if "evaluation" in trial.user_attrs and not trial.user_attrs["evaluation"]["cached"])
 
     total = config.trials
