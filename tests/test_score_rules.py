@@ -167,6 +167,7 @@ def test_the_frontier_benchmark_reads_rank_runs(tmp_path, table):
     rows = {r["proxy"]: r for r in map(json.loads, (tmp_path / "out" / "frontier.jsonl").read_text().splitlines())}
     assert {f"random-subset@{rule}@{step}" for rule in RULES for step in (1, 2, 4, 8)} <= set(rows)
     assert {"zc-vote", "synflow+naswot", "synflow+naswot+random-subset@tse_e@8"} <= set(rows)
+    assert (tmp_path / "out" / "frontier.md").read_text().count("- crossover (") == 4
     assert all(r["n"] == 6 for r in rows.values())
     assert rows["random-subset@tse@4"]["seconds_per_arch"] < rows["random-subset@tse@8"]["seconds_per_arch"]
     assert rows["random-subset@val_acc@8"]["vs_synflow"]["value"] is not None
