@@ -140,3 +140,18 @@ def test_a_proxy_budget_stops_the_study_at_equal_proxy_seconds(tmp_path):
     assert 3.5 <= spent < 3.5 + 1.0 and summary["studies"]["p"]["trials"] == len(frame) < 50
     with pytest.raises(ValueError, match="proxy budget must be positive"):
         config(proxy_budget=0)
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--proxy", "params", "--pruner", "median"], "--pruner median needs a training-based proxy"),
+    (["--proxy", "params", "--warm-start", "random-subset:3"], "--warm-start takes a zero-cost proxy"),
+    (["--proxy", "params", "--warm-start", "synflow"], "--warm-start must be PROXY:K"),
+    (["--proxy", "params", "--backend", "nni", "--strategy", "random", "--proxy-budget", "5"], "optuna backend"),
+    (["--proxy", "synflow+synflow"], "lists a component twice"),
+])
+def test_bad_multi_fidelity_options_are_one_line_errors(tmp_path, capsys, extra, fragment):
+    from d2m_nas.cli import main
+
+    assert main(["search", *extra, "--trials", "2", "--device", "cpu", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and "\n" not in err and not (tmp_path / "r").exists()
