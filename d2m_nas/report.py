@@ -76,8 +76,9 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
     if not csv_path.is_file():
         raise UserError(f"{path} holds no results.csv; pass a `d2m-nas rank` or `d2m-nas search` run directory")
     try:
+        # rank writes a NaN score (e.g. jacob_cov of a cell whose output ignores its input) as nan
         frame = pd.read_csv(csv_path, dtype={c: str for c in ("arch", "proxy", "truth_column", "study", "backend",
-                                                              "strategy")}, keep_default_na=False, na_values=[""])
+                                                              "strategy")}, keep_default_na=False, na_values=["", "nan"])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{csv_path} is not a readable CSV ({str(exc).splitlines()[0]})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]

@@ -303,3 +303,15 @@ def test_a_real_search_with_repeats_reports_and_plots(tmp_path, shared_data_root
     assert cli.main(["plot", str(run), "--format", "png", "--bootstrap", "0", "--data-root",
                      str(shared_data_root)]) == 0
     assert (run / "plots" / "search-trajectories-cifar10_test_acc.png").stat().st_size > 1000
+
+
+def test_a_nan_score_as_rank_writes_it_is_dropped_and_counted(tmp_path, capsys):
+    """`d2m-nas rank` writes a proxy's NaN score (jacob_cov on a cell whose output ignores its input) as nan."""
+    frame = write_rank_run(tmp_path / "r", archs_and_truths(6), extras=False)
+    dead = frame["arch"].iloc[0]  # every row (seed) of one architecture
+    frame.assign(score=frame["score"].astype(object).where(frame["arch"] != dead, "nan")).to_csv(
+        tmp_path / "r" / "results.csv", index=False)
+    code, _, _ = run_cli(["report", str(tmp_path / "r"), "--bootstrap", "10", "--data-root", str(tmp_path)], capsys)
+    assert code == 0
+    entry = json.loads((tmp_path / "r" / "report" / "summary.json").read_text())["rankings"][0]["rankings"][0]
+    assert entry["correlation"]["n_dropped_nan"] == 1 and entry["correlation"]["n"] == 5
