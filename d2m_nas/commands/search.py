@@ -155,9 +155,9 @@ def run(args) -> int:
     needs_data = proxy_needs_data(args.proxy, ensembles)
     if config.warm_start:
         warm_proxy = config.warm_start_spec()[0]
-        if proxy_needs_data(warm_proxy) and not needs_data or split_spec(warm_proxy)[0] not in ZERO_COST_METRICS:
-            raise UserError(f"--warm-start takes a zero-cost proxy that reads no more data than --proxy "
-                            f"(e.g. synflow:10, params:10), got {warm_proxy!r}")
+        if split_spec(warm_proxy)[0] not in ZERO_COST_METRICS:
+            raise UserError(f"--warm-start takes a zero-cost proxy (e.g. synflow:10, params:10), got {warm_proxy!r}")
+        needs_data = needs_data or proxy_needs_data(warm_proxy)  # e.g. naswot reads a batch
     dataset = load_dataset(args.dataset, data_root, args.download) if needs_data else None
     train_indices, val_indices = (split_train_val(dataset.y_train, args.val_per_class, args.split_seed) if dataset
                                   else (None, None))
