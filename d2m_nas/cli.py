@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import random
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import NoReturn
 
@@ -14,10 +16,6 @@ import yaml
 from d2m_nas import __version__
 from d2m_nas.commands import COMMANDS
 from d2m_nas.errors import UserError
-
-
-class NotBuiltYet(UserError):
-    """A subcommand that the product will have but that does not exist yet."""
 
 
 def _common_options(parser: argparse.ArgumentParser, writes_run_dir: bool) -> None:
@@ -75,15 +73,37 @@ def _apply_config_file(parser: argparse.ArgumentParser, args: argparse.Namespace
     if not isinstance(loaded, dict):
         raise UserError(f"config file {path} must hold a mapping of option names to values")
     sub: argparse.ArgumentParser = args._parser
-    known = {action.dest for action in sub._actions}
+    actions = {action.dest: action for action in sub._actions}
+    written_by = loaded.pop("command", args.command)  # a run's own config.yaml names the command that wrote it
+    if written_by != args.command:
+        raise UserError(f"config file {path} was written by `d2m-nas {written_by}`, not `d2m-nas {args.command}`")
     values = {}
     for key, value in loaded.items():
         dest = str(key).replace("-", "_")
-        if dest not in known:
+        if dest not in actions:
             raise UserError(f"config file {path}: unknown option {key!r} for `d2m-nas {args.command}`")
+        _check_config_value(actions[dest], key, value, path)
         values[dest] = value
     sub.set_defaults(**values)
     return parser.parse_args(argv)  # dispatches to the same, now re-defaulted, subparser
+
+
+def _check_config_value(action: argparse.Action, key, value, path: Path) -> None:
+    """argparse converts only string defaults, so a YAML value of the wrong kind would pass unchecked."""
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        expected, ok = "true or false", isinstance(value, bool)
+    elif isinstance(action, argparse._AppendAction):
+        expected, ok = "a list of strings", isinstance(value, list) and all(isinstance(v, str) for v in value)
+    elif value is None or isinstance(value, str):
+        return  # None keeps the option unset; strings go through the option's own type
+    elif action.type is int:
+        expected, ok = "a whole number", isinstance(value, int) and not isinstance(value, bool)
+    elif action.type is float:
+        expected, ok = "a number", isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        expected, ok = "a single value", not isinstance(value, (list, dict))
+    if not ok:
+        raise UserError(f"config file {path}: {key} must be {expected}, got {value!r}")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -107,19 +127,57 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+_claimed: list = []  # the run directories this invocation claimed, undone if it fails
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C: the same clean stop and the same resume."""
+
+
+def _terminate(signum, frame) -> NoReturn:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    from d2m_nas.run_dir import disk_error_message
+
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((word for word in argv if word in COMMANDS), "")
+    code = 1
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         args = parse_args(argv)
         seed_everything(args.seed)
-        return int(args._module.run(args) or 0)
+        code = int(args._module.run(args) or 0)
+        return code
     except UserError as exc:
-        print(f"d2m-nas {command}: error: {exc}".replace(" :", ":"), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("d2m-nas: interrupted; rerun the same command to resume where supported", file=sys.stderr)
-        return 130
+        code = _error(command, str(exc))
+        return code
+    except OSError as exc:
+        message = disk_error_message(exc)
+        if message is None:
+            raise
+        code = _error(command, message)
+        return code
+    except KeyboardInterrupt as exc:
+        how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"d2m-nas: {how}; rerun the same command to resume where supported", file=sys.stderr)
+        code = 130
+        return code
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        while _claimed:
+            run = _claimed.pop()
+            if code == 2:  # a refusal or a fixable failure: leave --out as it was
+                run.roll_back()
+            run.release()
+
+
+def _error(command: str, message: str) -> int:
+    print(f"d2m-nas {command}: error: {message}".replace(" :", ":"), file=sys.stderr)
+    return 2
 
 
 def config_of(args: argparse.Namespace) -> dict:
@@ -127,17 +185,17 @@ def config_of(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "config"}
 
 
-def start_run(args: argparse.Namespace):
-    """Resolve device and run directory, write the run record; returns (device, out_dir)."""
+def start_run(args: argparse.Namespace, shared: bool = False):
+    """Resolve the device, claim the run directory (refusing another command's run or a second
+    writer) and write its record; returns (device, out_dir). `shared`: several processes may
+    write the directory at once (search workers of one study). Undone by `main` if the command fails."""
     from d2m_nas.devices import resolve_device
-    from d2m_nas.run_dir import default_run_dir, write_run_record
+    from d2m_nas.run_dir import RunDirectory, default_run_dir
 
     device = resolve_device(args.device)
-    out = args.out or default_run_dir(args.command)
+    out = Path(args.out or default_run_dir(args.command))
     args.out = out
-    write_run_record(out, config_of(args), str(device))
+    run = RunDirectory(out, args.command, shared=shared)
+    _claimed.append(run)
+    run.write_record(config_of(args), str(device))
     return device, out
-
-
-def not_built(command: str, issue: str) -> NoReturn:
-    raise NotBuiltYet(f"`d2m-nas {command}` is not built yet ({issue}); nothing was run")

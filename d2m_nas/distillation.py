@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from d2m_nas.data import ImageDataset, split_train_val
 from d2m_nas.errors import UserError
 from d2m_nas.synthetic import SyntheticSet
+from distill.atomic import atomic_write_text
 from distill.checkpoint import (GENERATOR_FORMAT, STATE_FORMAT, VERSION, check_same_settings, generator_payload,
                                 load_model_state, load_payload, save_atomic)
 from distill.d2m import D2MConfig, D2MTrainer
@@ -320,7 +321,7 @@ def _write_summary(out: Path, update: dict) -> None:
     path = out / "summary.json"
     summary = json.loads(path.read_text()) if path.exists() else {}
     summary.update(update)
-    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    atomic_write_text(path, json.dumps(summary, indent=2, default=str) + "\n")
 
 
 def run_d2m(dataset: ImageDataset, settings: DistillSettings, out: Path, device: torch.device,

@@ -32,6 +32,7 @@ from d2m_nas.proxies import EnsembleProxy, Proxy, ProxyContext, TrainingProxy, s
 from d2m_nas.proxies.ensemble import rank_average
 from d2m_nas.proxies.score_rules import RULES, final_rules
 from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
+from distill.atomic import atomic_write_text
 from search_spaces.base import SearchSpace
 
 EXTRA_COLUMNS = ["steps", "train_images", "device_seconds", "peak_memory_mb"]  # from ProxyScore.extra
@@ -125,7 +126,7 @@ def _check_same_settings(out_dir: Path, settings: RankSettings, proxies: list[Pr
             raise ResumeError(f"{out_dir} holds results computed with other settings ({', '.join(changed)} differ); "
                              "use another --out")
         keys = old_keys | keys
-    path.write_text(json.dumps(current | {"proxy_keys": keys}, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(current | {"proxy_keys": keys}, indent=2) + "\n")
 
 
 def _cell(value) -> str:
@@ -271,8 +272,8 @@ def summarise(out_dir: Path, archs: list[str], proxies: list[Proxy], settings: R
                 "values": values, "mean": float(np.mean(finite)) if finite else math.nan,
                 "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else math.nan}  # sample std over seeds
         summary["proxies"][label] = stats
-    (out_dir / "summary.json").write_text(json.dumps(finite_or_null(summary), indent=2, allow_nan=False) + "\n")
-    (out_dir / "summary.md").write_text(summary_markdown(summary))
+    atomic_write_text(out_dir / "summary.json", json.dumps(finite_or_null(summary), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(out_dir / "summary.md", summary_markdown(summary))
     return summary
 
 

@@ -33,6 +33,7 @@ from d2m_nas.correlation import correlation_summary, paired_difference
 from d2m_nas.errors import UserError
 from d2m_nas.ranking import expand_score_rules, finite_or_null
 from d2m_nas.search.results import trajectory
+from distill.atomic import atomic_write_text
 from search_spaces.ground_truth import (DATASETS, METRICS, GroundTruth, GroundTruthError, default_table_path,
                                         table_column)
 
@@ -411,9 +412,9 @@ def combined_results(runs: list[Run]) -> pd.DataFrame:
 def write_report(runs: list[Run], out: Path, report: dict) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "results.csv", out / "summary.json", out / "report.md"]
-    combined_results(runs).to_csv(paths[0], index=False)
-    paths[1].write_text(json.dumps(finite_or_null(report), indent=2, allow_nan=False) + "\n")
-    paths[2].write_text(report_markdown(report))
+    atomic_write_text(paths[0], combined_results(runs).to_csv(index=False))
+    atomic_write_text(paths[1], json.dumps(finite_or_null(report), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(paths[2], report_markdown(report))
     return paths
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from d2m_nas.errors import UserError
+from distill.atomic import atomic_write
 
 FORMAT = "d2m-nas-synthetic"
 VERSION = 1
@@ -59,11 +60,9 @@ class SyntheticSet:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save({"format": FORMAT, "version": VERSION, "images": self.images.detach().float().cpu().contiguous(),
-                    "labels": self.labels.detach().long().cpu(), "metadata": _plain(self.metadata)}, tmp)
-        tmp.replace(path)  # never leave a half-written file under the real name
-        return path
+        payload = {"format": FORMAT, "version": VERSION, "images": self.images.detach().float().cpu().contiguous(),
+                   "labels": self.labels.detach().long().cpu(), "metadata": _plain(self.metadata)}
+        return atomic_write(path, lambda handle: torch.save(payload, handle))  # never a half-written file
 
     @classmethod
     def load(cls, path: str | Path) -> "SyntheticSet":

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from distill.atomic import atomic_write
 from distill.errors import CheckpointError
 
 GENERATOR_FORMAT = "d2m-nas-generator"
@@ -23,10 +24,7 @@ def save_atomic(payload: dict, path: str | Path) -> Path:
     """Write to a temporary name and rename, so a kill never leaves a half-written checkpoint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
 def load_payload(path: str | Path, expected_format: str) -> dict:

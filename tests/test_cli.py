@@ -27,15 +27,6 @@ def test_every_subcommand_has_help_with_common_options(command, capsys):
     assert "--device" in out and "--seed" in out and "--config" in out
 
 
-def test_not_built_subcommand_exits_nonzero_with_one_line(monkeypatch, capsys):
-    import d2m_nas.commands.data as data_command  # any subcommand without required options
-
-    monkeypatch.setattr(data_command, "run", lambda args: cli.not_built("data", "issue 2"))
-    assert cli.main(["data"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "not built yet" in err and "Traceback" not in err
-
-
 def test_config_file_values_apply_and_cli_flags_win(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"seed": 7, "device": "cpu", "data-root": str(tmp_path)}))

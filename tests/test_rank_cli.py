@@ -103,6 +103,7 @@ def test_old_results_file_is_refused_in_one_line(tmp_path, table, capsys):
     out = tmp_path / "old"
     out.mkdir()
     (out / "results.csv").write_text("arch,index,isomorphism,proxy,score,seconds,seed,truth,truth_column\n")
+    (out / "config.yaml").write_text("command: rank\n")
     assert main(["rank", "--proxy", "params", "--sample", "2", "--ground-truth", "cifar10:test:200",
                  "--ground-truth-file", str(table), "--out", str(out), *TINY]) == 2
     err = capsys.readouterr().err.strip()

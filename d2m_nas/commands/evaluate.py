@@ -45,6 +45,7 @@ def run(args) -> int:
     from d2m_nas.data import load_dataset, place_dataset
     from d2m_nas.evaluation import evaluate_synthetic, field_protocol
     from d2m_nas.synthetic import SyntheticSet
+    from distill.atomic import atomic_write_text
 
     from d2m_nas.errors import UserError
 
@@ -64,7 +65,7 @@ def run(args) -> int:
     report = evaluate_synthetic(synthetic, dataset, config, runs=args.runs, device=device, seed=args.seed)
     record = {"synthetic": str(args.synthetic), "synthetic_metadata": _without_indices(synthetic.metadata),
               "summary": report.summary()} | report.to_dict()
-    (out / "eval.json").write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out / "eval.json", json.dumps(record, indent=2) + "\n")
     print(report.summary())
     print(f"wrote {out / 'eval.json'}")
     return 0

@@ -40,7 +40,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backend", default="optuna", help=f"{' or '.join(BACKENDS)} (default: optuna)")
     parser.add_argument("--strategy", help="optuna: " + ", ".join(STRATEGIES["optuna"]) + " (default tpe); nni: "
                         + ", ".join(STRATEGIES["nni"]) + " (default evolution)")
-    parser.add_argument("--proxy", required=True, metavar="NAME", help=f"proxy to score with: {', '.join(list_proxies())}")
+    parser.add_argument("--proxy", metavar="NAME", help=f"proxy to score with (required): {', '.join(list_proxies())}")
     parser.add_argument("--trials", type=int, default=20, metavar="N",
                         help="stop when the study holds N finished evaluations (default: 20)")
     parser.add_argument("--time-budget", type=float, metavar="S",
@@ -114,6 +114,8 @@ def run(args) -> int:
     from search_spaces.ground_truth import GroundTruth, GroundTruthError, default_table_path
     from search_spaces.registry import create_space
 
+    if not args.proxy:
+        raise UserError("--proxy NAME is required, e.g. --proxy synflow")
     try:
         space = create_space(args.space)
     except ValueError as exc:
@@ -168,7 +170,7 @@ def run(args) -> int:
 
     if args.out is None:
         args.out = Path("runs") / "search" / base  # deterministic, so the same command resumes
-    device, out_dir = start_run(args)
+    device, out_dir = start_run(args, shared=True)  # workers of one study share the run directory
     context = ProxyContext(space=space, dataset=dataset, device=device, seed=args.seed, batch_size=args.batch_size,
                            model_options=model_options, train_indices=train_indices, val_indices=val_indices)
     try:

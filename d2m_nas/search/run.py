@@ -18,6 +18,7 @@ from d2m_nas.proxies.base import Proxy, ProxyContext
 from d2m_nas.results_cache import ResultsCache
 from d2m_nas.search.driver import SearchConfig, SearchDriver, summarise_search
 from d2m_nas.search.results import ResultsTable
+from distill.atomic import atomic_write_text
 
 
 def study_name(base: str, seed: int, repeat: int) -> str:
@@ -56,5 +57,5 @@ def run_search(proxy: Proxy, context: ProxyContext, config: SearchConfig, run_di
 
                 run_nni(driver, name, run_dir / "nni")
     summary = summarise_search(table.path, references)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     return summary
