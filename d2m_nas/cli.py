@@ -15,6 +15,7 @@ import yaml
 
 from d2m_nas import __version__
 from d2m_nas.commands import COMMANDS
+from d2m_nas.commands.option_types import WHOLE, Number
 from d2m_nas.errors import UserError
 
 
@@ -25,7 +26,7 @@ def _common_options(parser: argparse.ArgumentParser, writes_run_dir: bool) -> No
                             "dashes or underscores); flags given on the command line win")
     group.add_argument("--device", default="auto",
                        help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: auto)")
-    group.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    group.add_argument("--seed", type=WHOLE, default=0, help="random seed (default: 0)")
     group.add_argument("--data-root", type=Path, metavar="DIR",
                        help="where datasets live or are downloaded to "
                             "(default: $D2M_NAS_DATA, else ~/.cache/d2m-nas/data)")
@@ -35,10 +36,16 @@ def _common_options(parser: argparse.ArgumentParser, writes_run_dir: bool) -> No
                                 "(default: runs/<command>/<timestamp>)")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """A bad flag is one line, like every other d2m-nas error (argparse would print the usage too)."""
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The CLI's parser. With `command`, only that subcommand gets its options: the others' option
     set-up imports torch, optuna or matplotlib, which `d2m-nas --help` should not wait for."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="d2m-nas",
         description="Neural architecture search driven by distilled data: distill a dataset into a "
                     "conditional generator (D2M), generate small training sets at any images-per-class "
@@ -96,6 +103,12 @@ def _check_config_value(action: argparse.Action, key, value, path: Path) -> None
         expected, ok = "a list of strings", isinstance(value, list) and all(isinstance(v, str) for v in value)
     elif value is None or isinstance(value, str):
         return  # None keeps the option unset; strings go through the option's own type
+    elif isinstance(action.type, Number):
+        try:
+            action.type(value)
+        except argparse.ArgumentTypeError as exc:
+            raise UserError(f"config file {path}: {key} {exc}") from None
+        return
     elif action.type is int:
         expected, ok = "a whole number", isinstance(value, int) and not isinstance(value, bool)
     elif action.type is float:
@@ -109,7 +122,9 @@ def _check_config_value(action: argparse.Action, key, value, path: Path) -> None
 def parse_args(argv: list[str]) -> argparse.Namespace:
     # only flags without values may precede the subcommand, so its name is the first command word
     parser = build_parser(next((word for word in argv if word in COMMANDS), ""))
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the subcommand, whose --help lists what it takes
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         raise SystemExit(2)

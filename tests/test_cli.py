@@ -85,3 +85,28 @@ def test_top_level_help_does_not_import_torch():
             "print(sorted(m for m in ('torch', 'optuna', 'matplotlib', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["rank", "--channels", "0"], "--channels: must be a whole number >= 1, got '0'"),
+    (["search", "--cells", "-1"], "--cells: must be a whole number >= 1"),
+    (["distill", "--lr", "nan"], "--lr: must be a number > 0, got 'nan'"),
+    (["distill", "--lr", "-1"], "--lr: must be a number > 0"),
+    (["rank", "--bootstrap", "-5"], "--bootstrap: must be a whole number >= 0"),
+    (["generate", "--val-per-class", "-5"], "--val-per-class: must be a whole number >= 0"),
+    (["evaluate", "--epochs", "2.5"], "--epochs: must be a whole number >= 1"),
+    (["rank", "--seed", "-3"], "--seed: must be a whole number >= 0"),
+    (["search", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+])
+def test_bad_flag_values_are_one_line_errors(argv, fragment, tmp_path, capsys):
+    assert cli.main([*argv, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err, err
+    assert err.startswith(f"d2m-nas {argv[0]}: error:") and not (tmp_path / "run").exists()
+
+
+def test_bounded_values_from_a_config_file_are_checked_too(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"channels": 0}))
+    assert cli.main(["rank", "--config", str(config)]) == 2
+    assert "channels must be a whole number >= 1, got 0" in capsys.readouterr().err

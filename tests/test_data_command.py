@@ -59,7 +59,7 @@ def test_data_reads_an_imagefolder(tmp_path, capsys):
     (["data", "--dataset", "cifar100"], "cifar100 not found: looked for"),
     (["data", "--dataset", "nope"], "unknown dataset 'nope'; choose from cifar10, cifar100"),
     (["data", "--dataset", "fake", "--val-per-class", "300"], "class 0 has 260 training images; cannot hold out 300"),
-    (["data", "--dataset", "fake", "--val-per-class", "-1"], "--val-per-class must be 0 or more"),
+    (["data", "--dataset", "fake", "--val-per-class", "-1"], "--val-per-class: must be a whole number >= 0"),
 ])
 def test_data_errors_are_one_line_with_exit_2(isolated_data_root, capsys, argv, expected):
     assert cli.main(argv) == 2

@@ -147,7 +147,7 @@ def test_cli_distill_tiny_then_start_from_its_generator(tmp_path, capsys):
     (["--ipc", "3"], "applies to --method dm"),
     (["--preset", "huge"], "unknown preset"),
     (["--resume"], "no interrupted run"),
-    (["--iterations", "-1"], "at least 1"),
+    (["--iterations", "-1"], "--iterations: must be a whole number >= 0"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, message):
     code = cli.main(["distill", "--dataset", "fake", "--device", "cpu", "--out", str(tmp_path / "r"), *argv])

@@ -1,6 +1,7 @@
 """One module per subcommand. Each defines HELP (one line), DESCRIPTION, add_arguments(parser)
 and run(args) -> int; WRITES_RUN_DIR says whether the common --out run directory applies."""
 
+from d2m_nas.commands.option_types import COUNT, WHOLE
 from d2m_nas.settings import DEFAULT_VAL_PER_CLASS
 
 COMMANDS = ("data", "distill", "generate", "evaluate", "search", "rank", "report", "plot")
@@ -9,10 +10,10 @@ COMMANDS = ("data", "distill", "generate", "evaluate", "search", "rank", "report
 def add_split_options(parser) -> None:
     """--val-per-class and --split-seed: the one train/validation split every command shares, so
     that nothing trains on the images a proxy scores on."""
-    parser.add_argument("--val-per-class", type=int, default=DEFAULT_VAL_PER_CLASS, metavar="N",
+    parser.add_argument("--val-per-class", type=WHOLE, default=DEFAULT_VAL_PER_CLASS, metavar="N",
                         help="training images per class held out for validation; never trained on "
                              f"(default: {DEFAULT_VAL_PER_CLASS})")
-    parser.add_argument("--split-seed", type=int, default=0, metavar="SEED",
+    parser.add_argument("--split-seed", type=WHOLE, default=0, metavar="SEED",
                         help="seed of the train/validation split; keep it equal across commands (default: 0)")
 
 
@@ -24,9 +25,9 @@ def add_download_option(parser) -> None:
 
 def add_size_options(parser) -> None:
     """--channels and --cells: the candidates' size, for spaces that scale (SearchSpace.size_options)."""
-    parser.add_argument("--channels", type=int, default=16, help="nasbench201: initial channels C (default: 16; "
+    parser.add_argument("--channels", type=COUNT, default=16, help="nasbench201: initial channels C (default: 16; "
                         "training-based proxies usually train scaled-down candidates, e.g. 8)")
-    parser.add_argument("--cells", type=int, default=5, help="nasbench201: cells per stage N (default: 5; e.g. 1 for "
+    parser.add_argument("--cells", type=COUNT, default=5, help="nasbench201: cells per stage N (default: 5; e.g. 1 for "
                         "training-based proxies)")
 
 
@@ -43,7 +44,7 @@ def add_reference_options(parser) -> None:
     parser.add_argument("--ground-truth-file", type=Path, metavar="CSV",
                         help="NAS-Bench-201 table for the references "
                              "(default: <data-root>/nb201/nb201_ground_truth.csv)")
-    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+    parser.add_argument("--bootstrap", type=WHOLE, default=1000, metavar="N",
                         help="bootstrap resamples for the 95%% intervals (default: 1000); the seed is --seed")
 
 

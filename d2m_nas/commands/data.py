@@ -100,10 +100,7 @@ def _floats(values) -> str:
 def run(args) -> int:
     from d2m_nas.data import load_dataset
     from d2m_nas.devices import resolve_device
-    from d2m_nas.errors import UserError
 
-    if args.val_per_class < 0:
-        raise UserError(f"--val-per-class must be 0 or more, got {args.val_per_class}")
     device = resolve_device(args.device)
     dataset = load_dataset(args.dataset, args.data_root, download=args.download)
     facts = describe(dataset, args.val_per_class, args.split_seed, device)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 from d2m_nas.commands import add_download_option, add_split_options
+from d2m_nas.commands.option_types import COUNT, NON_NEGATIVE, POSITIVE, WHOLE
 
 HELP = "distill a dataset into a conditional generator (D2M) or a DM image set"
 DESCRIPTION = """Pre-train a class-conditional generator on the real dataset (unless --generator is given), then
@@ -24,7 +26,7 @@ def add_arguments(parser):
     parser.add_argument("--dataset", default="cifar10", help="dataset name (default: cifar10)")
     parser.add_argument("--preset", default="cpu", help="tiny | cpu | paper (default: cpu)")
     parser.add_argument("--method", default="d2m", choices=("d2m", "dm"), help="d2m (default) or dm")
-    parser.add_argument("--ipc", type=int, help="images per class for --method dm")
+    parser.add_argument("--ipc", type=COUNT, help="images per class for --method dm")
     parser.add_argument("--generator", type=Path, metavar="PATH",
                         help="start D2M from this generator checkpoint or run directory instead of pre-training")
     parser.add_argument("--resume", action="store_true",
@@ -32,21 +34,21 @@ def add_arguments(parser):
     add_split_options(parser)  # distillation never sees the validation images a search scores on
     add_download_option(parser)
     group = parser.add_argument_group("overrides of the preset")
-    group.add_argument("--pretrain-steps", type=int, metavar="N", help="GAN pre-training generator updates")
-    group.add_argument("--iterations", type=int, metavar="N", help="D2M (or DM) iterations")
-    group.add_argument("--lr", type=float, help="D2M (or DM) learning rate")
+    group.add_argument("--pretrain-steps", type=WHOLE, metavar="N", help="GAN pre-training generator updates")
+    group.add_argument("--iterations", type=WHOLE, metavar="N", help="D2M (or DM) iterations")
+    group.add_argument("--lr", type=POSITIVE, help="D2M (or DM) learning rate")
     group.add_argument("--optimizer", choices=("adam", "sgd"), help="D2M (or DM) optimiser")
     group.add_argument("--learn", choices=("all", "conditional", "embedding"),
                        help="generator parameters D2M learns")
-    group.add_argument("--lambda-pred", type=float, help="weight of prediction matching (lambda)")
-    group.add_argument("--tau", type=float, help="temperature of prediction matching")
-    group.add_argument("--attention-weight", type=float, help="weight of attention-map matching")
-    group.add_argument("--embedding-weight", type=float, help="weight of final-embedding matching")
-    group.add_argument("--power", type=float, help="power p of the attention maps")
-    group.add_argument("--real-per-class", type=int, metavar="N", help="real images per class per iteration")
-    group.add_argument("--syn-per-class", type=int, metavar="N", help="generated images per class per iteration")
-    group.add_argument("--generator-width", type=int, metavar="N", help="generator width (BigGAN ch)")
-    group.add_argument("--checkpoint-every", type=int, metavar="N", help="steps between checkpoints")
+    group.add_argument("--lambda-pred", type=NON_NEGATIVE, help="weight of prediction matching (lambda)")
+    group.add_argument("--tau", type=POSITIVE, help="temperature of prediction matching")
+    group.add_argument("--attention-weight", type=NON_NEGATIVE, help="weight of attention-map matching")
+    group.add_argument("--embedding-weight", type=NON_NEGATIVE, help="weight of final-embedding matching")
+    group.add_argument("--power", type=POSITIVE, help="power p of the attention maps")
+    group.add_argument("--real-per-class", type=COUNT, metavar="N", help="real images per class per iteration")
+    group.add_argument("--syn-per-class", type=COUNT, metavar="N", help="generated images per class per iteration")
+    group.add_argument("--generator-width", type=COUNT, metavar="N", help="generator width (BigGAN ch)")
+    group.add_argument("--checkpoint-every", type=COUNT, metavar="N", help="steps between checkpoints")
     group.add_argument("--dm-matching", choices=("embedding", "d2m"),
                        help="DM loss: embedding (standard DM, default) or d2m (attention + embedding + prediction)")
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from d2m_nas.commands import add_download_option
+from d2m_nas.commands.option_types import COUNT, NON_NEGATIVE, POSITIVE
 
 HELP = "train ConvNet-3 on a synthetic set with the field's protocol and report test accuracy"
 DESCRIPTION = """Train the evaluation ConvNet on a synthetic set (SGD 0.01, momentum 0.9, wd 5e-4, batch 256, DSA,
@@ -23,19 +24,19 @@ WRITES_RUN_DIR = True
 def add_arguments(parser) -> None:
     parser.add_argument("synthetic", type=Path, metavar="SYNTHETIC",
                         help="a synthetic-set file, or a run directory holding synthetic.pt")
-    parser.add_argument("--runs", type=int, default=3, help="independent training runs (default: 3)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (protocol: 1000)")
-    parser.add_argument("--lr", type=float, default=None, help="SGD learning rate (protocol: 0.01)")
-    parser.add_argument("--momentum", type=float, default=None, help="SGD momentum (protocol: 0.9)")
-    parser.add_argument("--weight-decay", type=float, default=None, help="weight decay (protocol: 5e-4)")
-    parser.add_argument("--batch-size", type=int, default=None, help="training batch size (protocol: 256)")
+    parser.add_argument("--runs", type=COUNT, default=3, help="independent training runs (default: 3)")
+    parser.add_argument("--epochs", type=COUNT, default=None, help="training epochs (protocol: 1000)")
+    parser.add_argument("--lr", type=POSITIVE, default=None, help="SGD learning rate (protocol: 0.01)")
+    parser.add_argument("--momentum", type=NON_NEGATIVE, default=None, help="SGD momentum (protocol: 0.9)")
+    parser.add_argument("--weight-decay", type=NON_NEGATIVE, default=None, help="weight decay (protocol: 5e-4)")
+    parser.add_argument("--batch-size", type=COUNT, default=None, help="training batch size (protocol: 256)")
     parser.add_argument("--no-dsa", action="store_true", help="train without DSA augmentation (protocol: with)")
     parser.add_argument("--dsa-strategy", default=None,
                         help="DSA op groups joined by '_' (protocol: color_crop_cutout_flip_scale_rotate)")
     parser.add_argument("--model", default=None, metavar="SPEC",
                         help="evaluation network, e.g. convnet-d3-w128-relu-instancenorm-avgpool "
                              "(protocol: ConvNet-3 at 32x32, -4 at 64x64, -5 at 128x128)")
-    parser.add_argument("--test-batch-size", type=int, default=None,
+    parser.add_argument("--test-batch-size", type=COUNT, default=None,
                         help="test batch size; speed and memory only (default: 1000)")
     add_download_option(parser)
 
@@ -47,10 +48,6 @@ def run(args) -> int:
     from d2m_nas.synthetic import SyntheticSet
     from distill.atomic import atomic_write_text
 
-    from d2m_nas.errors import UserError
-
-    if args.runs < 1:
-        raise UserError(f"--runs must be at least 1, got {args.runs}")
     synthetic = SyntheticSet.load(args.synthetic)  # fail on a bad file before creating a run directory
     config = field_protocol(int(synthetic.metadata["image_size"]))
     overrides = {"epochs": args.epochs, "lr": args.lr, "momentum": args.momentum, "weight_decay": args.weight_decay,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from d2m_nas.errors import UserError
 from d2m_nas.commands import add_download_option, add_split_options
+from d2m_nas.commands.option_types import COUNT
+from d2m_nas.errors import UserError
 
 HELP = "write a synthetic training set at any images-per-class budget"
 DESCRIPTION = """Write a synthetic training set file (RUN_DIR/synthetic.pt): from a distilled generator at any
@@ -31,7 +32,7 @@ def add_arguments(parser) -> None:
                         help="random: a seeded random real subset; generator: images from --generator RUN "
                              "(default: generator when --generator is given, else random)")
     parser.add_argument("--dataset", default="cifar10", help="dataset for --method random (default: cifar10)")
-    parser.add_argument("--ipc", type=int, default=10, help="images per class (default: 10)")
+    parser.add_argument("--ipc", type=COUNT, default=10, help="images per class (default: 10)")
     add_split_options(parser)
     add_download_option(parser)
     parser.add_argument("--generator", type=Path, metavar="RUN",
@@ -41,7 +42,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--select", choices=("random", "herding"), default="random",
                         help="random: IPC random draws; herding: the IPC of --pool candidates per class whose "
                              "mean embedding best tracks the real class mean (default: random)")
-    parser.add_argument("--pool", type=int, default=200, metavar="N",
+    parser.add_argument("--pool", type=COUNT, default=200, metavar="N",
                         help="--select herding: candidates per class to choose from (default: 200)")
 
 
@@ -53,8 +54,6 @@ def run(args) -> int:
         raise UserError("--method generator needs --generator RUN (a `d2m-nas distill` run directory)")
     if method == "random" and args.generator is not None:
         raise UserError("--generator RUN makes generator images; drop --method random or --generator")
-    if args.ipc < 1:
-        raise UserError(f"--ipc must be at least 1, got {args.ipc}")
     herding = args.select == "herding"
     if herding and args.pool < args.ipc:
         raise UserError(f"--pool {args.pool} must be at least --ipc {args.ipc}: herding chooses among the pool")

@@ -50,8 +50,6 @@ def run(args) -> int:
     unknown = [f for f in formats if f not in FORMATS]
     if not formats or unknown:
         raise UserError(f"--format must list formats from {', '.join(FORMATS)}, got {args.format!r}")
-    if args.bootstrap < 0:
-        raise UserError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
     out = output_dir(args.out, args.run_dirs, "plots")
     table, _ = load_table(args.ground_truth_file, resolve_data_root(args.data_root))
     files = plot_runs(args.run_dirs, out, formats, table=table, bootstrap=args.bootstrap, seed=args.seed,

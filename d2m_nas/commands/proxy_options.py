@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from d2m_nas.commands.option_types import COUNT, POSITIVE
 from d2m_nas.proxies.ensemble import DEFAULT_REFERENCE_SIZE
 from d2m_nas.proxies.score_rules import DEFAULT_RULE, RULES
 from d2m_nas.proxies.training import AUGMENTATIONS, TrainingProxyConfig
@@ -19,14 +20,14 @@ def add_proxy_options(parser) -> None:
                             "pretrained-generator")
     group.add_argument("--dm-set", metavar="FILE", help="a synthetic-set file (or a run directory holding "
                        "synthetic.pt) for the dm proxy; its IPC is the file's")
-    group.add_argument("--ipc", type=int, default=_DEFAULTS.ipc, metavar="K",
+    group.add_argument("--ipc", type=COUNT, default=_DEFAULTS.ipc, metavar="K",
                        help=f"images per class of the fixed sets (d2m, pretrained-generator, random-subset) "
                             f"(default: {_DEFAULTS.ipc})")
-    group.add_argument("--steps", type=int, default=_DEFAULTS.steps, metavar="N",
+    group.add_argument("--steps", type=COUNT, default=_DEFAULTS.steps, metavar="N",
                        help=f"optimiser steps per architecture (default: {_DEFAULTS.steps})")
-    group.add_argument("--proxy-batch-size", type=int, default=_DEFAULTS.batch_size, metavar="N",
+    group.add_argument("--proxy-batch-size", type=COUNT, default=_DEFAULTS.batch_size, metavar="N",
                        help=f"training minibatch size (default: {_DEFAULTS.batch_size}; at most the fixed set's size)")
-    group.add_argument("--proxy-lr", type=float, default=_DEFAULTS.lr, metavar="LR",
+    group.add_argument("--proxy-lr", type=POSITIVE, default=_DEFAULTS.lr, metavar="LR",
                        help=f"SGD learning rate (Nesterov, cosine to 0 over the steps) (default: {_DEFAULTS.lr})")
     group.add_argument("--augment", choices=AUGMENTATIONS, default=_DEFAULTS.augment,
                        help=f"training augmentation (default: {_DEFAULTS.augment})")
@@ -40,7 +41,7 @@ def add_proxy_options(parser) -> None:
                             "zc-vote (synflow+jacob_cov+snip) is registered. The score is the mean percentile of "
                             "the components: over the sample in rank, against --ensemble-reference architectures "
                             "in search")
-    group.add_argument("--ensemble-reference", type=int, default=DEFAULT_REFERENCE_SIZE, metavar="K",
+    group.add_argument("--ensemble-reference", type=COUNT, default=DEFAULT_REFERENCE_SIZE, metavar="K",
                        help="search: the seeded sample of architectures an ensemble's components are ranked "
                             f"against, scored once per seed (default: {DEFAULT_REFERENCE_SIZE})")
     group.add_argument("--checkpoints", default=",".join(f"{f:g}" for f in _DEFAULTS.checkpoints),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, add_top_k_option,
                               parse_top_k, size_options)
+from d2m_nas.commands.option_types import COUNT, WHOLE
 
 HELP = "score a seeded sample of architectures with a proxy and correlate with ground truth"
 DESCRIPTION = """Score K architectures of a space with one or more proxies and report Spearman and Kendall
@@ -64,7 +65,7 @@ def add_arguments(parser) -> None:
     # --proxy and --ground-truth are required, but checked in run() so a --config file can give them
     parser.add_argument("--proxy", metavar="NAME[,NAME...]",
                         help=f"required: proxies to score with: {', '.join(list_proxies())}")
-    parser.add_argument("--sample", type=int, default=100, metavar="K",
+    parser.add_argument("--sample", type=COUNT, default=100, metavar="K",
                         help="number of architectures, drawn with --seed (default: 100)")
     parser.add_argument("--ground-truth", metavar="KEY",
                         help="required: ground-truth column, e.g. cifar10:test:200 (no default, since 12- vs "
@@ -73,17 +74,17 @@ def add_arguments(parser) -> None:
                         help="ground-truth CSV (default: <data-root>/nb201/nb201_ground_truth.csv)")
     parser.add_argument("--dataset", default="cifar10",
                         help="dataset whose training images feed the data-dependent proxies (default: cifar10)")
-    parser.add_argument("--batch-size", type=int, default=64,
+    parser.add_argument("--batch-size", type=COUNT, default=64,
                         help="minibatch size for snip, grad_norm, jacob_cov, naswot (default: 64, as the "
                              "zero-cost reference)")
     parser.add_argument("--shard", metavar="I/N", help="score only every N-th architecture of the sample, from "
                         "the I-th (0-based): N processes sharing one --cache split a study, and a last run without "
                         "--shard (all cache hits) summarises the whole sample")
-    parser.add_argument("--proxy-seeds", type=int, default=1, metavar="R",
+    parser.add_argument("--proxy-seeds", type=COUNT, default=1, metavar="R",
                         help="score every architecture with R proxy seeds, --seed onwards (default: 1)")
     add_size_options(parser)
     add_top_k_option(parser)
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default: 1000)")
+    parser.add_argument("--bootstrap", type=WHOLE, default=1000, help="bootstrap resamples for the CIs (default: 1000)")
     parser.add_argument("--cache", metavar="FILE", help="results cache shared with other rank and search runs: "
                         "scores it holds for the same architecture, proxy settings and seed are reused "
                         "(default: none; the run directory's results.csv alone makes a rerun resume)")
@@ -123,8 +124,6 @@ def run(args) -> int:
     if len(set(bases)) != len(bases):
         raise UserError(f"--proxy lists a proxy twice: {args.proxy} (rank reports every score rule of a "
                         "training-based proxy from one run)")
-    if args.proxy_seeds < 1:
-        raise UserError(f"--proxy-seeds must be at least 1, got {args.proxy_seeds}")
     if not 0 < args.sample <= len(space):
         raise UserError(f"--sample must be 1..{len(space)} for {space.name}, got {args.sample}")
     if args.batch_size < 2:

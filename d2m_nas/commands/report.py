@@ -44,12 +44,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from d2m_nas.errors import UserError
     from d2m_nas.report import build_report, load_runs, load_table, write_report
     from d2m_nas.settings import resolve_data_root
 
-    if args.bootstrap < 0:
-        raise UserError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
     top_k = parse_top_k(args.top_k)
     runs = load_runs(args.run_dirs)
     out = output_dir(args.out, args.run_dirs, "report")

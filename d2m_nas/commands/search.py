@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from d2m_nas.commands import add_download_option, add_size_options, add_split_options, size_options
+from d2m_nas.commands.option_types import COUNT, POSITIVE
 
 HELP = "search an architecture space with Optuna or NNI using a cheap proxy"
 DESCRIPTION = """Ask a search backend (Optuna or NNI) for architectures, score each with a proxy through a
@@ -41,19 +42,19 @@ def add_arguments(parser) -> None:
     parser.add_argument("--strategy", help="optuna: " + ", ".join(STRATEGIES["optuna"]) + " (default tpe); nni: "
                         + ", ".join(STRATEGIES["nni"]) + " (default evolution)")
     parser.add_argument("--proxy", metavar="NAME", help=f"proxy to score with (required): {', '.join(list_proxies())}")
-    parser.add_argument("--trials", type=int, default=20, metavar="N",
+    parser.add_argument("--trials", type=COUNT, default=20, metavar="N",
                         help="stop when the study holds N finished evaluations (default: 20)")
-    parser.add_argument("--time-budget", type=float, metavar="S",
+    parser.add_argument("--time-budget", type=POSITIVE, metavar="S",
                         help="start no trial after S seconds of searching, per repeat (storage set-up excluded; "
                         "a trial in progress finishes)")
-    parser.add_argument("--proxy-budget", type=float, metavar="S",
+    parser.add_argument("--proxy-budget", type=POSITIVE, metavar="S",
                         help="optuna: start no trial once the study has spent S proxy seconds (evaluations not "
                              "answered by the cache, pruned ones included): searches compared at equal cost")
     parser.add_argument("--storage", metavar="URL", help="Optuna storage: sqlite:///FILE.db (default: RUN_DIR/study.db), "
                         "journal:FILE.log, postgresql://USER:PASSWORD@HOST:PORT/DB")
     parser.add_argument("--study", metavar="NAME", help="study name (default: SPACE-PROXY-BACKEND-STRATEGY-seedS); "
                         "with --repeat R, NAME-seedS per repeat")
-    parser.add_argument("--repeat", type=int, default=1, metavar="R",
+    parser.add_argument("--repeat", type=COUNT, default=1, metavar="R",
                         help="independent searches with seeds --seed ... --seed+R-1 (default: 1)")
     parser.add_argument("--ground-truth", metavar="KEY",
                         help="true-accuracy column written next to each evaluation for reports, e.g. cifar10:test:200")
@@ -61,9 +62,9 @@ def add_arguments(parser) -> None:
                         help="ground-truth CSV (default: <data-root>/nb201/nb201_ground_truth.csv)")
     parser.add_argument("--cost", default="params", help=f"nsga2's second objective, minimised: "
                         f"{' or '.join(COST_METRICS)} (proxy seconds) (default: params)")
-    parser.add_argument("--population", type=int, default=20,
+    parser.add_argument("--population", type=COUNT, default=20,
                         help="population of nsga2 and of NNI regularised evolution (default: 20)")
-    parser.add_argument("--tournament", type=int, default=5,
+    parser.add_argument("--tournament", type=COUNT, default=5,
                         help="NNI regularised evolution: sample size of each tournament (default: 5)")
     parser.add_argument("--pruner", default="none", choices=PRUNERS,
                         help="multi-fidelity search (optuna, training-based proxies): the proxy reports its score "
@@ -72,15 +73,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--warm-start", metavar="PROXY:K",
                         help="optuna: score --warm-start-pool seeded architectures with a cheap proxy (e.g. "
                              "synflow:10) and evaluate its top K first; that scoring counts as proxy seconds")
-    parser.add_argument("--warm-start-pool", type=int, default=200, metavar="M",
+    parser.add_argument("--warm-start-pool", type=COUNT, default=200, metavar="M",
                         help="architectures the warm-start proxy ranks (default: 200)")
-    parser.add_argument("--heartbeat", type=int, default=60, metavar="S",
+    parser.add_argument("--heartbeat", type=COUNT, default=60, metavar="S",
                         help="RDB storages: heartbeat interval; a trial silent for 2S is failed and retried (default: 60)")
     parser.add_argument("--cache", metavar="FILE", help="results cache (default: RUN_DIR/cache.sqlite); share one "
                         "file between runs to reuse scores")
     parser.add_argument("--dataset", default="cifar10",
                         help="dataset whose training images feed data-dependent proxies (default: cifar10)")
-    parser.add_argument("--batch-size", type=int, default=64, help="minibatch size of batch proxies (default: 64)")
+    parser.add_argument("--batch-size", type=COUNT, default=64, help="minibatch size of batch proxies (default: 64)")
     add_split_options(parser)
     add_download_option(parser)
     add_size_options(parser)
@@ -121,8 +122,6 @@ def run(args) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     strategy = args.strategy or {"optuna": "tpe", "nni": "evolution"}.get(args.backend, "")
-    if args.repeat < 1:
-        raise UserError(f"--repeat must be at least 1, got {args.repeat}")
     base = args.study or f"{space.name}-{args.proxy}-{args.backend}-{strategy}" + (
         f"-seed{args.seed}" if args.repeat == 1 else "")
     try:
