@@ -18,8 +18,10 @@ Writes into a run directory:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -66,25 +68,39 @@ def sample_archs(space: SearchSpace, k: int, seed: int) -> list[str]:
     return space.sample(k, seed)
 
 
-def _drop_torn_tail(path: Path) -> None:
-    """A run killed while writing can leave a partial last line; drop it (it is recomputed)."""
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
 def _read_done(path: Path) -> set[tuple[str, str, int]]:
-    """The (arch, proxy, seed) triples results.csv already holds."""
+    """The (arch, proxy, seed) triples results.csv already holds. A partial last line (a run killed
+    while writing) is cut off, to be recomputed, but only once the rest has been read and checked: a
+    damaged or hand-edited file is refused in one line and left exactly as it is."""
     if not path.is_file():
         return set()
-    _drop_torn_tail(path)
-    if path.stat().st_size == 0:  # killed while writing the header
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if not complete:  # killed while writing the header
         path.unlink()
         return set()
-    frame = pd.read_csv(path)
-    if list(frame.columns) != RESULT_COLUMNS:
-        raise ResumeError(f"{path} was written with other columns ({', '.join(map(str, frame.columns))}), e.g. by an "
+    try:
+        header, *rows = csv.reader(io.StringIO(complete.decode("utf-8"), newline=""))
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise ResumeError(f"{path} cannot be read as a results table ({exc}); repair or delete the damaged lines, "
+                          "or use another --out") from None
+    if header != RESULT_COLUMNS:
+        raise ResumeError(f"{path} was written with other columns ({', '.join(header)}), e.g. by an "
                           "older d2m-nas; use another --out")
+    for line, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise ResumeError(f"{path} line {line} has {len(row)} fields where the header has {len(header)}; "
+                              "repair or delete that line (it is recomputed), or use another --out")
+    frame = pd.DataFrame(rows, columns=header, dtype=str)
+    for column in ("score", "seconds", "seed"):
+        text = frame[column]
+        missing = text.str.lower().isin(["", "nan"]) if column == "score" else False  # a NaN score is a result
+        bad = text[pd.to_numeric(text, errors="coerce").isna() & ~missing]
+        if len(bad):
+            raise ResumeError(f"{path} line {bad.index[0] + 2}: {column} {bad.iloc[0]!r} is not a number; "
+                              "repair or delete that line (it is recomputed), or use another --out")
+    if len(complete) < len(data):
+        os.truncate(path, len(complete))
     return set(zip(frame["arch"], frame["proxy"], frame["seed"].astype(int)))
 
 

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS scores (
 );
 CREATE TABLE IF NOT EXISTS proxy_configs (proxy_key TEXT PRIMARY KEY, config TEXT NOT NULL);
 """
+_TABLES = {"scores", "proxy_configs"}
 
 
 class CacheError(ValueError):
@@ -117,6 +118,11 @@ class ResultsCache:
         try:
             # Autocommit: every statement is its own transaction; 60 s to wait for another writer.
             self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables - _TABLES:  # never add our tables to someone else's database (an Optuna study.db, say)
+                self._db.close()
+                raise CacheError(f"{self.path} is not a d2m-nas results cache (it holds the tables "
+                                 f"{', '.join(sorted(tables - _TABLES)[:4])}); pass a new or cache file to --cache")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:

@@ -113,15 +113,8 @@ def test_generator_method_needs_a_run_directory(tmp_path, capsys):
     assert "--method generator needs --generator RUN" in capsys.readouterr().err
 
 
-def test_generator_without_the_distillation_module_is_a_user_error(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "d2m_nas.distillation", None)  # makes the import fail
-    (tmp_path / "run").mkdir()
-    assert cli.main(["generate", "--generator", str(tmp_path / "run"), "--out", str(tmp_path / "g")]) == 2
-    err = capsys.readouterr().err
-    assert "not available" in err and err.count("\n") == 1
-
-
-def test_generator_path_saves_what_the_distillation_module_synthesizes(tmp_path, monkeypatch, capsys):
+def fake_distillation_module(monkeypatch) -> dict:
+    """A stand-in d2m_nas.distillation whose synthesize_from_generator records its call."""
     calls = {}
 
     def synthesize_from_generator(run_dir, ipc, seed, device, stage="distilled"):
@@ -133,6 +126,11 @@ def test_generator_path_saves_what_the_distillation_module_synthesizes(tmp_path,
     module = types.ModuleType("d2m_nas.distillation")
     module.synthesize_from_generator = synthesize_from_generator
     monkeypatch.setitem(sys.modules, "d2m_nas.distillation", module)
+    return calls
+
+
+def test_generator_path_saves_what_the_distillation_module_synthesizes(tmp_path, monkeypatch, capsys):
+    calls = fake_distillation_module(monkeypatch)
     (tmp_path / "run").mkdir()
     assert cli.main(["generate", "--generator", str(tmp_path / "run"), "--ipc", "2", "--stage", "pretrained",
                      "--seed", "5", "--device", "cpu", "--out", str(tmp_path / "g")]) == 0
@@ -140,6 +138,20 @@ def test_generator_path_saves_what_the_distillation_module_synthesizes(tmp_path,
                      "stage": "pretrained"}
     assert SyntheticSet.load(tmp_path / "g").metadata["method"] == "d2m"
     assert "(2 per class, d2m, fake)" in capsys.readouterr().out
+
+
+def test_a_generator_file_is_taken_and_a_missing_one_is_one_line(tmp_path, monkeypatch, capsys):
+    calls = fake_distillation_module(monkeypatch)
+    checkpoint = tmp_path / "generator.pt"
+    checkpoint.write_bytes(b"read by the stand-in module only")
+    assert cli.main(["generate", "--generator", str(checkpoint), "--ipc", "2", "--device", "cpu",
+                     "--out", str(tmp_path / "g")]) == 0
+    assert calls["run_dir"] == checkpoint
+    capsys.readouterr()
+    assert cli.main(["generate", "--generator", str(tmp_path / "nothing.pt"), "--device", "cpu",
+                     "--out", str(tmp_path / "h")]) == 2
+    err = capsys.readouterr().err
+    assert "no such file or run directory" in err and err.count("\n") == 1 and not (tmp_path / "h").exists()
 
 
 @pytest.mark.needs_shared_data

@@ -114,6 +114,18 @@ def test_a_corrupt_cache_file_is_reported(tmp_path):
         ResultsCache(path)
 
 
+
+def test_an_optuna_study_database_is_refused_untouched(tmp_path):
+    import optuna
+
+    path = tmp_path / "study.db"
+    optuna.create_study(storage=f"sqlite:///{path}", study_name="s")
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="is not a d2m-nas results cache.*studies"):
+        ResultsCache(path)
+    assert path.read_bytes() == before  # no tables added to the study
+
+
 KILLED_WRITER = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {tests!r})

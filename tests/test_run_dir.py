@@ -3,6 +3,7 @@ per directory, one writer at a time, records written atomically, and every refus
 failure a one-line error that leaves the directory as it was."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -191,3 +192,17 @@ def test_sigterm_stops_cleanly_like_ctrl_c(table, tmp_path):
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "terminated; rerun the same command to resume" in err, err[-2000:]
     assert (out / "config.yaml").is_file()  # a stopped run keeps its record, to be resumed
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda text: text.replace(",params,", ",params,abc,x", 1), "line 2 has 20 fields where the header has 19"),
+    (lambda text: re.sub(",params,[^,]*,", ",params,abc,", text, count=1), "line 2: score 'abc' is not a number"),
+    (lambda text: text + 'garbage,"unclosed\n', "line 5 has 2 fields"),
+])
+def test_a_damaged_results_file_is_refused_on_resume_and_left_as_it_is(rank_run, table, damage, fragment, capsys):
+    results = rank_run / "results.csv"
+    results.write_text(damage(results.read_text()))
+    before = contents(rank_run)
+    assert main(rank_argv(table, rank_run)) == 2
+    assert fragment in one_line_error(capsys)
+    assert contents(rank_run) == before

@@ -67,12 +67,11 @@ def run(args) -> int:
         dataset = load_dataset(args.dataset, args.data_root, args.download)
         synthetic = random_real_subset(dataset, count, args.seed, args.val_per_class, args.split_seed)
     else:
-        try:
-            from d2m_nas.distillation import synthesize_from_generator
-        except ImportError as exc:
-            raise UserError(f"generating from a distilled generator is not available in this build ({exc})") from None
-        if not Path(args.generator).is_dir():
-            raise UserError(f"--generator {args.generator}: no such run directory (give a `d2m-nas distill` --out)")
+        from d2m_nas.distillation import synthesize_from_generator
+
+        if not Path(args.generator).exists():
+            raise UserError(f"--generator {args.generator}: no such file or run directory (give a `d2m-nas distill` "
+                            "--out, or one of its generator .pt files)")
         synthetic = synthesize_from_generator(Path(args.generator), count, args.seed, device, stage=args.stage)
     if herding:
         from d2m_nas.data import load_dataset
