@@ -108,7 +108,13 @@ class GroundTruth:
         """True values for `key`, indexed by architecture string (NaN-free)."""
         name = self.column_name(key)
         if self.kind == "nasbench201-table":
-            return self.frame[name].dropna().astype(float).rename(name)
+            text = self.frame[name]
+            values = pd.to_numeric(text, errors="coerce")
+            bad = text[values.isna() & text.notna()]
+            if len(bad):
+                raise GroundTruthError(f"ground-truth table {self.source}: column {name!r} holds {bad.iloc[0]!r}, not "
+                                       f"a number (architecture {bad.index[0]}); repair the table or use another one")
+            return values.dropna().rename(name)
         frame = self.frame
         if ":" in str(key):
             proxy = str(key).split(":", 1)[0]

@@ -53,6 +53,18 @@ def test_table_lookup_requires_an_explicit_key(tmp_path):
     assert pd.isna(truth.lookup(["|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"], "cifar10:test:200").iloc[0])
 
 
+def test_a_non_numeric_accuracy_cell_is_a_one_line_error(tmp_path):
+    path = _table(tmp_path)
+    frame = pd.read_csv(path)
+    frame["cifar10_test_acc"] = frame["cifar10_test_acc"].astype(object)
+    frame.loc[1, "cifar10_test_acc"] = "n/a?"
+    frame.to_csv(path, index=False)
+    truth = GroundTruth.from_csv(path)
+    with pytest.raises(GroundTruthError, match=r"holds 'n/a\?', not a number \(architecture "):
+        truth.column("cifar10:test:200")
+    assert truth.column("cifar10:test:12").tolist() == [88.0, 10.0]  # other columns still read
+
+
 def test_missing_or_unreadable_table_says_how_to_obtain_it(tmp_path):
     with pytest.raises(GroundTruthError) as info:
         GroundTruth.from_data_root(tmp_path)

@@ -158,6 +158,17 @@ def test_bad_storage_urls_are_one_line_errors(url, message):
     assert "\n" not in str(info.value)
 
 
+def test_sqlite_busy_with_another_process_points_at_the_journal_storage(tmp_path, monkeypatch):
+    from d2m_nas.search import optuna_backend
+
+    def racing(*args, **kwargs):
+        raise RuntimeError("(sqlite3.OperationalError) table studies already exists")
+
+    monkeypatch.setattr(optuna_backend, "_create_rdb_storage", racing)
+    with pytest.raises(StorageError, match="table studies already exists; several processes .* --storage journal:"):
+        open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the orphan is made with study.ask
 def test_a_dead_workers_running_trial_is_failed_and_retried(tmp_path):
     search(tmp_path, trials=2)
@@ -192,6 +203,37 @@ def test_a_silent_worker_on_another_machine_is_failed_by_the_heartbeat(tmp_path)
     assert study.trials[orphan.number].state == TrialState.FAIL
     frame = read_results(tmp_path / "run" / "results.csv")
     assert frame["retry_of"].dropna().astype(int).tolist() == [orphan.number] and len(frame) == 3
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_trial_killed_before_it_was_labelled_does_not_cut_the_resumed_study_short(tmp_path):
+    search(tmp_path, trials=2, heartbeat=1)
+    orphan = load(tmp_path).ask({name: optuna.distributions.CategoricalDistribution(values)
+                                 for name, values in SPACE.choices().items()})  # RUNNING, no worker
+    proxy, summary = search(tmp_path, trials=3, heartbeat=1)  # waits out the orphan (2 heartbeats), retries it
+    frame = read_results(tmp_path / "run" / "results.csv")
+    assert len(frame) == 3 and summary["studies"]["s"]["trials"] == 3
+    assert frame["retry_of"].dropna().astype(int).tolist() == [orphan.number]
+    assert frame["arch"].iloc[-1] == SPACE.decode(orphan.params) and len(proxy.calls) == 1
+
+
+def test_a_trial_stopped_by_ctrl_c_is_retried_on_resume(tmp_path):
+    class Interrupted(FakeProxy):
+        def score(self, arch, context):
+            if len(self.calls) == 2:
+                self.calls.append(arch)
+                raise KeyboardInterrupt
+            return super().score(arch, context)
+
+    stopped = Interrupted()
+    with pytest.raises(KeyboardInterrupt):
+        search(tmp_path, proxy=stopped, trials=4)
+    proxy, _ = search(tmp_path, trials=4)
+    frame = read_results(tmp_path / "run" / "results.csv")
+    study = load(tmp_path)
+    assert study.trials[2].state == TrialState.FAIL and len(frame) == 4
+    retry = frame[frame["retry_of"] == 2]
+    assert len(retry) == 1 and retry["arch"].iloc[0] == stopped.calls[2]  # the interrupted architecture, again
 
 
 WORKER = textwrap.dedent("""

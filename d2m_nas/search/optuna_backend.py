@@ -13,7 +13,10 @@ process start time, recorded in the trial), and on RDB storages (sqlite, Postgre
 Optuna's heartbeat fails trials of workers on any machine after 2 heartbeats of silence. A
 failed trial has no row, its retry does; the cache makes the retry free when the dead worker
 had finished scoring. The budget counts finished plus running trials, so a retry is run, not
-added on top; workers that start at the same instant may still overshoot it by one trial each.
+added on top, and a worker whose budget is filled by running trials waits for them (or for a dead
+worker's retry): a resumed study ends with exactly `trials` evaluations after any sequence of
+kills. Ctrl-C re-queues the interrupted trial the same way. Workers that start at the same
+instant may still overshoot the budget by one trial each.
 
 The storage is the record: each finished trial carries its evaluation (score, seconds, cached,
 cost, worker; never the truth) as user attributes, and at start and end every worker writes
@@ -121,7 +124,10 @@ def open_storage(url: str, heartbeat: int = 60) -> optuna.storages.BaseStorage:
                            f"pip install {package}") from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types; the message says enough
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(f"cannot open storage {_hide_password(url)}: {first}") from None
+        hint = ""
+        if scheme == "sqlite" and any(word in first for word in ("already exists", "locked")):
+            hint = "; several processes on one machine share a study through --storage journal:FILE.log"
+        raise StorageError(f"cannot open storage {_hide_password(url)}: {first}{hint}") from None
 
 
 def _create_rdb_storage(url: str, engine_kwargs: dict, heartbeat: int, attempts: int = 5):
@@ -139,6 +145,10 @@ def _create_rdb_storage(url: str, engine_kwargs: dict, heartbeat: int, attempts:
         try:
             return create()
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            time.sleep(0.2 * (attempt + 1))
+        except sqlalchemy.exc.OperationalError as exc:  # SQLite's form of the same race
+            if "already exists" not in str(exc):
+                raise
             time.sleep(0.2 * (attempt + 1))
     return create()
 
@@ -269,6 +279,16 @@ def fail_dead_workers(study: optuna.Study, orphan_after: float = 600.0) -> list[
     return failed
 
 
+def _retry_interrupted(study: optuna.Study, worker: dict) -> None:
+    """Re-queue the trial Ctrl-C stopped (Optuna fails it), as a killed worker's would be: the
+    resumed study evaluates that architecture, not a new draw in its place."""
+    mine = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if t.user_attrs.get("worker") == worker and "evaluation" not in t.user_attrs]
+    if mine:
+        with _quiet():
+            RetryHeartbeatStaleTrialCallback()(study, copy.deepcopy(mine[-1]))
+
+
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # evaluations with a row; pruned ones are partial
 
 
@@ -372,6 +392,9 @@ def run_optuna(driver: SearchDriver, storage_url: str, study_name: str) -> optun
     def in_budget() -> int:
         return len(study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING)))
 
+    def finished_count() -> int:
+        return len(study.get_trials(deepcopy=False, states=FINISHED))
+
     def proxy_seconds() -> float:
         """Proxy seconds the study has spent: every evaluation not answered by the cache, pruned ones too."""
         finished = study.get_trials(deepcopy=False, states=FINISHED)
@@ -387,17 +410,27 @@ def run_optuna(driver: SearchDriver, storage_url: str, study_name: str) -> optun
         while driver.time_left() > 0:
             fail_dead_workers(study, 2 * config.heartbeat)
             if total is not None and in_budget() >= total:
-                break
+                if finished_count() >= total:
+                    break
+                # the rest are RUNNING: another worker's, to finish, or a killed one's, to be failed
+                # and re-queued above once found dead; either way the study ends with `total` evaluations
+                bar.set_postfix_str(f"waiting for {in_budget() - finished_count()} running trial(s)")
+                time.sleep(0.5)
+                continue
             if config.proxy_budget is not None and proxy_seconds() >= config.proxy_budget:
                 break
-            with _quiet():
-                study.optimize(objective, n_trials=1, callbacks=[record], gc_after_trial=False)
+            try:
+                with _quiet():
+                    study.optimize(objective, n_trials=1, callbacks=[record], gc_after_trial=False)
+            except KeyboardInterrupt:
+                _retry_interrupted(study, driver.worker)
+                raise
             last = finished[-1] if finished else None
             if last is not None and last.state == TrialState.FAIL and "evaluation" in last.user_attrs:
                 failures += 1  # non-finite score: Optuna records the trial as failed
                 if failures > max(10, total or 10):
                     raise RuntimeError(f"the proxy {driver.proxy.name} gave {failures} non-finite scores; stopping")
-            bar.n = min(len(study.get_trials(deepcopy=False, states=FINISHED)), total or math.inf)
+            bar.n = min(finished_count(), total or math.inf)
             bar.refresh()
     finally:
         bar.close()
