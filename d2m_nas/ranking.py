@@ -276,6 +276,9 @@ def summarise(out_dir: Path, archs: list[str], proxies: list[Proxy], settings: R
                                     per_arch["truth"].astype(float).to_numpy(),
                                     top_k=settings.top_k, bootstrap=settings.bootstrap, seed=settings.seed)
         stats["n_evaluations"] = len(rows)
+        counts = per_arch["score"].round(9).value_counts()
+        if len(counts):  # a proxy whose candidates all score alike (training that diverged) ranks nothing
+            stats["most_common_score"] = {"value": float(counts.index[0]), "count": int(counts.iloc[0])}
         stats["seconds_per_arch"] = float(rows["seconds"].sum() / len(per_arch)) if len(per_arch) else math.nan
         stats["seconds_per_evaluation"] = float(rows["seconds"].mean()) if len(rows) else math.nan
         stats["seconds_total"] = float(rows["seconds"].sum())
@@ -338,6 +341,11 @@ def summary_markdown(summary: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"{name}: {s['spearman']['undefined']}" for name, s in summary["proxies"].items()
              if s["spearman"].get("undefined")]
+    for name, s in summary["proxies"].items():
+        common = s.get("most_common_score")
+        if common and s["n"] >= 5 and common["count"] >= 0.9 * s["n"]:
+            notes.append(f"{name}: {common['count']} of {s['n']} architectures score {common['value']:g} — the proxy "
+                         "tells them apart no better than chance (did training diverge? try a lower --proxy-lr)")
     dropped = [f"{name}: {s['n_dropped_nan']}" for name, s in summary["proxies"].items() if s["n_dropped_nan"]]
     if dropped:
         notes.append("pairs dropped for a NaN score or truth — " + ", ".join(dropped))

@@ -218,3 +218,13 @@ def test_commands_that_read_images_pass_download_on(argv, table, monkeypatch, tm
         argv = [*argv, "--ground-truth-file", str(table)]
     assert main([*argv, "--download", "--out", str(tmp_path / "run")]) == 2
     assert asked == [True] and "stop here" in capsys.readouterr().err
+
+
+def test_a_diverging_training_proxy_is_called_out(tmp_path, table, capsys):
+    argv = ["rank", "--proxy", "random-subset", "--proxy-lr", "1e8", "--sample", "6", "--steps", "3", "--ipc", "2",
+            "--ground-truth", "cifar10:test:200", "--ground-truth-file", str(table), "--dataset", "fake",
+            "--val-per-class", "10", "--out", str(tmp_path / "run"), *TINY]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "random-subset@val_acc: 6 of 6 architectures score 10 — the proxy tells them apart no better" in printed
+    assert "try a lower --proxy-lr" in printed

@@ -217,6 +217,17 @@ def test_a_trial_killed_before_it_was_labelled_does_not_cut_the_resumed_study_sh
     assert frame["arch"].iloc[-1] == SPACE.decode(orphan.params) and len(proxy.calls) == 1
 
 
+def test_an_enqueued_trial_outside_the_space_is_failed_and_skipped(tmp_path, capsys):
+    search(tmp_path, trials=1)
+    params = dict(load(tmp_path).trials[0].params)
+    params[next(iter(params))] = "conv_9x9"
+    load(tmp_path).enqueue_trial(params)
+    search(tmp_path, trials=3)
+    assert [t.state for t in load(tmp_path).trials][:2] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert len(read_results(tmp_path / "run" / "results.csv")) == 3  # the budget is met by valid trials
+    assert "trial 1: not an architecture of nasbench201 ('conv_9x9' not in" in capsys.readouterr().out
+
+
 def test_a_trial_stopped_by_ctrl_c_is_retried_on_resume(tmp_path):
     class Interrupted(FakeProxy):
         def score(self, arch, context):

@@ -367,7 +367,12 @@ def run_optuna(driver: SearchDriver, storage_url: str, study_name: str) -> optun
 
     def objective(trial: optuna.Trial):
         trial.set_user_attr("worker", driver.worker)
-        params = {name: trial.suggest_categorical(name, values) for name, values in choices.items()}
+        try:
+            params = {name: trial.suggest_categorical(name, values) for name, values in choices.items()}
+            space.decode(params)
+        except ValueError as exc:  # an enqueued trial (by hand, or another tool) outside the space
+            tqdm.write(f"trial {trial.number}: not an architecture of {space.name} ({exc}); failed and skipped")
+            return (math.nan, math.nan) if config.multi_objective else math.nan  # Optuna fails it, quietly
 
         def on_checkpoint(step: int, rules: dict) -> bool:
             trial.report(rules[driver.proxy.rule], step)
