@@ -8,7 +8,7 @@
 # ($D2M_NAS_DATA; see README "Data").
 #   D2M_NAS_DOWNLOAD=1          download CIFAR-10 into the data root if it is not there
 #   D2M_NAS_DEMO_OUT=DIR        where runs go (default runs/demo)
-#   D2M_NAS_DEMO_PRETRAIN=N     GAN pre-training steps (default 100; the cpu preset uses 1000)
+#   D2M_NAS_DEMO_PRETRAIN=N     GAN pre-training steps (default 100; the cpu preset uses 400)
 #   D2M_NAS_DEMO_ITERATIONS=N   D2M iterations (default 20; the cpu preset uses 100)
 #   D2M_NAS_DEMO_TRIALS=N       architectures the search evaluates (default 12)
 set -euo pipefail

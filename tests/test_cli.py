@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -110,3 +111,20 @@ def test_bounded_values_from_a_config_file_are_checked_too(tmp_path, capsys):
     config.write_text(yaml.safe_dump({"channels": 0}))
     assert cli.main(["rank", "--config", str(config)]) == 2
     assert "channels must be a whole number >= 1, got 0" in capsys.readouterr().err
+
+
+def test_every_registered_marker_is_carried_by_a_test():
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    markers = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
+    sources = "".join(path.read_text() for path in (root / "tests").glob("test_*.py"))
+    for marker in markers:
+        assert f"pytest.mark.{marker.split(':')[0]}" in sources, f"marker {marker!r} selects no test"
+
+
+def test_the_demo_states_the_cpu_presets_pretraining_steps():
+    from d2m_nas.distillation import PRESETS
+
+    demo = (Path(__file__).resolve().parents[1] / "scripts" / "demo.sh").read_text()
+    assert f"the cpu preset uses {PRESETS['cpu'].pretrain.steps})" in demo

@@ -301,6 +301,20 @@ def two_workers(tmp_path, storage, study_name, trials=8):
     return frame
 
 
+def test_a_resumed_study_proposes_the_same_architectures_whichever_process_resumes_it(tmp_path):
+    import shutil
+
+    def worker(copy: str, trials: int) -> list[str]:
+        run_dir = tmp_path / copy / "run"
+        finish(start_worker(tmp_path, run_dir, f"sqlite:///{run_dir / 'study.db'}", "s", trials, 0, tmp_path / "log"))
+        return read_results(run_dir / "results.csv")["arch"].tolist()
+
+    worker("a", 3)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    resumed = [worker("a", 6), worker("b", 6)]  # two processes, two pids, one study history
+    assert resumed[0] == resumed[1] and len(resumed[0]) == 6
+
+
 def test_two_processes_share_a_journal_file_study(tmp_path):
     two_workers(tmp_path, f"journal:{tmp_path / 'study.log'}", "shared")
 

@@ -310,14 +310,21 @@ def reconcile(driver: SearchDriver, study: optuna.Study) -> int:
     return len(driver.record(rows))
 
 
-def _session_seed(seed: int, created: bool, n_trials: int, pid: int) -> int:
-    """The sampler seed: the given one for the worker that created the study (a fresh run is
-    reproducible); a derived one for workers that join or resume, so they do not replay the
-    first worker's proposals."""
+def _session_seed(seed: int, created: bool, n_trials: int, joining_pid: int | None) -> int:
+    """The sampler seed: the given one for the worker that creates the study (a fresh run is
+    reproducible); for a resumed study one derived from its length, so the same resume proposes the
+    same architectures; a worker that joins live workers (or a study it did not create) mixes in its
+    pid, so that it does not replay their proposals."""
     if created and n_trials == 0:
         return seed
-    digest = hashlib.sha256(f"{seed}:{n_trials}:{pid}".encode()).hexdigest()
-    return int(digest[:8], 16)
+    key = f"{seed}:{n_trials}" + (f":{joining_pid}" if joining_pid is not None else "")
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+
+
+def _others_running(study: optuna.Study, worker: dict) -> bool:
+    """Whether another live worker holds a RUNNING trial (after dead ones' trials were failed)."""
+    return any(t.user_attrs.get("worker") != worker for t in study.get_trials(deepcopy=False,
+                                                                              states=(TrialState.RUNNING,)))
 
 
 def make_pruner(name: str, steps: int | None) -> optuna.pruners.BasePruner:
@@ -358,8 +365,10 @@ def run_optuna(driver: SearchDriver, storage_url: str, study_name: str) -> optun
     study, created = open_study(storage, study_name, driver.identity(), directions)
     fail_dead_workers(study, 2 * config.heartbeat)
     reconcile(driver, study)
+    joining = _others_running(study, driver.worker) or (not created and not study.trials)
     study.sampler = make_sampler(config.strategy, _session_seed(config.seed, created, len(study.trials),
-                                                                driver.worker["pid"]), config.population)
+                                                                driver.worker["pid"] if joining else None),
+                                 config.population)
     study.pruner = make_pruner(config.pruner, getattr(getattr(driver.proxy, "settings", None), "steps", None))
     if created and config.warm_start:
         warm_start(driver, study)
