@@ -5,6 +5,14 @@ All statistics are signed (a proxy that ranks backwards gets a negative correlat
 are dropped and counted. Undefined statistics (fewer than 2 pairs, a constant input) are NaN
 with a reason instead of an exception. Kendall's tau is tau-b (ties in either variable
 corrected), Spearman's rho uses average ranks for ties; both come from scipy.
+
+Ties, one policy: a statistic that selects architectures by score takes the expectation over a
+uniformly random tie-break, so it never depends on row order. Regret uses the mean truth of the
+architectures tied at the best score; top-k overlap counts an architecture tied across the k-th
+place by its chance of being chosen (`top_membership`). Training proxies scored by validation
+accuracy on a few thousand images tie often, so this matters. (A search must return one
+architecture: its incumbent is the earliest trial among those tied at the best score, and its
+summary says how many were tied.)
 """
 
 from __future__ import annotations
@@ -96,9 +104,8 @@ def correlation_summary(scores: Sequence[float], truths: Sequence[float], *,
             entry.update(overlap=math.nan, spearman=math.nan, kendall=math.nan,
                          undefined=f"k={count} is outside 1..{n}")
         else:
-            by_score = set(np.argsort(-x, kind="stable")[:count].tolist())
             by_truth = np.argsort(-y, kind="stable")[:count]
-            entry["overlap"] = len(by_score & set(by_truth.tolist())) / count
+            entry["overlap"] = float(top_membership(x, count) @ top_membership(y, count)) / count
             r, t = _rho_tau(x[by_truth], y[by_truth])
             entry.update(spearman=r, kendall=t)
             why = _undefined_reason(x[by_truth], y[by_truth])
@@ -130,11 +137,18 @@ def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return (rx * ry).sum(axis=1) / np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
 
 
+def top_membership(values: np.ndarray, count: int) -> np.ndarray:
+    """Each value's probability of being among the `count` highest when ties are broken uniformly at
+    random: 1 above the count-th value, 0 below, and the free places shared by those equal to it."""
+    values = np.asarray(values, dtype=float)
+    kth = np.sort(values)[::-1][count - 1]
+    above, at = values > kth, values == kth
+    return above + at * ((count - above.sum()) / at.sum())
+
+
 def _overlap_rows(x: np.ndarray, y: np.ndarray, count: int) -> np.ndarray:
-    """Top-`count` overlap of each row pair (stable order on ties, as `correlation_summary`)."""
-    by_x = np.argsort(-x, axis=1, kind="stable")[:, :count]
-    by_y = np.argsort(-y, axis=1, kind="stable")[:, :count]
-    return np.array([len(np.intersect1d(a, b)) / count for a, b in zip(by_x, by_y)])
+    """Expected top-`count` overlap of each row pair (ties as in `correlation_summary`)."""
+    return np.array([top_membership(a, count) @ top_membership(b, count) / count for a, b in zip(x, y)])
 
 
 def paired_difference(scores_a: Sequence[float], scores_b: Sequence[float], truths: Sequence[float], *,

@@ -29,6 +29,17 @@ def test_hand_computed_ties_and_negative_correlation():
     assert backwards["regret"]["regret"] == pytest.approx(40.0)  # picked truth 10, best 50
 
 
+def test_ties_never_depend_on_row_order():
+    scores, truths = np.array([2.0, 1.0, 1.0, 0.0]), np.array([4.0, 3.0, 2.0, 1.0])
+    summary = correlation_summary(scores, truths, top_k=(2,), bootstrap=0)
+    # arch 0 is in the top 2 by score; archs 1 and 2 tie for the second place: each is chosen half the time
+    assert summary["top_k"]["top2"]["overlap"] == pytest.approx((1 + 0.5) / 2)
+    swapped = correlation_summary(scores[[0, 2, 1, 3]], truths[[0, 2, 1, 3]], top_k=(2,), bootstrap=0)
+    assert swapped["top_k"]["top2"]["overlap"] == summary["top_k"]["top2"]["overlap"]
+    tied_best = correlation_summary([5, 5, 1], [90, 80, 70], bootstrap=0)["regret"]
+    assert tied_best["regret"] == pytest.approx(5.0) and tied_best["ties_at_best_score"] == 2  # mean of 90 and 80
+
+
 def test_top_k_overlap_and_top_k_correlation_by_hand():
     truths = [10, 9, 8, 7, 6, 5]
     scores = [1, 6, 5, 4, 3, 2]  # the best architecture is scored last
@@ -96,8 +107,12 @@ def test_paired_bootstrap_matches_a_direct_computation():
     assert result["spearman_diff"]["p_not_better"] == pytest.approx((direct <= 0).mean())
     k = 10
 
+    def membership(v):  # chance of being in the top k under a random tie-break (resamples repeat archs)
+        kth = np.sort(v)[::-1][k - 1]
+        return np.where(v > kth, 1.0, np.where(v == kth, (k - (v > kth).sum()) / (v == kth).sum(), 0.0))
+
     def overlap(s, tt):
-        return len(set(np.argsort(-s, kind="stable")[:k]) & set(np.argsort(-tt, kind="stable")[:k])) / k
+        return float((membership(s) * membership(tt)).sum()) / k
 
     top = result["top_k_overlap_diff"]["top25%"]
     assert top["k"] == k and top["value"] == pytest.approx(overlap(x, t) - overlap(y, t))

@@ -75,3 +75,14 @@ def test_trajectory_without_truth_has_nan_truths():
     frame = pd.DataFrame([row(0, "a", 1.0, math.nan), row(1, "b", 2.0, math.nan)])
     out = trajectory(frame)
     assert np.isnan(out["incumbent_truth"]).all() and out["best_score"].tolist() == [1.0, 2.0]
+
+
+def test_the_pick_among_tied_best_scores_is_the_earliest_trial_whatever_the_row_order(tmp_path):
+    from d2m_nas.search.driver import summarise_search
+
+    path = tmp_path / "results.csv"
+    ResultsTable(path).append([row(2, "c", 3.0, 91.0), row(0, "a", 1.0, 95.0), row(1, "b", 3.0, 89.0)])
+    study = summarise_search(path)["studies"]["s"]
+    assert study["best_arch"] == "b" and study["best_truth"] == 89.0 and study["ties_at_best_score"] == 2
+    incumbent = trajectory(read_results(path))["incumbent_truth"].tolist()
+    assert incumbent == [95.0, 89.0, 89.0]  # the trajectory holds the same pick

@@ -244,7 +244,9 @@ def summarise_search(results_path: Path, references: dict | None = None) -> dict
         rows = rows.sort_values("trial")
         complete = rows[rows["state"] == "complete"]  # a pruned score is a partial one: never the pick
         scored = complete if complete["score"].notna().any() else rows
+        # ties at the best score: the earliest trial is the pick, as the search held it (idxmax takes the first)
         best = scored.loc[scored["score"].astype(float).idxmax()] if scored["score"].notna().any() else rows.iloc[0]
+        tied = scored.loc[scored["score"].astype(float) == float(best["score"]), "arch"].nunique()
         last = paths[paths["study"] == study].iloc[-1]
         truth = float(best["truth"]) if pd.notna(best["truth"]) else None
         summary["studies"][study] = {
@@ -252,6 +254,7 @@ def summarise_search(results_path: Path, references: dict | None = None) -> dict
             "proxy": str(best["proxy"]), "trials": int(len(rows)), "pruned": int((rows["state"] == "pruned").sum()),
             "distinct_archs": int(rows["arch"].nunique()),
             "cached": int(rows["cached"].sum()), "best_arch": str(best["arch"]), "best_score": float(best["score"]),
+            "ties_at_best_score": int(tied),
             "best_truth": truth, "truth_column": str(best["truth_column"]) if truth is not None else None,
             "regret": (optimum - truth) if optimum is not None and truth is not None else None,
             "best_truth_seen": float(last["best_truth_seen"]) if pd.notna(last["best_truth_seen"]) else None,
