@@ -15,7 +15,7 @@ import yaml
 
 from d2m_nas import __version__
 from d2m_nas.commands import COMMANDS
-from d2m_nas.commands.option_types import WHOLE, Number
+from d2m_nas.commands.option_types import COUNT, WHOLE, Number
 from d2m_nas.errors import UserError
 
 
@@ -31,6 +31,9 @@ def _common_options(parser: argparse.ArgumentParser, writes_run_dir: bool) -> No
                        help="where datasets live or are downloaded to "
                             "(default: $D2M_NAS_DATA, else ~/.cache/d2m-nas/data)")
     if writes_run_dir:
+        group.add_argument("--threads", type=COUNT, metavar="N",
+                           help="CPU threads for torch (default: torch's choice, $OMP_NUM_THREADS); give 1 to "
+                                "each of several processes sharing a machine")
         group.add_argument("--out", type=Path, metavar="RUN_DIR",
                            help="run directory for outputs, the resolved config.yaml and versions.json "
                                 "(default: runs/<command>/<timestamp>)")
@@ -133,6 +136,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def seed_everything(seed: int) -> None:
     import numpy as np
     import torch
@@ -163,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         args = parse_args(argv)
+        set_threads(getattr(args, "threads", None))
         seed_everything(args.seed)
         code = int(args._module.run(args) or 0)
         return code

@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from importlib import metadata
@@ -139,9 +140,27 @@ def run_versions(device: str) -> dict:
         if torch.cuda.is_available():
             record["cuda_device"] = torch.cuda.get_device_name()
             record["hardware"] += f"; {torch.cuda.get_device_name()}"
+            record["cuda"], record["cudnn"] = torch.version.cuda, torch.backends.cudnn.version()
     except Exception:  # noqa: BLE001 - versions are informative, never fatal
         pass
+    record["code"] = code_revision()
     return record
+
+
+def code_revision() -> str | None:
+    """The git commit of the d2m-nas source that ran ("+dirty" with uncommitted changes), or None
+    for an installed copy outside a checkout: which code a figure came from."""
+    source = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10)
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty else "")
 
 
 DISK_ERRORS = {errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some disk space",

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -62,7 +63,12 @@ def test_run_record_written(tmp_path):
     assert device.type == "cpu"
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["device"] == "cpu" and config["seed"] == 0
-    assert '"torch"' in (out / "versions.json").read_text()
+    versions = json.loads((out / "versions.json").read_text())
+    assert versions["torch"] and versions["threads"] >= 1
+    head = subprocess.run(["git", "-C", str(Path(cli.__file__).parent), "rev-parse", "HEAD"], capture_output=True,
+                          text=True)
+    if head.returncode == 0:  # a checkout: the record names the commit that ran
+        assert versions["code"].removesuffix("+dirty") == head.stdout.strip()
 
 
 def test_console_script_entry_point_runs():
@@ -128,3 +134,15 @@ def test_the_demo_states_the_cpu_presets_pretraining_steps():
 
     demo = (Path(__file__).resolve().parents[1] / "scripts" / "demo.sh").read_text()
     assert f"the cpu preset uses {PRESETS['cpu'].pretrain.steps})" in demo
+
+
+def test_threads_option_sets_torch_and_is_recorded(tmp_path):
+    import torch
+
+    try:
+        assert cli.main(["generate", "--method", "random", "--dataset", "fake", "--ipc", "1", "--val-per-class", "5",
+                         "--device", "cpu", "--threads", "2", "--out", str(tmp_path / "run")]) == 0
+        assert torch.get_num_threads() == 2
+        assert json.loads((tmp_path / "run" / "versions.json").read_text())["threads"] == 2
+    finally:
+        torch.set_num_threads(1)
