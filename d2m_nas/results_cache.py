@@ -10,10 +10,11 @@ re-read of the whole file. SQLite needs a local file system: on NFS give each ma
 cache (the search storage, not the cache, is what several machines share).
 
 The key is the architecture's canonical string, the seed, and a hash of the proxy
-configuration: the proxy's registered name and its settings plus what of the ProxyContext changes its score
-(space, model options, and for proxies that read data the dataset, batch size and the train/validation
-split). The
-device is recorded but not part of the key.
+configuration: the proxy's registered name, its implementation version (`Proxy.version`) and its
+settings, plus what of the ProxyContext changes its score (space, model options, and for proxies
+that read data the dataset, batch size and the train/validation split). Files a proxy reads (a
+generator, a DM set) enter by their sha256, never their path. The device is recorded with each
+score but is not part of the key.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def proxy_config(proxy: Proxy, context: ProxyContext) -> dict:
     """Everything that determines a proxy's score of an architecture, except the seed."""
     config = {"proxy": proxy.name, "settings": proxy_settings(proxy), "space": context.space.name,
               "model_options": _plain(context.model_options, "model_options")}
+    if proxy.version != 1:
+        config["version"] = int(proxy.version)
     if proxy.needs_data:
         config["dataset"] = context.dataset.name if context.dataset is not None else None
         if proxy.uses_context_batch:

@@ -145,7 +145,7 @@ def test_generator_sources(fake, split, generator_run, tmp_path):
     scores = {p.name: p.score(ARCHS[1], ctx) for p in (d2m, stream, before)}
     assert scores["d2m"].extra["train_images"] == 30 and scores["d2m-stream"].extra["train_images"] is None
     assert d2m.config()["generator_sha256"] != before.config()["generator_sha256"]
-    assert d2m.config()["generator"].endswith("generator.pt") and stream.config()["ipc"] is None
+    assert d2m.settings.generator.endswith("generator.pt") and stream.config()["ipc"] is None
 
     path = expected.save(tmp_path / "set.pt")
     dm = proxy("dm", dm_set=str(path))
@@ -173,6 +173,16 @@ def test_cache_key_follows_settings_files_and_split(fake, split, generator_run, 
         model.shared.weight.add_(0.01)
     save_generator(model, copy, meta)
     assert key != config_key(proxy_config(proxy("d2m", generator=str(copy)), ctx))
+    # the same file elsewhere (a moved run directory, another machine) is the same configuration
+    moved = tmp_path / "moved" / "g.pt"
+    moved.parent.mkdir()
+    moved.write_bytes(copy.read_bytes())
+    assert config_key(proxy_config(proxy("d2m", generator=str(moved)), ctx)) == config_key(
+        proxy_config(proxy("d2m", generator=str(copy)), ctx))
+    # a new implementation version of a proxy never reads the old one's scores
+    bumped = proxy("random-subset")
+    bumped.version = 2
+    assert config_key(proxy_config(bumped, ctx)) != config_key(base)
 
 
 def test_create_proxy_checks_the_config():
@@ -220,12 +230,12 @@ def test_rank_with_training_proxies_end_to_end(tmp_path, table, generator_run, c
     (["--proxy", "d2m-stream", "--generator", "{tmp}/missing.pt"], "generator checkpoint not found"),
     (["--proxy", "d2m", "--generator", "{corrupt}"], "not a readable checkpoint"),
     (["--proxy", "pretrained-generator", "--generator", "{run}/generator.pt"], "is the distilled one"),
-    (["--proxy", "random-subset", "--ipc", "0"], "--ipc must be at least 1"),
+    (["--proxy", "random-subset", "--ipc", "0"], "--ipc: must be a whole number >= 1"),
     (["--proxy", "random-subset", "--ipc", "251"], "--ipc 251 exceeds the 250 training images per class"),
-    (["--proxy", "real-stream", "--steps", "0"], "--steps must be at least 1"),
+    (["--proxy", "real-stream", "--steps", "0"], "--steps: must be a whole number >= 1"),
     (["--proxy", "dm"], "--proxy dm needs --dm-set FILE"),
     (["--proxy", "dm", "--dm-set", "{small}"], "image_size 16 vs 32"),
-    (["--proxy", "real-stream", "--proxy-seeds", "0"], "--proxy-seeds must be at least 1"),
+    (["--proxy", "real-stream", "--proxy-seeds", "0"], "--proxy-seeds: must be a whole number >= 1"),
 ])
 def test_bad_training_proxy_input_is_one_line_error_exit_2(tmp_path, table, generator_run, capsys, extra, fragment):
     corrupt = tmp_path / "corrupt.pt"

@@ -85,6 +85,10 @@ class Proxy(ABC):
     # Scored on the context's shared minibatch (zero-cost proxies), so its batch size is part of
     # the score's configuration; training-based proxies carry their own batch size instead.
     uses_context_batch: bool = True
+    # Bumped when a change to the implementation changes its scores, so the results cache never
+    # answers with a stale one. Version 1 adds nothing to the cache key (caches made before versions
+    # existed stay valid).
+    version: int = 1
 
     @abstractmethod
     def score(self, arch: str, context: ProxyContext) -> ProxyScore:

@@ -180,8 +180,13 @@ class TrainingProxy(Proxy):
 
     def config(self) -> dict:
         """The settings that determine the recorded trace (the results cache's key). The eval batch
-        size and the score rule are left out: neither changes what is recorded."""
-        return {k: v for k, v in asdict(self.settings).items() if k != "eval_batch_size"}
+        size and the score rule are left out: neither changes what is recorded. Files count by their
+        content (sha256), not their path, so a moved run directory or another machine hits the cache."""
+        settings = {k: v for k, v in asdict(self.settings).items() if k != "eval_batch_size"}
+        for path, digest in (("generator", "generator_sha256"), ("dm_set", "dm_set_sha256")):
+            if settings[digest] is not None:
+                settings[path] = None
+        return settings
 
     def rescored(self, result: ProxyScore) -> ProxyScore:
         """`result` (perhaps recorded under another rule) scored by this proxy's rule."""
