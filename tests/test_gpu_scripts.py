@@ -1,0 +1,28 @@
+"""The GPU benchmark scripts, run here at tiny size on the CPU: they must work the day a device is lent."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paper_preset_script_measures_rates_projects_and_evaluates(tmp_path, capsys):
+    result = load("paper_preset_gpu").main(["--tiny", "--pretrain-steps", "2", "--iterations", "2", "--epochs", "1",
+                                            "--runs", "1", "--ipc", "2", "--out", str(tmp_path / "run")])
+    assert result["pretrain"]["steps"] == 2 and result["d2m"]["iterations"] == 2
+    rates = result["pretrain"]["steps_per_s"], result["d2m"]["iterations_per_s"]
+    assert all(rate > 0 and math.isfinite(rate) for rate in rates)
+    expected_h = (40000 / rates[0] + 5000 / rates[1]) / 3600  # the paper preset's lengths at these rates
+    assert abs(result["projected_full_preset_h"] - expected_h) < 1e-9
+    assert set(result["evaluation"]["accuracy"]) == {"random", "pretrained", "d2m"}
+    assert all(0 <= a["mean"] <= 100 for a in result["evaluation"]["accuracy"].values())
+    assert (tmp_path / "run" / "generator.pt").is_file()
+    assert '"projected_full_preset_h"' in capsys.readouterr().out  # one JSON line on stdout
