@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--archs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--ipc", type=int, default=50)
+    parser.add_argument("--val-per-class", type=int, default=200, help="held-out images per class (default: 200)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--generator", default=None, help="a distill run directory for the generator stream")
     parser.add_argument("--device", default="cpu")
@@ -97,7 +98,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     dataset = load_dataset(args.dataset, resolve_data_root(args.data_root))
-    train, val = split_train_val(dataset.y_train, 200, 0)
+    train, val = split_train_val(dataset.y_train, args.val_per_class, 0)
     space = create_space("nasbench201")
     archs = space.sample(args.archs, args.seed)
 

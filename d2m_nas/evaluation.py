@@ -1,5 +1,6 @@
 """The dataset-distillation evaluation protocol: train a fresh ConvNet on a synthetic set, report
-test accuracy, mean ± std over several runs.
+test accuracy, mean ± std over several runs. Cross-architecture evaluation swaps the ConvNet for
+AlexNet, VGG-11, ResNet-18 (the DC code's CIFAR variants) or any timm model (`EvalConfig.model`).
 
 The field's protocol (DC/DSA/DM/MTT code, DESIGN.md §3), which `EvalConfig()` is at 32x32:
 ConvNet-3 (width 128, instance norm, ReLU, avg-pool; depth 4 at 64x64, 5 at 128x128), SGD lr 0.01,
@@ -35,8 +36,10 @@ from d2m_nas.data import ImageDataset
 from d2m_nas.devices import synchronize
 from d2m_nas.errors import UserError
 from d2m_nas.synthetic import SyntheticSet
+from d2m_nas.torchvision_compat import ensure_torchvision_importable
 from distill.dsa import DEFAULT_STRATEGY, DSA, DSAConfig
-from search_spaces.convnet import ConvNetSpec, create_convnet, default_depth_for
+from search_spaces.cifar_nets import TIMM_PREFIX, canonical_eval_network, create_eval_network, describe_eval_network
+from search_spaces.convnet import ConvNetSpec, default_depth_for
 
 FIELD_MODEL = "convnet-d3-w128-relu-instancenorm-avgpool"
 
@@ -45,7 +48,7 @@ FIELD_MODEL = "convnet-d3-w128-relu-instancenorm-avgpool"
 class EvalConfig:
     """How to train the evaluation network. The defaults are the field's protocol at 32x32."""
 
-    model: str = FIELD_MODEL
+    model: str = FIELD_MODEL  # a ConvNet spec, alexnet[-bn], vgg11[-bn], resnet18[-bn] or timm:NAME
     epochs: int = 1000
     lr: float = 0.01
     momentum: float = 0.9
@@ -60,15 +63,23 @@ class EvalConfig:
     def lr_decay_epoch(self) -> int:
         return self.epochs // 2
 
-    def spec(self) -> ConvNetSpec:
+    def model_name(self) -> str:
+        """The evaluation network's canonical name (a ConvNet spec as `str(ConvNetSpec)`)."""
+        if self.model.strip().lower().startswith(TIMM_PREFIX):
+            ensure_torchvision_importable()  # timm imports torchvision
         try:
-            return ConvNetSpec.parse(self.model)
+            return canonical_eval_network(self.model)
         except ValueError as exc:
             raise UserError(f"--model: {exc}") from None
 
+    def spec(self) -> ConvNetSpec | None:
+        """The ConvNet spec, or None when the model is another architecture."""
+        name = self.model_name()
+        return ConvNetSpec.parse(name) if name.startswith("convnet") else None
+
     def validate(self) -> None:
         """One-line UserError for values no training run can use."""
-        self.spec()
+        self.model_name()
         for name in ("epochs", "batch_size", "test_batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -100,7 +111,7 @@ def protocol_differences(config: EvalConfig, image_size: int = 32) -> dict[str, 
             continue  # no augmentation at all is already reported under "dsa"
         used, wanted = getattr(config, name), getattr(reference, name)
         if name == "model":
-            used = str(config.spec())
+            used = config.model_name()
         if used != wanted:
             diffs[name] = {"used": used, "protocol": wanted}
     return diffs
@@ -110,7 +121,7 @@ def _build_model(config: EvalConfig, channels: int, num_classes: int, image_size
     with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's RNG
         torch.manual_seed(seed)
         try:
-            return create_convnet(config.spec(), channels, num_classes, image_size)
+            return create_eval_network(config.model_name(), channels, num_classes, image_size)
         except ValueError as exc:
             raise UserError(f"--model: {exc}") from None
 
@@ -205,8 +216,7 @@ class EvalReport:
     def describe_setup(self) -> str:
         """`ConvNet-3, 300 epochs [reduced from 1000], DSA` (what differs from the protocol in brackets)."""
         cfg, diffs = self.config, self.differences
-        spec = ConvNetSpec.parse(cfg["model"])
-        model = f"ConvNet-{spec.depth}" if str(spec) == str(ConvNetSpec(depth=spec.depth)) else str(spec)
+        model = _describe_model(cfg["model"])
         if "model" in diffs:
             model += f" [protocol {diffs['model']['protocol']}]"
         epochs = f"{cfg['epochs']} epochs"
@@ -224,6 +234,14 @@ class EvalReport:
         runs = len(self.accuracies)
         return (f"test accuracy {self.mean:.1f} ± {self.std:.1f} % over {runs} run{'s' if runs != 1 else ''} "
                 f"({self.describe_setup()}) on {self.dataset} {self.split}")
+
+
+def _describe_model(name: str) -> str:
+    """'ConvNet-3' for the protocol's ConvNets, the spec for other ConvNets, a title for the rest."""
+    if not name.strip().lower().startswith("convnet"):
+        return describe_eval_network(name)
+    spec = ConvNetSpec.parse(name)
+    return f"ConvNet-{spec.depth}" if str(spec) == str(ConvNetSpec(depth=spec.depth)) else str(spec)
 
 
 def check_matches(synthetic: SyntheticSet, dataset: ImageDataset) -> None:

@@ -12,7 +12,7 @@ stamp="$venv/.d2m-nas-installed"
 want="$(cat "$repo/pyproject.toml" "$repo/constraints.txt" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        -c "$repo/constraints.txt" -e "$repo[nni,postgres,test]"
+        -c "$repo/constraints.txt" -e "$repo[nni,postgres,test,timm]"
     echo "$want" > "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

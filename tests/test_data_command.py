@@ -97,6 +97,7 @@ def test_place_dataset_too_large_for_the_device_stays_on_cpu(monkeypatch):
     assert place_dataset(dataset, "cuda").device.type == "cpu"  # 2.5 MB does not fit in half of 1000 bytes
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_place_dataset_moves_to_cuda_when_it_fits():
     dataset = place_dataset(load_dataset("fake"), "cuda")

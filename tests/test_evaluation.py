@@ -104,7 +104,7 @@ def test_shape_mismatch_with_the_dataset_is_a_user_error(subset, key, change):
         evaluate_synthetic(subset, other, TINY, runs=1, progress=False)
 
 
-@pytest.mark.parametrize("change,match", [({"epochs": 0}, "--epochs"), ({"model": "resnet18"}, "--model"),
+@pytest.mark.parametrize("change,match", [({"epochs": 0}, "--epochs"), ({"model": "lenet"}, "--model"),
                                           ({"dsa_strategy": "blur"}, "--dsa-strategy"), ({"lr": 0.0}, "--lr"),
                                           ({"batch_size": 0}, "--batch-size")])
 def test_bad_config_values_are_user_errors(fake, subset, change, match):

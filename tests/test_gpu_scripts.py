@@ -26,3 +26,16 @@ def test_paper_preset_script_measures_rates_projects_and_evaluates(tmp_path, cap
     assert all(0 <= a["mean"] <= 100 for a in result["evaluation"]["accuracy"].values())
     assert (tmp_path / "run" / "generator.pt").is_file()
     assert '"projected_full_preset_h"' in capsys.readouterr().out  # one JSON line on stdout
+
+
+def test_device_check_runs_every_part_and_records_failures(tmp_path):
+    report = load("device_check").main(["--tiny", "--parts", "proxy_loop,rank,nosuch", "--workers", "1,2",
+                                        "--workdir", str(tmp_path)])
+    parts = report["parts"]
+    ratios = parts["proxy_loop"]["summaries"][0]["median_over_archs_of_best_ratio_to_bare"]
+    assert parts["proxy_loop"]["ok"] and ratios["fixed-set"] > 0
+    runs = parts["rank"]["runs"]
+    assert [r["workers"] for r in runs] == [1, 2] and all(r["archs_per_s"] > 0 and not r["failed"] for r in runs)
+    assert runs[0]["speedup_over_1"] == 1.0
+    assert len(list((tmp_path / "rank-2").glob("shard*/results.csv"))) == 2  # the sample split over two processes
+    assert not parts["nosuch"]["ok"] and "KeyError" in parts["nosuch"]["error"]  # recorded, the rest still ran

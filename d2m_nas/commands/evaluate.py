@@ -34,8 +34,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dsa-strategy", default=None,
                         help="DSA op groups joined by '_' (protocol: color_crop_cutout_flip_scale_rotate)")
     parser.add_argument("--model", default=None, metavar="SPEC",
-                        help="evaluation network, e.g. convnet-d3-w128-relu-instancenorm-avgpool "
-                             "(protocol: ConvNet-3 at 32x32, -4 at 64x64, -5 at 128x128)")
+                        help="evaluation network: a ConvNet spec, e.g. convnet-d3-w128-relu-instancenorm-avgpool "
+                             "(protocol: ConvNet-3 at 32x32, -4 at 64x64, -5 at 128x128); for cross-architecture "
+                             "evaluation alexnet, alexnet-bn, vgg11, vgg11-bn, resnet18, resnet18-bn (the DC code's "
+                             "CIFAR networks; without -bn: AlexNet no norm, VGG-11/ResNet-18 instance norm) "
+                             "or timm:NAME (any timm model, e.g. timm:resnet10t; needs timm)")
     parser.add_argument("--test-batch-size", type=COUNT, default=None,
                         help="test batch size; speed and memory only (default: 1000)")
     add_download_option(parser)

@@ -1,0 +1,163 @@
+"""The device check (issue 13): one command for a session that is lent a GPU, about 8 minutes,
+printing one JSON object. Every part is timed, and a part that fails is recorded with its error
+instead of stopping the rest (a lent device is too scarce to lose to one failure).
+
+    python benchmarks/device_check.py --device cuda --data-root DIR > device_check.json
+    python benchmarks/device_check.py --tiny          # the same code path on the CPU, fake data, seconds
+
+Parts:
+  tests       the tests that need a CUDA device (`pytest -m cuda`): passed / failed / skipped
+  proxy_loop  the training proxy's loop against a bare forward/backward/SGD loop
+              (benchmarks/proxy_throughput.py; ratio of images per second, median over archs)
+  rank        `d2m-nas rank` with a training proxy at 1, 4 and 16 processes splitting one sample
+              (`--shard I/N`, one thread each, a fresh cache per process count): architectures per
+              second of the whole sample, and the speed-up over one process
+  distill     pre-training steps and D2M iterations per second at the `paper` preset's sizes
+              (benchmarks/paper_preset_gpu.py, no evaluation), and the full preset's projection
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--data-root", type=Path)
+    p.add_argument("--dataset", default="cifar10", help="fake measures speed without the real data (default: cifar10)")
+    p.add_argument("--workers", default="1,4,16", help="process counts for the rank part (default: 1,4,16)")
+    p.add_argument("--sample", type=int, default=64, help="architectures in the rank part's sample (default: 64)")
+    p.add_argument("--steps", type=int, default=200, help="training steps per architecture in the rank part")
+    p.add_argument("--parts", default="tests,proxy_loop,rank,distill")
+    p.add_argument("--tiny", action="store_true", help="CPU, fake data, minimal sizes: checks the script only")
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/d2m-nas-device-check"))
+    return p.parse_args(argv)
+
+
+def _run(command: list[str], timeout: float, threads: int | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def part_tests(args) -> dict:
+    done = _run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "tests"], 900)
+    counts = {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed|skipped|deselected|error)", done.stdout)}
+    return {"returncode": done.returncode, **counts, "tail": done.stdout.strip().splitlines()[-1:]}
+
+
+def part_proxy_loop(args) -> dict:
+    tiny = ["--dataset", "fake", "--val-per-class", "5", "--ipc", "5", "--settings", "4x1:2", "--archs", "1",
+            "--repeats", "1", "--batch-size", "8"]
+    real = ["--dataset", args.dataset, "--settings", "8x1:100,16x5:20", "--archs", "3", "--repeats", "3"]
+    command = [sys.executable, str(REPO / "benchmarks" / "proxy_throughput.py"), "--device", args.device,
+               "--workdir", str(args.workdir / "throughput"), *(tiny if args.tiny else real)]
+    if args.data_root:
+        command += ["--data-root", str(args.data_root)]
+    done = _run(command, 600, threads=1 if args.tiny else None)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed")
+    return {"summaries": [row for row in _json_lines(done.stdout) if row.get("summary")]}
+
+
+def part_rank(args) -> dict:
+    sizes = ["--channels", "4", "--cells", "1", "--ipc", "2", "--steps", "2", "--proxy-batch-size", "8",
+             "--val-per-class", "5"] if args.tiny else [
+        "--channels", "8", "--cells", "1", "--ipc", "50", "--steps", str(args.steps), "--proxy-batch-size", "128"]
+    sample = 4 if args.tiny else args.sample
+    base = ["rank", "--proxy", "random-subset@tse_e", "--sample", str(sample), "--seed", "0",
+            "--ground-truth", "cifar10:test:200", "--dataset", "fake" if args.tiny else args.dataset,
+            "--device", args.device, "--threads", "1", "--bootstrap", "0", *sizes]
+    if args.data_root:
+        base += ["--data-root", str(args.data_root)]
+    if args.tiny:
+        base += ["--ground-truth-file", str(_tiny_table(args.workdir))]
+    rows = []
+    for workers in [int(w) for w in args.workers.split(",")]:
+        root = args.workdir / f"rank-{workers}"
+        cache = root / "cache.sqlite"
+        started = time.perf_counter()
+        processes = [subprocess.Popen([sys.executable, "-m", "d2m_nas", *base, "--shard", f"{i}/{workers}",
+                                       "--cache", str(cache), "--out", str(root / f"shard{i}")],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                                      env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+                     for i in range(workers)]
+        errors = [p.communicate(timeout=900)[1] for p in processes]
+        wall = time.perf_counter() - started
+        failed = [e.strip().splitlines()[-1] for p, e in zip(processes, errors) if p.returncode != 0 and e.strip()]
+        rows.append({"workers": workers, "archs": sample, "wall_s": wall, "archs_per_s": sample / wall,
+                     "failed": failed})
+    for row in rows:
+        row["speedup_over_1"] = row["archs_per_s"] / rows[0]["archs_per_s"] if rows[0]["workers"] == 1 else None
+    return {"runs": rows}
+
+
+def _tiny_table(workdir: Path) -> Path:
+    """A stand-in NAS-Bench-201 table for the CPU check (every cell, made-up accuracies)."""
+    import pandas as pd
+
+    from search_spaces.nasbench201 import all_archs
+
+    archs = list(all_archs())
+    path = workdir / "table.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"nb201_index": range(len(archs)), "arch_str": archs,
+                  "cifar10_test_acc": [50 + i % 37 for i in range(len(archs))]}).to_csv(path, index=False)
+    return path
+
+
+def part_distill(args) -> dict:
+    steps = ["--tiny", "--pretrain-steps", "2", "--iterations", "2"] if args.tiny else [
+        "--pretrain-steps", "300", "--iterations", "60"]
+    command = [sys.executable, str(REPO / "benchmarks" / "paper_preset_gpu.py"), "--device", args.device,
+               "--epochs", "1", "--runs", "1", "--ipc", "2", "--out", str(args.workdir / "distill"), *steps]
+    if args.data_root:
+        command += ["--data-root", str(args.data_root)]
+    done = _run(command, 600, threads=1 if args.tiny else None)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed")
+    result = _json_lines(done.stdout)[-1]
+    return {key: result[key] for key in ("device", "pretrain", "d2m", "projected_full_preset_h")}
+
+
+PARTS = {"tests": part_tests, "proxy_loop": part_proxy_loop, "rank": part_rank, "distill": part_distill}
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.tiny:
+        args.device = "cpu"
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    report: dict = {"device": args.device, "tiny": args.tiny, "parts": {}}
+    for name in args.parts.split(","):
+        started = time.perf_counter()
+        try:
+            outcome = {"ok": True, **PARTS[name](args)}
+        except Exception as exc:  # noqa: BLE001 - record and go on: the other parts still run
+            outcome = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
+                       "where": traceback.format_exc().strip().splitlines()[-3:]}
+        outcome["seconds"] = time.perf_counter() - started
+        report["parts"][name] = outcome
+        print(json.dumps({"part": name, **outcome}), file=sys.stderr, flush=True)  # progress as it goes
+    print(json.dumps(report), flush=True)
+    return report
+
+
+if __name__ == "__main__":
+    main()
