@@ -124,7 +124,6 @@ class RunDirectory:
         except OSError:
             pass
 
-
     def release(self) -> None:
         self._lock.close()
 
@@ -152,15 +151,16 @@ def code_revision() -> str | None:
     for an installed copy outside a checkout: which code a figure came from."""
     source = Path(__file__).resolve().parents[1]
     try:
-        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10)
-        if commit.returncode != 0:
-            return None
+        found = subprocess.run(["git", "-C", str(source), "rev-parse", "--show-toplevel", "HEAD"],
+                               capture_output=True, text=True, timeout=10)
+        lines = found.stdout.splitlines()
+        if found.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != source:
+            return None  # not a checkout of d2m-nas itself (e.g. installed into a venv inside another repo)
         dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
-    return commit.stdout.strip() + ("+dirty" if dirty else "")
+    return lines[1] + ("+dirty" if dirty else "")
 
 
 DISK_ERRORS = {errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some disk space",
