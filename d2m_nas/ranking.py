@@ -61,11 +61,19 @@ class RankSettings:
         return list(range(self.seed, self.seed + self.proxy_seeds))
 
 
-def sample_archs(space: SearchSpace, k: int, seed: int) -> list[str]:
+def sample_archs(space: SearchSpace, k: int, seed: int, one_per_isomorph: bool = False) -> list[str]:
     """K distinct architectures drawn uniformly from the space's full list (its natural
     distribution: for NAS-Bench-201 all 15,625 cells, isomorphic duplicates included, as the
-    published zero-cost correlations use)."""
-    return space.sample(k, seed)
+    published zero-cost correlations use). `one_per_isomorph`: K distinct isomorphism classes
+    instead (the first of each class in a seeded shuffle), so no network is counted twice."""
+    if not one_per_isomorph:
+        return space.sample(k, seed)
+    chosen: dict[str, str] = {}
+    for arch in space.sample(len(space), seed):
+        chosen.setdefault(space.isomorphism_key(arch), arch)
+        if len(chosen) == k:
+            return list(chosen.values())
+    raise ValueError(f"{space.name} has only {len(chosen)} isomorphism classes; --sample {k} is too many")
 
 
 def _read_done(path: Path) -> set[tuple[str, str, int]]:

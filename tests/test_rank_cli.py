@@ -228,3 +228,20 @@ def test_a_diverging_training_proxy_is_called_out(tmp_path, table, capsys):
     printed = capsys.readouterr().out
     assert "random-subset@val_acc: 6 of 6 architectures score 10 — the proxy tells them apart no better" in printed
     assert "try a lower --proxy-lr" in printed
+
+
+def test_one_per_isomorph_and_a_warning_for_another_datasets_truth(tmp_path, table, capsys):
+    from search_spaces.registry import create_space
+
+    out = tmp_path / "run"
+    assert main(["rank", "--proxy", "params,naswot", "--sample", "40", "--one-per-isomorph", "--ground-truth",
+                 "cifar10:test:200", "--ground-truth-file", str(table), "--dataset", "fake", "--val-per-class", "10",
+                 "--batch-size", "8", "--out", str(out), *TINY]) == 0
+    assert "warning: the proxies read fake images but the ground truth cifar10:test:200 is cifar10's" in \
+        capsys.readouterr().err
+    archs = pd.read_csv(out / "results.csv").drop_duplicates("arch")["arch"]
+    space = create_space("nasbench201")
+    assert len(archs) == 40 and len({space.isomorphism_key(a) for a in archs}) == 40
+    assert main(["rank", "--proxy", "params", "--sample", "15625", "--one-per-isomorph", "--ground-truth",
+                 "cifar10:test:200", "--ground-truth-file", str(table), "--out", str(tmp_path / "r2"), *TINY]) == 2
+    assert "isomorphism classes; --sample 15625 is too many" in capsys.readouterr().err

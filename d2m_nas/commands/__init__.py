@@ -77,3 +77,16 @@ def parse_top_k(text: str) -> tuple:
     if not values or any(v <= 0 for v in values):
         raise UserError(f"--top-k must be positive counts or fractions, got {text!r}")
     return values
+
+
+def warn_if_other_dataset(dataset: str, ground_truth, key: str) -> None:
+    """Proxies that train on one dataset's images judged by another's accuracies: allowed (a transfer
+    study), but rarely meant, so say so."""
+    import sys
+
+    if ground_truth.kind != "nasbench201-table":
+        return  # a results file as ground truth names no dataset
+    truth_dataset = str(key).split(":")[0].lower()
+    if truth_dataset != dataset.lower():
+        print(f"d2m-nas: warning: the proxies read {dataset} images but the ground truth {key} is "
+              f"{truth_dataset}'s accuracy", file=sys.stderr)

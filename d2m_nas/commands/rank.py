@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, add_top_k_option,
-                              parse_top_k, size_options)
+                              parse_top_k, size_options, warn_if_other_dataset)
 from d2m_nas.commands.option_types import COUNT, WHOLE
 
 HELP = "score a seeded sample of architectures with a proxy and correlate with ground truth"
@@ -77,6 +77,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=COUNT, default=64,
                         help="minibatch size for snip, grad_norm, jacob_cov, naswot (default: 64, as the "
                              "zero-cost reference)")
+    parser.add_argument("--one-per-isomorph", action="store_true",
+                        help="sample K distinct isomorphism classes (no network counted twice) instead of K cells "
+                             "drawn uniformly, duplicates included, as the published correlations do")
     parser.add_argument("--shard", metavar="I/N", help="score only every N-th architecture of the sample, from "
                         "the I-th (0-based): N processes sharing one --cache split a study, and a last run without "
                         "--shard (all cache hits) summarises the whole sample")
@@ -139,7 +142,10 @@ def run(args) -> int:
     except GroundTruthError as exc:
         raise UserError(str(exc)) from None
 
-    archs = sample_archs(space, args.sample, args.seed)
+    try:
+        archs = sample_archs(space, args.sample, args.seed, args.one_per_isomorph)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     if args.shard:
         index, count = _shard(args.shard)
         archs = archs[index::count]
@@ -147,6 +153,8 @@ def run(args) -> int:
     if covered == 0:
         raise UserError(f"the ground truth {truth_path} has no value for any sampled {space.name} architecture; "
                         "check --space and --ground-truth-file")
+    if any(needs_data):
+        warn_if_other_dataset(args.dataset, ground_truth, args.ground_truth)
     model_options = size_options(space, args)
     dataset = load_dataset(args.dataset, data_root, args.download) if any(needs_data) else None
     train_indices = val_indices = None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from d2m_nas.commands import add_download_option, add_size_options, add_split_options, size_options
+from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, size_options,
+                              warn_if_other_dataset)
 from d2m_nas.commands.option_types import COUNT, POSITIVE
 
 HELP = "search an architecture space with Optuna or NNI using a cheap proxy"
@@ -159,6 +160,8 @@ def run(args) -> int:
         if split_spec(warm_proxy)[0] not in ZERO_COST_METRICS:
             raise UserError(f"--warm-start takes a zero-cost proxy (e.g. synflow:10, params:10), got {warm_proxy!r}")
         needs_data = needs_data or proxy_needs_data(warm_proxy)  # e.g. naswot reads a batch
+    if needs_data and truths is not None:
+        warn_if_other_dataset(args.dataset, ground_truth, args.ground_truth)
     dataset = load_dataset(args.dataset, data_root, args.download) if needs_data else None
     train_indices, val_indices = (split_train_val(dataset.y_train, args.val_per_class, args.split_seed) if dataset
                                   else (None, None))
