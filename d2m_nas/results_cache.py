@@ -81,7 +81,7 @@ def proxy_settings(proxy: Proxy) -> dict:
 
 def proxy_config(proxy: Proxy, context: ProxyContext) -> dict:
     """Everything that determines a proxy's score of an architecture, except the seed."""
-    config = {"proxy": proxy.name, "settings": proxy_settings(proxy), "space": context.space.name,
+    config = {"proxy": proxy.registered_name, "settings": proxy_settings(proxy), "space": context.space.name,
               "model_options": _plain(context.model_options, "model_options")}
     if proxy.version != 1:
         config["version"] = int(proxy.version)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import pandas as pd
@@ -262,3 +263,33 @@ def test_the_generator_stream_is_drawn_once_per_seed_and_replayed_to_every_archi
     live = stream.live_stream(CPU).stream(16, torch.Generator().manual_seed(0))
     for (x, y), (live_x, live_y) in zip(batches, (next(live) for _ in range(4))):
         assert torch.allclose(x, live_x) and torch.equal(y, live_y)
+
+
+def test_per_proxy_settings_override_the_commands_and_key_the_cache_by_content(fake, split):
+    common = TrainingProxyConfig(ipc=5, steps=20)
+    small = create_proxy("random-subset[steps=8, ipc=2]@tse_e", common)
+    assert (small.settings.ipc, small.settings.steps, small.rule) == (2, 8, "tse_e")
+    assert small.name == "random-subset[ipc=2,steps=8]" and small.label == "random-subset[ipc=2,steps=8]@tse_e"
+    assert create_proxy("random-subset[lr=0.1]", common).name == "random-subset[lr=0.1]"
+    # the same settings reached by flags or by the spec are one configuration in the cache
+    ctx = context(fake, split)
+    by_flags = create_proxy("random-subset", TrainingProxyConfig(ipc=2, steps=8))
+    assert config_key(proxy_config(small, ctx)) == config_key(proxy_config(by_flags, ctx))
+    for spec, fragment in [("random-subset[ipc=x]", "ipc needs a int value"),
+                           ("random-subset[depth=3]", "unknown setting 'depth'; a proxy may set ipc, steps"),
+                           ("random-subset[ipc=2", "per-proxy settings are NAME[key=value,...]"),
+                           ("synflow[steps=3]", "settings apply to training-based proxies only")]:
+        with pytest.raises(UserError, match=re.escape(fragment)):
+            create_proxy(spec, common)
+
+
+def test_rank_runs_two_budgets_of_one_source_side_by_side(tmp_path, table, capsys):
+    out = tmp_path / "run"
+    argv = rank_argv(out, table, "--proxy", "random-subset[ipc=2],random-subset[ipc=3,steps=2],params")
+    assert main(argv) == 0
+    results = pd.read_csv(out / "results.csv")
+    images = results.groupby("proxy")["train_images"].first()
+    assert images["random-subset[ipc=2]"] == 20 and images["random-subset[ipc=3,steps=2]"] == 30
+    steps = results.groupby("proxy")["steps"].first()
+    assert steps["random-subset[ipc=2]"] == 3 and steps["random-subset[ipc=3,steps=2]"] == 2
+    assert "| random-subset[ipc=2]@val_acc | 3 |" in capsys.readouterr().out

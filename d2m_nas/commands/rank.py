@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, add_top_k_option,
                               parse_top_k, size_options, warn_if_other_dataset)
 from d2m_nas.commands.option_types import COUNT, WHOLE
@@ -41,7 +43,9 @@ WRITES_RUN_DIR = True
 
 
 def _csv(text: str) -> list[str]:
-    return [part.strip() for part in str(text).split(",") if part.strip()]
+    """Comma-separated proxy specs; commas inside per-proxy settings (`NAME[a=1,b=2]`) do not split."""
+    parts = re.split(r",(?![^\[]*\])", str(text))
+    return [part.strip() for part in parts if part.strip()]
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -64,7 +68,9 @@ def add_arguments(parser) -> None:
                         "(default: nasbench201)")
     # --proxy and --ground-truth are required, but checked in run() so a --config file can give them
     parser.add_argument("--proxy", metavar="NAME[,NAME...]",
-                        help=f"required: proxies to score with: {', '.join(list_proxies())}")
+                        help=f"required: proxies to score with: {', '.join(list_proxies())}; a training-based "
+                             "one may carry its own budget, NAME[ipc=K,steps=N,batch_size=B,lr=LR,augment=A], over "
+                             "--ipc/--steps/..., and its score rule, NAME@RULE")
     parser.add_argument("--sample", type=COUNT, default=100, metavar="K",
                         help="number of architectures, drawn with --seed (default: 100)")
     parser.add_argument("--ground-truth", metavar="KEY",

@@ -42,7 +42,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backend", default="optuna", help=f"{' or '.join(BACKENDS)} (default: optuna)")
     parser.add_argument("--strategy", help="optuna: " + ", ".join(STRATEGIES["optuna"]) + " (default tpe); nni: "
                         + ", ".join(STRATEGIES["nni"]) + " (default evolution)")
-    parser.add_argument("--proxy", metavar="NAME", help=f"proxy to score with (required): {', '.join(list_proxies())}")
+    parser.add_argument("--proxy", metavar="NAME", help=f"proxy to score with (required): {', '.join(list_proxies())}; a training-based "
+                        "one may carry its own budget, NAME[ipc=K,steps=N,...], and score rule, NAME@RULE")
     parser.add_argument("--trials", type=COUNT, default=20, metavar="N",
                         help="stop when the study holds N finished evaluations (default: 20)")
     parser.add_argument("--time-budget", type=POSITIVE, metavar="S",

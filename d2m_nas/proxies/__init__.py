@@ -31,7 +31,7 @@ def proxy_needs_data(spec: str, ensembles: dict[str, str] | None = None) -> bool
     one-line UserError for an unknown proxy or a malformed ensemble."""
     if is_ensemble_spec(spec, ensembles):
         return any(proxy_needs_data(part) for part in component_specs(spec, ensembles)[1])
-    name = split_spec(spec)[0]
+    name = split_settings(split_spec(spec)[0])[0]
     if name not in ZERO_COST_METRICS and name not in TRAINING_PROXIES:
         raise UserError(f"unknown proxy {name!r}; choose from {', '.join(list_proxies())}, or join them with + "
                         "into an ensemble")
@@ -39,9 +39,43 @@ def proxy_needs_data(spec: str, ensembles: dict[str, str] | None = None) -> bool
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
-    """`NAME[@RULE]` as (name, rule or None)."""
+    """`NAME[@RULE]` as (name, rule or None); the name keeps any per-proxy settings (`NAME[k=v,...]`)."""
     name, _, rule = spec.partition("@")
     return name.strip(), (rule.strip() or None) if "@" in spec else None
+
+
+# What a training-based proxy's spec may set for itself (`random-subset[ipc=10,steps=200]`), over
+# the command's --ipc/--steps/...: two budgets of one source, or d2m beside random-subset at
+# other sizes, in one run.
+PER_PROXY_SETTINGS = {"ipc": int, "steps": int, "batch_size": int, "lr": float, "augment": str}
+
+
+def split_settings(name: str) -> tuple[str, dict]:
+    """`NAME[key=value,...]` as (NAME, {key: typed value}); one-line UserError when malformed."""
+    base, bracket, rest = name.partition("[")
+    if not bracket:
+        return name.strip(), {}
+    if not rest.endswith("]") or not rest[:-1].strip():
+        raise UserError(f"{name!r}: per-proxy settings are NAME[key=value,...], e.g. random-subset[ipc=10,steps=200]")
+    settings = {}
+    for item in rest[:-1].split(","):
+        key, equals, value = (part.strip() for part in item.partition("="))
+        key = key.replace("-", "_")
+        if key not in PER_PROXY_SETTINGS:
+            raise UserError(f"{name!r}: unknown setting {key!r}; a proxy may set {', '.join(PER_PROXY_SETTINGS)}")
+        try:
+            settings[key] = PER_PROXY_SETTINGS[key](value) if equals and value else None
+        except ValueError:
+            settings[key] = None
+        if settings[key] is None:
+            raise UserError(f"{name!r}: {key} needs a {PER_PROXY_SETTINGS[key].__name__} value, got {value!r}")
+    return base.strip(), settings
+
+
+def settings_name(base: str, settings: dict) -> str:
+    """The canonical `NAME[key=value,...]` (keys sorted) that results are reported under."""
+    return base + ("[" + ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                  for k, v in sorted(settings.items())) + "]" if settings else "")
 
 
 def create_proxy(spec: str, training: TrainingProxyConfig | None = None, rule: str = DEFAULT_RULE,
@@ -54,13 +88,17 @@ def create_proxy(spec: str, training: TrainingProxyConfig | None = None, rule: s
         name, parts = component_specs(spec, ensembles)
         return EnsembleProxy(name, [create_proxy(part, training, rule) for part in parts], reference_size)
     name, own_rule = split_spec(spec)
+    name, settings = split_settings(name)
     if name in ZERO_COST_METRICS:
-        if own_rule is not None:
-            raise UserError(f"{spec!r}: score rules ({', '.join(RULES)}) apply to training-based proxies only; "
-                            f"{name} is zero-cost")
+        if own_rule is not None or settings:
+            raise UserError(f"{spec!r}: score rules ({', '.join(RULES)}) and settings apply to training-based "
+                            f"proxies only; {name} is zero-cost")
         return ZeroCostProxy(name)
     if name in TRAINING_PROXIES:
-        return TrainingProxy(replace(training or TrainingProxyConfig(), source=name), check_rule(own_rule or rule))
+        proxy = TrainingProxy(replace(training or TrainingProxyConfig(), source=name, **settings),
+                              check_rule(own_rule or rule))
+        proxy.name = settings_name(name, settings)  # two budgets of one source report apart
+        return proxy
     raise UserError(f"unknown proxy {name!r}; choose from {', '.join(list_proxies())}")
 
 
@@ -77,4 +115,4 @@ def score_architecture(arch: str, proxies: list[Proxy], context: ProxyContext) -
 __all__ = ["DEFAULT_RULE", "ENSEMBLES", "EnsembleProxy", "Proxy", "ProxyContext", "ProxyScore", "RULES",
            "TRAINING_PROXIES", "TrainingProxy", "TrainingProxyConfig", "ZERO_COST_METRICS", "ZeroCostProxy",
            "create_proxy", "list_proxies",
-           "proxy_needs_data", "score_architecture", "score_zero_cost", "split_spec"]
+           "proxy_needs_data", "score_architecture", "score_zero_cost", "split_settings", "split_spec"]

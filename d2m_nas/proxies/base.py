@@ -95,6 +95,12 @@ class Proxy(ABC):
         """Score one architecture (higher is better)."""
 
     @property
+    def registered_name(self) -> str:
+        """The name the proxy is registered under, which the results cache keys on (a training proxy's
+        display name may carry per-proxy settings, which its settings already hold)."""
+        return self.name
+
+    @property
     def label(self) -> str:
         """The name results are reported under (training proxies add their score rule: `d2m@tse_e`)."""
         return self.name

@@ -175,6 +175,10 @@ class TrainingProxy(Proxy):
         self._validation: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # data key -> (images, labels)
 
     @property
+    def registered_name(self) -> str:
+        return self.settings.source
+
+    @property
     def label(self) -> str:
         return f"{self.name}@{self.rule}"
 
