@@ -22,8 +22,8 @@ from optuna.trial import TrialState
 from d2m_nas.proxies.base import Proxy, ProxyContext, ProxyScore
 from d2m_nas.results_cache import ResultsCache, proxy_config
 from d2m_nas.search import SearchConfig, read_results, run_search
-from d2m_nas.search.optuna_backend import (StorageError, StudyMismatchError, check_storage_url,
-                                           default_storage_url, open_storage)
+from d2m_nas.search.optuna_backend import StudyMismatchError
+from d2m_nas.search.storage import StorageError, check_storage_url, default_storage_url, open_storage
 from search_spaces.registry import create_space
 
 REPO = Path(__file__).resolve().parents[1]
@@ -159,12 +159,12 @@ def test_bad_storage_urls_are_one_line_errors(url, message):
 
 
 def test_sqlite_busy_with_another_process_points_at_the_journal_storage(tmp_path, monkeypatch):
-    from d2m_nas.search import optuna_backend
+    from d2m_nas.search import storage
 
     def racing(*args, **kwargs):
         raise RuntimeError("(sqlite3.OperationalError) table studies already exists")
 
-    monkeypatch.setattr(optuna_backend, "_create_rdb_storage", racing)
+    monkeypatch.setattr(storage, "_create_rdb_storage", racing)
     with pytest.raises(StorageError, match="table studies already exists; several processes .* --storage journal:"):
         open_storage(f"sqlite:///{tmp_path / 'study.db'}")
 

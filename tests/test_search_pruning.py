@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from d2m_nas.proxies import ProxyContext
 from d2m_nas.search import SearchConfig, read_results, run_search
-from d2m_nas.search.optuna_backend import default_storage_url, open_storage
+from d2m_nas.search.storage import default_storage_url, open_storage
 from tests.test_search_optuna import SPACE, fake_truths
 
 REPO = Path(__file__).resolve().parents[1]

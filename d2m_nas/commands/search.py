@@ -111,7 +111,8 @@ def run(args) -> int:
     from d2m_nas.proxies.ensemble import parse_definitions
     from d2m_nas.results_cache import CacheError
     from d2m_nas.search.driver import SearchConfig
-    from d2m_nas.search.optuna_backend import StorageError, StudyMismatchError, check_storage_url
+    from d2m_nas.search.optuna_backend import StudyMismatchError
+    from d2m_nas.search.storage import StorageError, check_storage_url
     from d2m_nas.search.run import run_search, study_name
     from d2m_nas.settings import resolve_data_root
     from search_spaces.ground_truth import GroundTruth, GroundTruthError, default_table_path

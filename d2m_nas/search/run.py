@@ -49,7 +49,8 @@ def run_search(proxy: Proxy, context: ProxyContext, config: SearchConfig, run_di
                                   dataclasses.replace(config, seed=seed, study=name), truths, truth_column,
                                   cost_proxy)
             if config.backend == "optuna":
-                from d2m_nas.search.optuna_backend import default_storage_url, run_optuna
+                from d2m_nas.search.optuna_backend import run_optuna
+                from d2m_nas.search.storage import default_storage_url
 
                 run_optuna(driver, config.storage or default_storage_url(run_dir), name)
             else:
