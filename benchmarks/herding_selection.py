@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from d2m_nas.data import DEFAULT_VAL_PER_CLASS, load_dataset, sample_per_class
-from d2m_nas.distillation import synthesize_from_generator
+from d2m_nas.generator_files import synthesize_from_generator
 from d2m_nas.evaluation import evaluate_synthetic, field_protocol
 from d2m_nas.random_subset import random_real_subset
 from d2m_nas.selection import embeddings, feature_nets, herding_select, real_reference

@@ -28,20 +28,17 @@ from tqdm.auto import tqdm
 
 from d2m_nas.data import ImageDataset, split_train_val
 from d2m_nas.errors import UserError
+from d2m_nas.generator_files import DISTILLED_FILE, PRETRAINED_FILE, check_generator_fits, load_generator, save_generator
 from d2m_nas.synthetic import SyntheticSet
 from distill.atomic import atomic_write_text
-from distill.checkpoint import (GENERATOR_FORMAT, STATE_FORMAT, VERSION, check_same_settings, generator_payload,
-                                load_model_state, load_payload, save_atomic)
+from distill.checkpoint import STATE_FORMAT, VERSION, check_same_settings, load_payload, save_atomic
 from distill.d2m import D2MConfig, D2MTrainer
 from distill.dm import DMConfig, DMTrainer
 from distill.errors import CheckpointError, DivergenceError
 from distill.gan import GANPretrainer, PretrainConfig
-from distill.generator import Generator, GeneratorConfig, generate_per_class, to_normalized
+from distill.generator import GeneratorConfig
 from distill.losses import DM_MATCHING, MatchingConfig
 
-PRETRAINED_FILE = "generator_pretrained.pt"
-DISTILLED_FILE = "generator.pt"
-STAGES = {"distilled": DISTILLED_FILE, "pretrained": PRETRAINED_FILE}
 
 
 @dataclass(frozen=True)
@@ -132,75 +129,6 @@ def generator_config_for(settings: DistillSettings, dataset: ImageDataset) -> Ge
                                embedding_dim=settings.embedding_dim)
     except ValueError as exc:
         raise UserError(f"dataset {dataset.name!r}: {exc}") from None
-
-
-def save_generator(model: Generator, path: Path, metadata: dict) -> Path:
-    return save_atomic(generator_payload(model.config.to_dict(), model.state_dict(), metadata), path)
-
-
-def resolve_generator_path(path: Path, stage: str = "distilled") -> Path:
-    """A generator checkpoint file, or a run directory holding one for `stage`."""
-    if stage not in STAGES:
-        raise UserError(f"unknown generator stage {stage!r}; choose from {', '.join(STAGES)}")
-    path = Path(path)
-    if path.is_dir():
-        candidate = path / STAGES[stage]
-        if not candidate.is_file():
-            raise UserError(f"{path} holds no {STAGES[stage]} (the {stage} generator); "
-                            "is it a finished `d2m-nas distill` run directory?")
-        return candidate
-    if not path.exists():
-        raise UserError(f"generator checkpoint not found: {path}")
-    return path
-
-
-def load_generator(path: Path, stage: str = "distilled", device: torch.device | str = "cpu"
-                   ) -> tuple[Generator, dict]:
-    """(generator in eval mode, metadata) from a checkpoint file or run directory."""
-    path = resolve_generator_path(path, stage)
-    try:
-        payload = load_payload(path, GENERATOR_FORMAT)
-        try:
-            config = GeneratorConfig.from_dict(payload["config"])
-        except (TypeError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"{path} holds an invalid generator config ({exc})") from None
-        model = Generator(config)
-        load_model_state(model, payload.get("state_dict", {}), path)
-    except CheckpointError as exc:
-        raise _user_error(exc) from None
-    metadata = dict(payload.get("metadata", {}))
-    missing = [k for k in ("dataset", "mean", "std") if k not in metadata]
-    if missing:
-        raise UserError(f"{path} lacks the metadata {', '.join(missing)}; it was not written by d2m-nas")
-    return model.to(device).eval(), metadata
-
-
-def _check_generator_fits(metadata: dict, model: Generator, dataset: ImageDataset, path: Path) -> None:
-    cfg = model.config
-    have = (cfg.image_size, cfg.num_classes, cfg.channels)
-    want = (dataset.image_size, dataset.num_classes, dataset.channels)
-    if have != want or metadata.get("dataset") != dataset.name:
-        raise UserError(f"{path} is a generator for {metadata.get('dataset')!r} (size, classes, channels {have}), "
-                        f"not for {dataset.name!r} {want}; pass a generator trained on this dataset")
-
-
-def synthesize_from_generator(run_dir: Path, ipc: int, seed: int, device: torch.device,
-                              stage: str = "distilled") -> SyntheticSet:
-    """`ipc` images per class from a run's generator ("distilled", or "pretrained": before D2M),
-    normalised like the dataset; the same seed gives the same set."""
-    if ipc < 1:
-        raise UserError(f"--ipc must be at least 1, got {ipc}")
-    path = resolve_generator_path(Path(run_dir), stage)
-    model, meta = load_generator(path, stage, device)
-    started = time.perf_counter()
-    images, labels = generate_per_class(model, ipc, seed, device)
-    cfg = model.config
-    return SyntheticSet(to_normalized(images, meta["mean"], meta["std"]), labels, {
-        "dataset": meta["dataset"], "image_size": cfg.image_size, "channels": cfg.channels,
-        "num_classes": cfg.num_classes, "mean": list(meta["mean"]), "std": list(meta["std"]),
-        "ipc": ipc, "method": "d2m" if stage == "distilled" else "gan-pretrained", "seed": seed,
-        "generator": str(path), "stage": stage, "generation_seconds": time.perf_counter() - started,
-    })
 
 
 # ------------------------------------------------------------------ the resumable training loop
@@ -339,7 +267,7 @@ def run_d2m(dataset: ImageDataset, settings: DistillSettings, out: Path, device:
     if generator_path is not None:
         model, given_meta = load_generator(Path(generator_path), "distilled" if Path(generator_path).is_file()
                                            else _stage_in(Path(generator_path)), device)
-        _check_generator_fits(given_meta, model, dataset, Path(generator_path))
+        check_generator_fits(given_meta, model, dataset, Path(generator_path))
         if not pretrained.exists():
             save_generator(model, pretrained, given_meta | {"stage": "pretrained", "source": str(generator_path)})
         _write_summary(out, {"pretrain": {"source": str(generator_path)}})
@@ -356,7 +284,7 @@ def run_d2m(dataset: ImageDataset, settings: DistillSettings, out: Path, device:
         save_generator(trainer.ema, pretrained, meta | {"stage": "pretrained", "pretrain_steps": result["step"]})
 
     model, pre_meta = load_generator(pretrained, "pretrained", device)
-    _check_generator_fits(pre_meta, model, dataset, pretrained)
+    check_generator_fits(pre_meta, model, dataset, pretrained)
     d2m_settings = {"generator": model.config.to_dict(), "d2m": _without(settings.d2m.to_dict(), "iterations"),
                     **data_settings}
     trainer = D2MTrainer(model, settings.d2m, images, labels, dataset.mean, dataset.std, device)
@@ -401,5 +329,5 @@ def run_dm(dataset: ImageDataset, settings: DistillSettings, out: Path, device: 
     return {"finished": True, "phase": "done", **result}
 
 
-__all__ = ["DM_MATCHING", "D2M_MATCHING", "DistillSettings", "PRESETS", "load_generator", "preset", "run_d2m",
-           "run_dm", "synthesize_from_generator", "train_phase", "with_overrides"]
+__all__ = ["DM_MATCHING", "D2M_MATCHING", "DistillSettings", "PRESETS", "preset", "run_d2m", "run_dm", "train_phase",
+           "with_overrides"]

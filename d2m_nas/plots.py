@@ -324,7 +324,7 @@ def plot_runs(run_dirs: list[Path], out: Path, formats: tuple[str, ...] = ("png"
 
 
 def _images_and_losses(path: Path, label: str, out: Path, formats, device) -> list[Path]:
-    from d2m_nas.distillation import synthesize_from_generator
+    from d2m_nas.generator_files import synthesize_from_generator
     from d2m_nas.synthetic import SyntheticSet
 
     written = []

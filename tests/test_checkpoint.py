@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from d2m_nas import cli
-from d2m_nas.distillation import load_generator, save_generator, synthesize_from_generator
+from d2m_nas.generator_files import load_generator, save_generator, synthesize_from_generator
 from d2m_nas.errors import UserError
 from distill.checkpoint import GENERATOR_FORMAT, load_payload, save_atomic
 from distill.errors import CheckpointError
@@ -91,6 +91,7 @@ def test_generator_for_another_dataset_is_refused_by_the_cli(tmp_path, capsys):
 def test_corrupt_training_state_in_the_run_dir_is_one_line(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
+    (run / "config.yaml").write_text("command: distill\n")  # a distill run, killed mid-write
     (run / "pretrain_state.pt").write_bytes(b"not a checkpoint")
     code = cli.main(["distill", "--dataset", "fake", "--preset", "tiny", "--device", "cpu", "--out", str(run)])
     err = capsys.readouterr().err

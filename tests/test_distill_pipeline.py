@@ -10,7 +10,8 @@ import torch
 
 from d2m_nas import cli
 from d2m_nas.data.sources import make_fake_dataset
-from d2m_nas.distillation import preset, run_d2m, run_dm, synthesize_from_generator
+from d2m_nas.distillation import preset, run_d2m, run_dm
+from d2m_nas.generator_files import synthesize_from_generator
 from d2m_nas.errors import UserError
 from d2m_nas.evaluation import EvalConfig, evaluate_synthetic
 from d2m_nas.synthetic import SyntheticSet

@@ -114,7 +114,7 @@ def test_generator_method_needs_a_run_directory(tmp_path, capsys):
 
 
 def fake_distillation_module(monkeypatch) -> dict:
-    """A stand-in d2m_nas.distillation whose synthesize_from_generator records its call."""
+    """A stand-in d2m_nas.generator_files whose synthesize_from_generator records its call."""
     calls = {}
 
     def synthesize_from_generator(run_dir, ipc, seed, device, stage="distilled"):
@@ -123,9 +123,9 @@ def fake_distillation_module(monkeypatch) -> dict:
         subset = random_real_subset(fake, ipc, seed, 5)
         return SyntheticSet(subset.images, subset.labels, subset.metadata | {"method": "d2m"})
 
-    module = types.ModuleType("d2m_nas.distillation")
+    module = types.ModuleType("d2m_nas.generator_files")
     module.synthesize_from_generator = synthesize_from_generator
-    monkeypatch.setitem(sys.modules, "d2m_nas.distillation", module)
+    monkeypatch.setitem(sys.modules, "d2m_nas.generator_files", module)
     return calls
 
 

@@ -13,7 +13,8 @@ import torch
 from d2m_nas.cli import main
 from d2m_nas.data import split_train_val
 from d2m_nas.data.sources import make_fake_dataset
-from d2m_nas.distillation import load_generator, preset, run_d2m, save_generator, synthesize_from_generator
+from d2m_nas.distillation import preset, run_d2m
+from d2m_nas.generator_files import load_generator, save_generator, synthesize_from_generator
 from d2m_nas.errors import UserError
 from d2m_nas.proxies import ProxyContext, TrainingProxy, TrainingProxyConfig, create_proxy
 from d2m_nas.ranking import RESULT_COLUMNS

@@ -67,7 +67,7 @@ def run(args) -> int:
         dataset = load_dataset(args.dataset, args.data_root, args.download)
         synthetic = random_real_subset(dataset, count, args.seed, args.val_per_class, args.split_seed)
     else:
-        from d2m_nas.distillation import synthesize_from_generator
+        from d2m_nas.generator_files import synthesize_from_generator
 
         if not Path(args.generator).exists():
             raise UserError(f"--generator {args.generator}: no such file or run directory (give a `d2m-nas distill` "

@@ -159,8 +159,6 @@ def run(args) -> int:
     if covered == 0:
         raise UserError(f"the ground truth {truth_path} has no value for any sampled {space.name} architecture; "
                         "check --space and --ground-truth-file")
-    if any(needs_data):
-        warn_if_other_dataset(args.dataset, ground_truth, args.ground_truth)
     model_options = size_options(space, args)
     dataset = load_dataset(args.dataset, data_root, args.download) if any(needs_data) else None
     train_indices = val_indices = None
@@ -172,6 +170,8 @@ def run(args) -> int:
     proxies = build_proxies(names, args, dataset, train_indices)
 
     device, out_dir = start_run(args)
+    if any(needs_data):  # once the inputs are known to be good: an error comes alone
+        warn_if_other_dataset(args.dataset, ground_truth, args.ground_truth)
     context = ProxyContext(space=space, dataset=dataset, device=device, seed=args.seed,
                            batch_size=args.batch_size, model_options=model_options, train_indices=train_indices,
                            val_indices=val_indices)

@@ -162,8 +162,6 @@ def run(args) -> int:
         if split_spec(warm_proxy)[0] not in ZERO_COST_METRICS:
             raise UserError(f"--warm-start takes a zero-cost proxy (e.g. synflow:10, params:10), got {warm_proxy!r}")
         needs_data = needs_data or proxy_needs_data(warm_proxy)  # e.g. naswot reads a batch
-    if needs_data and truths is not None:
-        warn_if_other_dataset(args.dataset, ground_truth, args.ground_truth)
     dataset = load_dataset(args.dataset, data_root, args.download) if needs_data else None
     train_indices, val_indices = (split_train_val(dataset.y_train, args.val_per_class, args.split_seed) if dataset
                                   else (None, None))
@@ -175,6 +173,8 @@ def run(args) -> int:
     if args.out is None:
         args.out = Path("runs") / "search" / base  # deterministic, so the same command resumes
     device, out_dir = start_run(args, shared=True)  # workers of one study share the run directory
+    if needs_data and truths is not None:  # once the inputs are known to be good: an error comes alone
+        warn_if_other_dataset(args.dataset, ground_truth, args.ground_truth)
     context = ProxyContext(space=space, dataset=dataset, device=device, seed=args.seed, batch_size=args.batch_size,
                            model_options=model_options, train_indices=train_indices, val_indices=val_indices)
     try:

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from d2m_nas.data import ImageDataset
-from d2m_nas.distillation import STAGES, load_generator, resolve_generator_path
+from d2m_nas.generator_files import STAGES, load_generator, resolve_generator_path
 from d2m_nas.errors import UserError
 from d2m_nas.devices import synchronize
 from d2m_nas.proxies import score_rules
