@@ -10,6 +10,7 @@ see `ensemble`.
 from __future__ import annotations
 
 from dataclasses import replace
+from importlib import metadata
 
 from d2m_nas.errors import UserError
 from d2m_nas.proxies.base import Proxy, ProxyContext, ProxyScore
@@ -22,8 +23,37 @@ from d2m_nas.proxies.zero_cost import ZERO_COST_METRICS, ZeroCostProxy, score_ze
 from search_spaces import zero_cost as _zc
 
 
+ENTRY_POINT_GROUP = "d2m_nas.proxies"
+_REGISTERED: dict[str, type[Proxy]] = {}  # a user's own proxies, by name
+_entry_points_loaded = False
+
+
+def register_proxy(cls: type[Proxy]) -> type[Proxy]:
+    """Make a Proxy subclass available to every command as `--proxy NAME` (its `name`), beside the
+    built-ins; usable as a class decorator. Packages can register through the entry-point group
+    `d2m_nas.proxies` (name = the class), loaded when proxies are first looked up. The results
+    cache keys it on its name, `version` and `config()` (else its public attributes)."""
+    if not (isinstance(cls, type) and issubclass(cls, Proxy)) or not cls.name:
+        raise ValueError(f"register_proxy takes a Proxy subclass with a name, got {cls!r}")
+    if cls.name in _REGISTERED or cls.name in ZERO_COST_METRICS or cls.name in TRAINING_PROXIES \
+            or cls.name in ENSEMBLES or any(c in cls.name for c in "+@[],"):
+        raise ValueError(f"proxy name {cls.name!r} is taken or not a plain name")
+    _REGISTERED[cls.name] = cls
+    return cls
+
+
+def _registered() -> dict[str, type[Proxy]]:
+    global _entry_points_loaded
+    if not _entry_points_loaded:
+        _entry_points_loaded = True
+        for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if entry.name not in _REGISTERED:
+                register_proxy(entry.load())
+    return _REGISTERED
+
+
 def list_proxies() -> list[str]:
-    return [*ZERO_COST_METRICS, *TRAINING_PROXIES, *ENSEMBLES]
+    return [*ZERO_COST_METRICS, *TRAINING_PROXIES, *ENSEMBLES, *_registered()]
 
 
 def proxy_needs_data(spec: str, ensembles: dict[str, str] | None = None) -> bool:
@@ -32,6 +62,8 @@ def proxy_needs_data(spec: str, ensembles: dict[str, str] | None = None) -> bool
     if is_ensemble_spec(spec, ensembles):
         return any(proxy_needs_data(part) for part in component_specs(spec, ensembles)[1])
     name = split_settings(split_spec(spec)[0])[0]
+    if name in _registered():
+        return _registered()[name].needs_data
     if name not in ZERO_COST_METRICS and name not in TRAINING_PROXIES:
         raise UserError(f"unknown proxy {name!r}; choose from {', '.join(list_proxies())}, or join them with + "
                         "into an ensemble")
@@ -94,6 +126,10 @@ def create_proxy(spec: str, training: TrainingProxyConfig | None = None, rule: s
             raise UserError(f"{spec!r}: score rules ({', '.join(RULES)}) and settings apply to training-based "
                             f"proxies only; {name} is zero-cost")
         return ZeroCostProxy(name)
+    if name in _registered():
+        if own_rule is not None or settings:
+            raise UserError(f"{spec!r}: score rules and settings apply to the built-in training proxies only")
+        return _registered()[name]()
     if name in TRAINING_PROXIES:
         proxy = TrainingProxy(replace(training or TrainingProxyConfig(), source=name, **settings),
                               check_rule(own_rule or rule))
@@ -115,4 +151,4 @@ def score_architecture(arch: str, proxies: list[Proxy], context: ProxyContext) -
 __all__ = ["DEFAULT_RULE", "ENSEMBLES", "EnsembleProxy", "Proxy", "ProxyContext", "ProxyScore", "RULES",
            "TRAINING_PROXIES", "TrainingProxy", "TrainingProxyConfig", "ZERO_COST_METRICS", "ZeroCostProxy",
            "create_proxy", "list_proxies",
-           "proxy_needs_data", "score_architecture", "score_zero_cost", "split_settings", "split_spec"]
+           "proxy_needs_data", "register_proxy", "score_architecture", "score_zero_cost", "split_settings", "split_spec"]

@@ -1,0 +1,84 @@
+"""A user adds a search space and a proxy from their own code, without editing the package, and
+every command takes them by name."""
+
+import pandas as pd
+import pytest
+from torch import nn
+
+from d2m_nas.cli import main
+from d2m_nas.proxies import Proxy, ProxyScore, list_proxies, register_proxy
+from d2m_nas.proxies import _REGISTERED as PROXIES
+from search_spaces import registry
+from search_spaces.base import SearchSpace
+
+
+class ChainSpace(SearchSpace):
+    """Eight MLP widths: a space of one choice."""
+
+    name = "chains"
+    WIDTHS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+    def enumerate(self) -> list[str]:
+        return [f"w{w}" for w in self.WIDTHS]
+
+    def parse(self, text: str) -> str:
+        if text not in self.enumerate():
+            raise ValueError(f"not a chain: {text!r}")
+        return text
+
+    def build(self, arch, num_classes=10, image_size=32, in_channels=3, **options) -> nn.Module:
+        width = int(self.parse(arch)[1:])
+        return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size * image_size, width), nn.ReLU(),
+                             nn.Linear(width, num_classes))
+
+    def choices(self) -> dict[str, list[str]]:
+        return {"arch": self.enumerate()}
+
+    def encode(self, arch: str) -> dict[str, str]:
+        return {"arch": arch}
+
+    def decode(self, params: dict) -> str:
+        return self.parse(params["arch"])
+
+
+class WidthProxy(Proxy):
+    """Scores a chain by its width (a stand-in for a user's own proxy)."""
+
+    name = "width"
+    needs_data = False
+
+    def score(self, arch, context) -> ProxyScore:
+        return ProxyScore(float(arch[1:]), 0.0)
+
+
+@pytest.fixture
+def registered():
+    registry.register_space("chains", ChainSpace)
+    register_proxy(WidthProxy)
+    yield
+    del registry._SPACES["chains"], PROXIES["width"]
+
+
+def test_a_users_space_and_proxy_run_through_rank_and_search(registered, tmp_path, capsys):
+    assert "chains" in registry.list_spaces() and "width" in list_proxies()
+    truth = tmp_path / "truth.csv"
+    pd.DataFrame({"arch": ChainSpace().enumerate(), "acc": [50 + i for i in range(8)]}).to_csv(truth, index=False)
+    common = ["--space", "chains", "--ground-truth", "acc", "--ground-truth-file", str(truth), "--device", "cpu"]
+    assert main(["rank", "--proxy", "width,params", "--sample", "8", "--bootstrap", "20", *common,
+                 "--out", str(tmp_path / "rank")]) == 0
+    results = pd.read_csv(tmp_path / "rank" / "results.csv")
+    width = results[results["proxy"] == "width"].set_index("arch")["score"]
+    assert width["w64"] == 64.0 and len(results) == 16
+    assert "| width | 8 | +1.000" in capsys.readouterr().out
+    assert main(["search", "--proxy", "width", "--trials", "4", "--strategy", "random", *common,
+                 "--out", str(tmp_path / "search")]) == 0
+    assert len(pd.read_csv(tmp_path / "search" / "results.csv")) == 4
+
+
+def test_registration_refuses_taken_names_and_non_proxies(registered):
+    with pytest.raises(ValueError, match="registered already"):
+        registry.register_space("chains", ChainSpace)
+    with pytest.raises(ValueError, match="taken"):
+        register_proxy(WidthProxy)
+    with pytest.raises(ValueError, match="Proxy subclass"):
+        register_proxy(dict)
