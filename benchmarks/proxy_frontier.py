@@ -12,11 +12,12 @@ TSE-E, TSE-EMA) need none. Zero-cost proxies cost their recorded seconds.
 Rows (every statistic on the architectures every input scored, so all rows are paired):
 - each zero-cost proxy; zc-vote (synflow + jacob_cov + snip) and synflow + naswot (rank average);
 - each (training proxy, checkpoint, rule);
-- ensembles of synflow + naswot with each (training proxy, checkpoint, rule): rank average; cost =
-  the sum of the parts;
+- ensembles of synflow + naswot, and of zc-vote's three proxies (added in session 5, after the
+  100-cell result), with each (training proxy, checkpoint, rule): rank average; cost = the sum of
+  the parts;
 - the table's 12-epoch column (the free reference; its cost is not measured here).
 Each row: n, Spearman ρ [95% bootstrap CI], Kendall τ, top-10% overlap, s/arch, and paired
-bootstrap CIs of ρ − ρ_synflow, ρ − ρ_zc-vote and ρ − ρ of the best single zero-cost proxy on
+bootstrap CIs of ρ − ρ_synflow, ρ − ρ_zc-vote, ρ − ρ of the best single zero-cost proxy and ρ − ρ of the 12-epoch column on
 these architectures. The crossover lines name, for training-rule rows and for ensembles that
 contain a training rule, the cheapest row whose paired CI lies above 0 against that best zero-cost
 proxy and against zc-vote (or say none does). Many
@@ -26,6 +27,9 @@ its margin is optimistic.
 Prints one JSON line per row and writes OUT/frontier.jsonl, OUT/frontier.md and OUT/frontier.png.
 
     python benchmarks/proxy_frontier.py RUN_DIR [RUN_DIR ...] --out OUT [--bootstrap 1000]
+
+`--exclude-archs-of DIR ...` leaves out the architectures those runs scored: a hold-out check of
+a row picked on them (the study grows by new cells; the pick is judged on the new ones only).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from d2m_nas.settings import resolve_data_root  # noqa: E402
 from search_spaces.ground_truth import GroundTruth, default_table_path  # noqa: E402
 
 TWELVE_EPOCH = "cifar10_test_acc_12ep"
+TWELVE_EPOCH_ROW = f"12-epoch column ({TWELVE_EPOCH})"  # also a baseline: "as good as 12 epochs of training"
 BASELINES = ("synflow", "zc-vote")
 ZERO_COST = ("params", "flops", "synflow", "snip", "grad_norm", "jacob_cov", "naswot")
 
@@ -102,6 +107,7 @@ def add_ensembles(scores: pd.DataFrame, seconds: pd.DataFrame) -> None:
     add("synflow+naswot", ["synflow", "naswot"])
     for column in [c for c in scores.columns if c.count("@") == 2]:
         add(f"synflow+naswot+{column}", ["synflow", "naswot", column])
+        add(f"zc-vote+{column}", ["synflow", "jacob_cov", "snip", column])
 
 
 def main() -> int:
@@ -111,15 +117,19 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="proxy seed to read (default: 0)")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--data-root", help="for the 12-epoch column (default: the product's data root)")
+    parser.add_argument("--exclude-archs-of", nargs="+", type=Path, default=[], metavar="RUN_DIR",
+                        help="leave out the architectures these runs scored (a hold-out check)")
     args = parser.parse_args()
 
     zero_cost, traces = read_runs(args.run_dirs, args.seed)
     scores, seconds, truth = score_table(zero_cost, traces)
+    excluded = {a for run in args.exclude_archs_of for a in pd.read_csv(run / "results.csv")["arch"]}
     archs = scores.dropna(how="any", subset=[c for c in scores.columns if c not in ("jacob_cov",)]).index
+    archs = archs[~archs.isin(excluded)]
     scores, seconds, truth = scores.loc[archs], seconds.loc[archs], truth.loc[archs]
     add_ensembles(scores, seconds)
     table = GroundTruth.from_csv(default_table_path(resolve_data_root(args.data_root)))
-    scores[f"12-epoch column ({TWELVE_EPOCH})"] = pd.to_numeric(table.frame[TWELVE_EPOCH], errors="coerce").reindex(
+    scores[TWELVE_EPOCH_ROW] = pd.to_numeric(table.frame[TWELVE_EPOCH], errors="coerce").reindex(
         archs).to_numpy()
 
     def rho(column: str) -> float:
@@ -133,7 +143,7 @@ def main() -> int:
                "spearman": stats["spearman"], "kendall": stats["kendall"]["value"],
                "top10%_overlap": stats["top_k"]["top10%"]["overlap"],
                "seconds_per_arch": float(seconds[name].mean()) if name in seconds else None}
-        for baseline in (*BASELINES, best_zero_cost):
+        for baseline in (*BASELINES, best_zero_cost, TWELVE_EPOCH_ROW):
             if baseline in scores and baseline != name:
                 diff = paired_difference(scores[name], scores[baseline], truth, top_k=(0.1,),
                                          bootstrap=args.bootstrap, seed=args.seed)
@@ -177,17 +187,22 @@ def _ci(stat: dict | None) -> str:
     return f"{stat['value']:+.3f} [{low:+.3f}, {high:+.3f}]" if low is not None else f"{stat['value']:+.3f}"
 
 
+def _num(value, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
 def markdown(rows: list[dict], n: int, crossovers: list[dict]) -> str:
     best = rows[0]["best_zero_cost"]
-    baselines = list(dict.fromkeys((*BASELINES, best)))
+    baselines = list(dict.fromkeys((*BASELINES, best, TWELVE_EPOCH_ROW)))
     lines = [f"Frontier on {n} architectures (truth `cifar10_test_acc`, 200 epochs); rows by ρ; the best single "
              f"zero-cost proxy here is {best}.", "",
              "| proxy | ρ [95% CI] | τ | top-10% | s/arch | "
-             + " | ".join(f"ρ − ρ_{b} [95% CI]" for b in baselines) + " |",
+             + " | ".join(f"ρ − ρ_{'12ep' if b == TWELVE_EPOCH_ROW else b} [95% CI]" for b in baselines) + " |",
              "|---|---|---|---|---|" + "---|" * len(baselines)]
     for r in sorted(rows, key=lambda r: -(r["spearman"]["value"] or -9)):
         cost = "table" if r["seconds_per_arch"] is None else f"{r['seconds_per_arch']:.3g}"
-        lines.append(f"| {r['proxy']} | {_ci(r['spearman'])} | {r['kendall']:+.3f} | {r['top10%_overlap']:.2f} | "
+        lines.append(f"| {r['proxy']} | {_ci(r['spearman'])} | {_num(r['kendall'], '+.3f')} | "
+                     f"{_num(r['top10%_overlap'], '.2f')} | "
                      f"{cost} | " + " | ".join(_ci(r.get(f"vs_{b}")) for b in baselines) + " |")
     lines.append("")
     for c in crossovers:
@@ -217,8 +232,9 @@ def plot(rows: list[dict], path: Path, n: int) -> None:
             continue
         x = [r["seconds_per_arch"] for r in members]
         y = [r["spearman"]["value"] for r in members]
-        err = [[v - (r["spearman"]["ci_low"] or v) for v, r in zip(y, members)],
-               [(r["spearman"]["ci_high"] or v) - v for v, r in zip(y, members)]]
+        # a percentile CI need not contain the estimate (tiny n): draw what lies on either side, never below 0
+        err = [[max(0.0, v - (r["spearman"]["ci_low"] or v)) for v, r in zip(y, members)],
+               [max(0.0, (r["spearman"]["ci_high"] or v) - v) for v, r in zip(y, members)]]
         ax.errorbar(x, y, yerr=err, fmt=marker, ms=4, capsize=2, alpha=0.8, label=family)
     best = sorted((r for r in rows if r["seconds_per_arch"] is not None and r["spearman"]["value"] is not None),
                   key=lambda r: -r["spearman"]["value"])[:4]

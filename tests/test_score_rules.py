@@ -172,3 +172,12 @@ def test_the_frontier_benchmark_reads_rank_runs(tmp_path, table):
     assert rows["random-subset@tse@4"]["seconds_per_arch"] < rows["random-subset@tse@8"]["seconds_per_arch"]
     assert rows["random-subset@val_acc@8"]["vs_synflow"]["value"] is not None
     assert (tmp_path / "out" / "frontier.png").stat().st_size > 0
+    assert "zc-vote+random-subset@tse_e@8" in rows
+    held_out = subprocess.run([sys.executable, str(repo / "benchmarks" / "proxy_frontier.py"), str(tmp_path / "zc"),
+                               str(tmp_path / "t0"), str(tmp_path / "t1"), "--out", str(tmp_path / "held"),
+                               "--bootstrap", "10", "--data-root", str(root), "--exclude-archs-of",
+                               str(tmp_path / "t0")], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONPATH": str(repo)})
+    assert held_out.returncode == 0, held_out.stderr[-2000:]
+    kept = [json.loads(line) for line in (tmp_path / "held" / "frontier.jsonl").read_text().splitlines()]
+    assert all(r["n"] == 3 for r in kept)  # the shard-0 cells left out
