@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -41,7 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=200, help="training steps per architecture in the rank part")
     p.add_argument("--parts", default="tests,proxy_loop,rank,distill")
     p.add_argument("--tiny", action="store_true", help="CPU, fake data, minimal sizes: checks the script only")
-    p.add_argument("--workdir", type=Path, default=Path("/tmp/d2m-nas-device-check"))
+    p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "d2m-nas-device-check")
     return p.parse_args(argv)
 
 

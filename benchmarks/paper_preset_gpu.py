@@ -4,8 +4,8 @@ beside random real images under one reduced protocol, and print one JSON object:
 second of each phase, the projected time of the full preset (40,000 pre-training steps, 5,000 D2M
 iterations) at those rates, and the accuracies.
 
-    python benchmarks/paper_preset_gpu.py --device cuda --data-root DIR --out /tmp/paper   # ~8 min, one GPU
-    python benchmarks/paper_preset_gpu.py --tiny --out /tmp/paper-tiny                      # CPU check, seconds
+    python benchmarks/paper_preset_gpu.py --device cuda --data-root DIR --out OUT/paper   # ~8 min, one GPU
+    python benchmarks/paper_preset_gpu.py --tiny --out OUT/paper-tiny                      # CPU check, seconds
 
 `--tiny` runs the same code path on the `fake` dataset with the `tiny` preset's sizes: it checks
 the script, its numbers mean nothing. The accuracies after a few hundred steps are not the

@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", default="/tmp/proxy_throughput")
+    parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "proxy_throughput"))
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
