@@ -112,10 +112,6 @@ def _check_config_value(action: argparse.Action, key, value, path: Path) -> None
         except argparse.ArgumentTypeError as exc:
             raise UserError(f"config file {path}: {key} {exc}") from None
         return
-    elif action.type is int:
-        expected, ok = "a whole number", isinstance(value, int) and not isinstance(value, bool)
-    elif action.type is float:
-        expected, ok = "a number", isinstance(value, (int, float)) and not isinstance(value, bool)
     else:
         expected, ok = "a single value", not isinstance(value, (list, dict))
     if not ok:

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from d2m_nas.errors import UserError
-from distill.atomic import atomic_write_text
+from distill.atomic import atomic_write, atomic_write_text
 
 CONFIG, VERSIONS, LOCK = "config.yaml", "versions.json", ".lock"
 RECORD_FILES = (CONFIG, VERSIONS)
@@ -120,7 +120,7 @@ class RunDirectory:
                 if content is None:
                     (self.path / name).unlink(missing_ok=True)
                 elif (self.path / name).read_bytes() != content:
-                    atomic_write_text(self.path / name, content.decode("utf-8"))
+                    atomic_write(self.path / name, lambda handle, content=content: handle.write(content))
         except OSError:
             pass
 

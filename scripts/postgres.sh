@@ -3,13 +3,13 @@
 #   url=$(bash scripts/postgres.sh)        # start (or find running) and print the URL
 #   bash scripts/postgres.sh stop          # stop it and delete its data directory
 # Installs the Debian `postgresql` package when no server binaries are found and this runs as
-# root. The cluster lives in $D2M_NAS_PG_DIR (default /tmp/d2m-nas-postgres), listens on
+# root. The cluster lives in $D2M_NAS_PG_DIR (default $TMPDIR/d2m-nas-postgres), listens on
 # 127.0.0.1:$D2M_NAS_PG_PORT (default 55432) only, trusts local connections (test use only), and
 # runs as a non-root user (postgres when started by root, else the caller). Idempotent: a second
 # call prints the URL of the server that is already running.
 set -euo pipefail
 
-dir="${D2M_NAS_PG_DIR:-/tmp/d2m-nas-postgres}"
+dir="${D2M_NAS_PG_DIR:-${TMPDIR:-/tmp}/d2m-nas-postgres}"
 port="${D2M_NAS_PG_PORT:-55432}"
 db_user="d2m"
 db_name="d2m_nas"
