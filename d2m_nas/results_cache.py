@@ -81,6 +81,7 @@ def proxy_settings(proxy: Proxy) -> dict:
 
 def proxy_config(proxy: Proxy, context: ProxyContext) -> dict:
     """Everything that determines a proxy's score of an architecture, except the seed."""
+    context = proxy.context_for(context)  # the network size it scores, its own where it sets one
     config = {"proxy": proxy.registered_name, "settings": proxy_settings(proxy), "space": context.space.name,
               "model_options": _plain(context.model_options, "model_options")}
     if proxy.version != 1:
@@ -185,6 +186,6 @@ class ResultsCache:
         found = self.get(space, arch, config, context.seed)
         if found is not None:
             return CachedScore(proxy.rescored(found), hit=True)
-        computed = proxy.score(arch, context, **options)
+        computed = proxy.score(arch, proxy.context_for(context), **options)
         stored = self.put(space, arch, config, context.seed, computed, str(context.device))
         return CachedScore(proxy.rescored(stored), hit=False)

@@ -70,7 +70,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--proxy", metavar="NAME[,NAME...]",
                         help=f"required: proxies to score with: {', '.join(list_proxies())}; a training-based "
                              "one may carry its own budget, NAME[ipc=K,steps=N,batch_size=B,lr=LR,augment=A], over "
-                             "--ipc/--steps/..., and its score rule, NAME@RULE")
+                             "--ipc/--steps/..., and its score rule, NAME@RULE; any may set its own network size, "
+                             "NAME[channels=C,cells=N], over --channels/--cells")
     parser.add_argument("--sample", type=COUNT, default=100, metavar="K",
                         help="number of architectures, drawn with --seed (default: 100)")
     parser.add_argument("--ground-truth", metavar="KEY",

@@ -43,7 +43,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--strategy", help="optuna: " + ", ".join(STRATEGIES["optuna"]) + " (default tpe); nni: "
                         + ", ".join(STRATEGIES["nni"]) + " (default evolution)")
     parser.add_argument("--proxy", metavar="NAME", help=f"proxy to score with (required): {', '.join(list_proxies())}; a training-based "
-                        "one may carry its own budget, NAME[ipc=K,steps=N,...], and score rule, NAME@RULE")
+                        "one may carry its own budget, NAME[ipc=K,steps=N,...], and score rule, NAME@RULE; any may set its "
+                        "own network size, NAME[channels=C,cells=N]")
     parser.add_argument("--trials", type=COUNT, default=20, metavar="N",
                         help="stop when the study holds N finished evaluations (default: 20)")
     parser.add_argument("--time-budget", type=POSITIVE, metavar="S",
@@ -73,8 +74,8 @@ def add_arguments(parser) -> None:
                              "rule at every --checkpoints fraction of --steps and the pruner stops poor candidates "
                              "early; pruned trials are recorded with their partial score and seconds (default: none)")
     parser.add_argument("--warm-start", metavar="PROXY:K",
-                        help="optuna: score --warm-start-pool seeded architectures with a cheap proxy (e.g. "
-                             "synflow:10) and evaluate its top K first; that scoring counts as proxy seconds")
+                        help="optuna: score --warm-start-pool seeded architectures with a cheap proxy or vote (e.g. "
+                             "synflow:10, zc-vote:10) and evaluate its top K first; that scoring counts as proxy seconds")
     parser.add_argument("--warm-start-pool", type=COUNT, default=200, metavar="M",
                         help="architectures the warm-start proxy ranks (default: 200)")
     parser.add_argument("--heartbeat", type=COUNT, default=60, metavar="S",
@@ -107,7 +108,7 @@ def run(args) -> int:
     from d2m_nas.data import load_dataset, split_train_val
     from d2m_nas.errors import UserError
     from d2m_nas.commands.proxy_options import build_proxies
-    from d2m_nas.proxies import ZERO_COST_METRICS, ProxyContext, TrainingProxy, proxy_needs_data, split_spec
+    from d2m_nas.proxies import ProxyContext, TrainingProxy, ZeroCostProxy, create_proxy, proxy_needs_data
     from d2m_nas.proxies.ensemble import parse_definitions
     from d2m_nas.results_cache import CacheError
     from d2m_nas.search.driver import SearchConfig
@@ -157,11 +158,14 @@ def run(args) -> int:
     model_options = size_options(space, args)
     ensembles = parse_definitions(args.ensemble)
     needs_data = proxy_needs_data(args.proxy, ensembles)
+    warm_proxy = None
     if config.warm_start:
-        warm_proxy = config.warm_start_spec()[0]
-        if split_spec(warm_proxy)[0] not in ZERO_COST_METRICS:
-            raise UserError(f"--warm-start takes a zero-cost proxy (e.g. synflow:10, params:10), got {warm_proxy!r}")
-        needs_data = needs_data or proxy_needs_data(warm_proxy)  # e.g. naswot reads a batch
+        warm_spec = config.warm_start_spec()[0]
+        warm_proxy = create_proxy(warm_spec, ensembles=ensembles)
+        if not all(isinstance(c, ZeroCostProxy) for c in getattr(warm_proxy, "components", [warm_proxy])):
+            raise UserError(f"--warm-start takes a zero-cost proxy or a zero-cost ensemble (e.g. synflow:10, "
+                            f"zc-vote:10, synflow[channels=16,cells=5]:10), got {warm_spec!r}")
+        needs_data = needs_data or proxy_needs_data(warm_spec, ensembles)  # e.g. naswot reads a batch
     dataset = load_dataset(args.dataset, data_root, args.download) if needs_data else None
     train_indices, val_indices = (split_train_val(dataset.y_train, args.val_per_class, args.split_seed) if dataset
                                   else (None, None))
@@ -179,7 +183,8 @@ def run(args) -> int:
                            model_options=model_options, train_indices=train_indices, val_indices=val_indices)
     try:
         summary = run_search(proxy, context, config, out_dir, repeat=args.repeat, cache_path=args.cache,
-                             truths=truths, truth_column=truth_column, references=references)
+                             truths=truths, truth_column=truth_column, references=references,
+                             warm_proxy=warm_proxy)
     except (StorageError, StudyMismatchError, CacheError) as exc:
         raise UserError(str(exc)) from None
     names = [study_name(base, args.seed + r, args.repeat) for r in range(args.repeat)]

@@ -59,8 +59,9 @@ def list_proxies() -> list[str]:
 def proxy_needs_data(spec: str, ensembles: dict[str, str] | None = None) -> bool:
     """Whether the proxy `spec` reads the dataset (so a command knows to load it before building);
     one-line UserError for an unknown proxy or a malformed ensemble."""
-    if is_ensemble_spec(spec, ensembles):
-        return any(proxy_needs_data(part) for part in component_specs(spec, ensembles)[1])
+    ensemble = ensemble_parts(spec, ensembles)
+    if ensemble is not None:
+        return any(proxy_needs_data(part) for part in ensemble[1])
     name = split_settings(split_spec(spec)[0])[0]
     if name in _registered():
         return _registered()[name].needs_data
@@ -76,10 +77,14 @@ def split_spec(spec: str) -> tuple[str, str | None]:
     return name.strip(), (rule.strip() or None) if "@" in spec else None
 
 
-# What a training-based proxy's spec may set for itself (`random-subset[ipc=10,steps=200]`), over
-# the command's --ipc/--steps/...: two budgets of one source, or d2m beside random-subset at
-# other sizes, in one run.
-PER_PROXY_SETTINGS = {"ipc": int, "steps": int, "batch_size": int, "lr": float, "augment": str}
+# What a proxy's spec may set for itself (`random-subset[ipc=10,steps=200]`), over the command's
+# --ipc/--steps/...: two budgets of one source, or d2m beside random-subset at other sizes, in one
+# run. Training settings apply to training-based proxies; the network size (`channels`, `cells`,
+# as --channels/--cells) to any, so zero-cost proxies can score full-size candidates beside a
+# training proxy that trains scaled-down ones.
+TRAINING_SETTINGS = {"ipc": int, "steps": int, "batch_size": int, "lr": float, "augment": str}
+MODEL_SETTINGS = {"channels": "channels", "cells": "cells_per_stage"}  # setting -> build option
+PER_PROXY_SETTINGS = {**TRAINING_SETTINGS, "channels": int, "cells": int}
 
 
 def split_settings(name: str) -> tuple[str, dict]:
@@ -110,45 +115,79 @@ def settings_name(base: str, settings: dict) -> str:
                                   for k, v in sorted(settings.items())) + "]" if settings else "")
 
 
+def ensemble_parts(spec: str, ensembles: dict[str, str] | None = None) -> tuple[str, list[str]] | None:
+    """(name, component specs) when `spec` is an ensemble, else None. A named ensemble may carry
+    settings for all its components, `zc-vote[channels=16,cells=5]` (a component's own win)."""
+    if is_ensemble_spec(spec, ensembles):
+        return component_specs(spec, ensembles)
+    base, settings = split_settings(split_spec(spec)[0])
+    if not settings or not is_ensemble_spec(base, ensembles):
+        return None
+    if "@" in spec:
+        raise UserError(f"{spec!r}: an ensemble has no score rule of its own; give each component its @RULE")
+    name, parts = component_specs(base, ensembles)
+    merged = []
+    for part in parts:
+        part_name, rule = split_spec(part)
+        part_base, own = split_settings(part_name)
+        merged.append(settings_name(part_base, {**settings, **own}) + (f"@{rule}" if rule else ""))
+    return settings_name(name, settings), merged
+
+
 def create_proxy(spec: str, training: TrainingProxyConfig | None = None, rule: str = DEFAULT_RULE,
                  ensembles: dict[str, str] | None = None, reference_size: int = DEFAULT_REFERENCE_SIZE) -> Proxy:
     """A proxy by `NAME[@RULE]`, or an ensemble (`A+B[+...]`, a registered name or one of
     `ensembles`); training-based ones take their settings from `training` (source set to NAME) and
     score with RULE, else `rule`. One-line UserError for an unknown name or rule, a rule given to
     a proxy that records none, or a malformed ensemble."""
-    if is_ensemble_spec(spec, ensembles):
-        name, parts = component_specs(spec, ensembles)
+    ensemble = ensemble_parts(spec, ensembles)
+    if ensemble is not None:
+        name, parts = ensemble
         return EnsembleProxy(name, [create_proxy(part, training, rule) for part in parts], reference_size)
     name, own_rule = split_spec(spec)
     name, settings = split_settings(name)
+    model_options = {MODEL_SETTINGS[k]: v for k, v in settings.items() if k in MODEL_SETTINGS}
+    for key in MODEL_SETTINGS:
+        if settings.get(key, 1) < 1:
+            raise UserError(f"{spec!r}: {key} must be at least 1, got {settings[key]}")
     if name in ZERO_COST_METRICS:
+        if own_rule is not None or len(model_options) < len(settings):
+            raise UserError(f"{spec!r}: score rules ({', '.join(RULES)}) and training settings apply to "
+                            f"training-based proxies only; {name} is zero-cost (it may set channels and cells)")
+        proxy = ZeroCostProxy(name)
+    elif name in _registered():
         if own_rule is not None or settings:
-            raise UserError(f"{spec!r}: score rules ({', '.join(RULES)}) and settings apply to training-based "
-                            f"proxies only; {name} is zero-cost")
-        return ZeroCostProxy(name)
-    if name in _registered():
-        if own_rule is not None or settings:
-            raise UserError(f"{spec!r}: score rules and settings apply to the built-in training proxies only")
+            raise UserError(f"{spec!r}: score rules and settings apply to the built-in proxies only")
         return _registered()[name]()
-    if name in TRAINING_PROXIES:
-        proxy = TrainingProxy(replace(training or TrainingProxyConfig(), source=name, **settings),
+    elif name in TRAINING_PROXIES:
+        training_settings = {k: v for k, v in settings.items() if k in TRAINING_SETTINGS}
+        proxy = TrainingProxy(replace(training or TrainingProxyConfig(), source=name, **training_settings),
                               check_rule(own_rule or rule))
-        proxy.name = settings_name(name, settings)  # two budgets of one source report apart
-        return proxy
-    raise UserError(f"unknown proxy {name!r}; choose from {', '.join(list_proxies())}")
+    else:
+        raise UserError(f"unknown proxy {name!r}; choose from {', '.join(list_proxies())}")
+    proxy.name = settings_name(name, settings)  # two budgets or sizes of one proxy report apart
+    proxy.model_options = model_options
+    return proxy
 
 
 def score_architecture(arch: str, proxies: list[Proxy], context: ProxyContext) -> dict[str, ProxyScore]:
-    """Scores of one architecture by several proxies; zero-cost ones share one model build."""
-    zero_cost = [p.name for p in proxies if isinstance(p, ZeroCostProxy)]
-    scores = score_zero_cost(arch, zero_cost, context) if zero_cost else {}
+    """Scores of one architecture by several proxies; zero-cost ones of one network size share one
+    model build."""
+    scores: dict[str, ProxyScore] = {}
+    builds: dict[str, tuple[ProxyContext, list[ZeroCostProxy]]] = {}
     for proxy in proxies:
-        if not isinstance(proxy, ZeroCostProxy):
-            scores[proxy.name] = proxy.score(arch, context)
+        own = proxy.context_for(context)
+        if isinstance(proxy, ZeroCostProxy):
+            builds.setdefault(repr(sorted(own.model_options.items())), (own, []))[1].append(proxy)
+        else:
+            scores[proxy.name] = proxy.score(arch, own)
+    for own, group in builds.values():
+        metrics = score_zero_cost(arch, [p.metric for p in group], own)
+        scores.update({p.name: metrics[p.metric] for p in group})
     return {p.name: scores[p.name] for p in proxies}
 
 
 __all__ = ["DEFAULT_RULE", "ENSEMBLES", "EnsembleProxy", "Proxy", "ProxyContext", "ProxyScore", "RULES",
            "TRAINING_PROXIES", "TrainingProxy", "TrainingProxyConfig", "ZERO_COST_METRICS", "ZeroCostProxy",
-           "create_proxy", "list_proxies",
+           "create_proxy", "ensemble_parts", "list_proxies",
            "proxy_needs_data", "register_proxy", "score_architecture", "score_zero_cost", "split_settings", "split_spec"]

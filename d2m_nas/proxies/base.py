@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -52,6 +52,16 @@ class ProxyContext:
             return (3, 32, 32)
         return (self.dataset.channels, self.dataset.image_size, self.dataset.image_size)
 
+    def with_model_options(self, overrides: dict[str, Any]) -> "ProxyContext":
+        """This context with some build options replaced (a proxy's own network size), sharing the
+        seeded minibatch; itself when nothing changes."""
+        options = {**self.model_options, **overrides}
+        if options == self.model_options:
+            return self
+        copy = replace(self, model_options=options)
+        copy._batch = self._batch
+        return copy
+
     def build(self, arch: str) -> nn.Module:
         """A freshly initialised model whose weights depend only on (seed, arch)."""
         torch.manual_seed(self.seed * 1_000_003 + self.space.index(arch))
@@ -89,6 +99,15 @@ class Proxy(ABC):
     # answers with a stale one. Version 1 adds nothing to the cache key (caches made before versions
     # existed stay valid).
     version: int = 1
+    # Build options this proxy sets for itself over the command's (`synflow[channels=16,cells=5]`
+    # beside a training proxy at C8/N1); the results cache keys on the options in effect.
+    model_options: dict[str, Any] = {}
+
+    def context_for(self, context: ProxyContext) -> ProxyContext:
+        """The context this proxy scores in: the command's, with its own build options over it
+        (only those the space takes, as for --channels/--cells)."""
+        own = {k: v for k, v in self.model_options.items() if k in context.space.size_options}
+        return context.with_model_options(own) if own else context
 
     @abstractmethod
     def score(self, arch: str, context: ProxyContext) -> ProxyScore:

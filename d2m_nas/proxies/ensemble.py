@@ -97,7 +97,7 @@ def rank_average(scores: np.ndarray, reference: np.ndarray | None = None) -> np.
 
 
 def _direct(proxy: Proxy, arch: str, context: ProxyContext) -> ProxyScore:
-    return proxy.rescored(proxy.score(arch, context))
+    return proxy.rescored(proxy.score(arch, proxy.context_for(context)))
 
 
 class EnsembleProxy(Proxy):
@@ -123,6 +123,7 @@ class EnsembleProxy(Proxy):
 
         return {"rule": RULE, "reference_size": self.reference_size,
                 "components": [{"proxy": c.name, "label": c.label, "settings": proxy_settings(c)}
+                               | ({"model_options": c.model_options} if c.model_options else {})
                                for c in self.components]}
 
     def reference_archs(self, context: ProxyContext) -> list[str]:

@@ -19,11 +19,19 @@ class ZeroCostProxy(Proxy):
     def __init__(self, metric: str) -> None:
         if metric not in ZERO_COST_METRICS:
             raise ValueError(f"unknown zero-cost metric {metric!r}; choose from {', '.join(ZERO_COST_METRICS)}")
-        self.name = metric
+        self.name = metric  # may gain per-proxy settings (`synflow[channels=16]`); the metric stays
+        self.metric = metric
         self.needs_data = metric in zc.BATCH_METRICS
 
+    @property
+    def registered_name(self) -> str:
+        return self.metric
+
+    def config(self) -> dict:
+        return {}  # a metric has no settings; its network size is in the key's model options
+
     def score(self, arch: str, context: ProxyContext) -> ProxyScore:
-        return score_zero_cost(arch, [self.name], context)[self.name]
+        return score_zero_cost(arch, [self.metric], context)[self.metric]
 
 
 def score_zero_cost(arch: str, metrics: list[str], context: ProxyContext) -> dict[str, ProxyScore]:

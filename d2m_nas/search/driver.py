@@ -46,7 +46,7 @@ class SearchConfig:
     tournament: int = 5  # NNI regularised evolution sample size
     heartbeat: int = 60  # Optuna RDB storages: seconds between heartbeats (stale after 2x)
     pruner: str = "none"  # stop candidates early on their checkpoint scores (optuna, training proxies)
-    warm_start: str | None = None  # "PROXY:K": enqueue the top K of a zero-cost proxy first
+    warm_start: str | None = None  # "PROXY:K": enqueue the top K of a zero-cost proxy (or vote) first
     warm_start_pool: int = 200  # ... among this many seeded architectures
     progress: bool = True
 
@@ -148,6 +148,7 @@ class SearchDriver:
     truths: pd.Series | None = None  # true accuracy by arch, for the results table only
     truth_column: str = ""
     cost_proxy: Proxy | None = None  # scores the nsga2 cost when cost_metric == "params"
+    warm_proxy: Proxy | None = None  # --warm-start's proxy (else built from its name)
     worker: dict = field(default_factory=worker_identity)
 
     def __post_init__(self) -> None:

@@ -42,6 +42,7 @@ import json
 import math
 import time
 
+import numpy as np
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
@@ -205,18 +206,23 @@ def make_pruner(name: str, steps: int | None) -> optuna.pruners.BasePruner:
 
 
 def warm_start(driver: SearchDriver, study: optuna.Study) -> None:
-    """Enqueue the top K of a seeded pool by the warm-start proxy (a new study only)."""
+    """Enqueue the top K of a seeded pool by the warm-start proxy (a new study only). An ensemble
+    (zc-vote) is the rank average of its components over the pool itself, as in `rank`."""
     from d2m_nas.proxies import create_proxy
+    from d2m_nas.proxies.ensemble import rank_average
 
     name, count = driver.config.warm_start_spec()
-    proxy = create_proxy(name)
+    proxy = driver.warm_proxy or create_proxy(name)
+    components = getattr(proxy, "components", [proxy])
     space = driver.context.space
     pool = space.sample(min(driver.config.warm_start_pool, len(space)), driver.context.seed)
-    scored = [(driver.cache.score(proxy, arch, driver.context).score, arch) for arch in pool]
-    driver.overhead_s += sum(result.seconds for result, _ in scored)
-    best = sorted(scored, key=lambda pair: -pair[0].score if math.isfinite(pair[0].score) else math.inf)[:count]
-    for _, arch in best:
-        study.enqueue_trial(space.encode(arch))
+    results = [[driver.cache.score(c, arch, driver.context).score for c in components] for arch in pool]
+    driver.overhead_s += sum(r.seconds for row in results for r in row)
+    values = np.array([[r.score for r in row] for row in results], dtype=float)
+    scores = values[:, 0] if len(components) == 1 else rank_average(values)
+    order = sorted(range(len(pool)), key=lambda i: -scores[i] if math.isfinite(scores[i]) else math.inf)
+    for i in order[:count]:
+        study.enqueue_trial(space.encode(pool[i]))
 
 
 def run_optuna(driver: SearchDriver, storage_url: str, study_name: str) -> optuna.Study:

@@ -28,7 +28,7 @@ def study_name(base: str, seed: int, repeat: int) -> str:
 
 def run_search(proxy: Proxy, context: ProxyContext, config: SearchConfig, run_dir: str | Path, repeat: int = 1,
                cache_path: str | Path | None = None, truths: pd.Series | None = None, truth_column: str = "",
-               references: dict | None = None) -> dict:
+               references: dict | None = None, warm_proxy: Proxy | None = None) -> dict:
     """Search `repeat` times with seeds config.seed, config.seed + 1, ... (sampler and proxy
     seed alike); every evaluation lands in RUN_DIR/results.csv. Returns the summary."""
     if repeat < 1:
@@ -47,7 +47,7 @@ def run_search(proxy: Proxy, context: ProxyContext, config: SearchConfig, run_di
             name = study_name(config.study, seed, repeat)
             driver = SearchDriver(context.space.name, proxy, dataclasses.replace(context, seed=seed), cache, table,
                                   dataclasses.replace(config, seed=seed, study=name), truths, truth_column,
-                                  cost_proxy)
+                                  cost_proxy, warm_proxy=warm_proxy)
             if config.backend == "optuna":
                 from d2m_nas.search.optuna_backend import run_optuna
                 from d2m_nas.search.storage import default_storage_url
