@@ -133,7 +133,7 @@ def report_labels(proxy: Proxy) -> list[str]:
     return [f"{proxy.name}@{rule}" for rule in RULES] if isinstance(proxy, TrainingProxy) else [proxy.name]
 
 
-def _check_same_settings(out_dir: Path, settings: RankSettings, proxies: list[Proxy], context: ProxyContext) -> None:
+def check_same_settings(out_dir: Path, settings: RankSettings, proxies: list[Proxy], context: ProxyContext) -> None:
     """Resuming is only safe when the scores would be computed the same way: the run settings,
     and for every proxy already in the directory its configuration key (settings, split, files)."""
     current = {"space": context.space.name, "truth_column": settings.truth_column,
@@ -166,7 +166,7 @@ def _extra_cells(proxy: Proxy, extra: dict) -> list[str]:
     return cells + [getattr(proxy, "rule", "")] + [_cell(float(rules[rule])) for rule in RULES]
 
 
-def _score(arch: str, proxies: list[Proxy], context: ProxyContext, cache: ResultsCache | None,
+def score_cached(arch: str, proxies: list[Proxy], context: ProxyContext, cache: ResultsCache | None,
            configs: dict) -> dict:
     """Scores of `arch` by `proxies`: from the cache where it has them, the rest computed (and stored).
     `configs`: each proxy's cache configuration (the same for every arch and seed: built once)."""
@@ -232,7 +232,7 @@ def run_ranking(archs: list[str], proxies: list[Proxy], context: ProxyContext, t
     results_path, curves_path = out_dir / "results.csv", out_dir / "curves.jsonl"
     done = _read_done(results_path)
     proxies, ensembles = scored_proxies(proxies)
-    _check_same_settings(out_dir, settings, proxies + ensembles, context)
+    check_same_settings(out_dir, settings, proxies + ensembles, context)
     new_file = not results_path.is_file()
     space = context.space
     # one context per proxy seed: the seed sets the weight init, the data draws and the batch order
@@ -248,7 +248,7 @@ def run_ranking(archs: list[str], proxies: list[Proxy], context: ProxyContext, t
                 todo = [p for p in proxies if (arch, p.name, seed) not in done]
                 if not todo:
                     continue
-                scores = _score(arch, todo, seed_context, cache, configs)
+                scores = score_cached(arch, todo, seed_context, cache, configs)
                 truth = truths.get(arch, math.nan)
                 index, isomorphism = space.index(arch), space.isomorphism_key(arch)
                 for proxy in todo:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from dataclasses import dataclass
 
 from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, add_top_k_option,
                               parse_top_k, size_options, warn_if_other_dataset)
@@ -90,6 +92,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--shard", metavar="I/N", help="score only every N-th architecture of the sample, from "
                         "the I-th (0-based): N processes sharing one --cache split a study, and a last run without "
                         "--shard (all cache hits) summarises the whole sample")
+    parser.add_argument("--workers", type=COUNT, default=1, metavar="N",
+                        help="processes scoring the sample side by side on this machine, one torch thread each "
+                             "unless --threads says otherwise (default: 1); they share the work through Optuna "
+                             "storage (--storage, default RUN_DIR/work.db) and the results cache (--cache, default "
+                             "RUN_DIR/cache.sqlite). Pays off for training-based proxies")
+    parser.add_argument("--storage", metavar="URL",
+                        help="Optuna storage that holds the work: the same command started on several machines "
+                             "with one postgresql://USER:PASSWORD@HOST:PORT/DB URL splits the sample between them "
+                             "(each (architecture, proxy seed) scored once, a dead worker's item retried) and each "
+                             "writes the whole report; journal:FILE.log for processes on one machine")
+    parser.add_argument("--heartbeat", type=COUNT, default=60, metavar="S",
+                        help="RDB storages: heartbeat interval; an item silent for 2S is retried elsewhere (default: 60)")
     parser.add_argument("--proxy-seeds", type=COUNT, default=1, metavar="R",
                         help="score every architecture with R proxy seeds, --seed onwards (default: 1)")
     add_size_options(parser)
@@ -103,15 +117,38 @@ def add_arguments(parser) -> None:
     add_proxy_options(parser)
 
 
-def run(args) -> int:
-    from d2m_nas.cli import start_run
+@dataclass
+class Inputs:
+    """What `rank` scores, checked: built alike by the command and by each of its --workers."""
+    space: object
+    archs: list
+    proxies: list
+    ground_truth: object
+    truth_column: str
+    truths: object
+    dataset: object
+    train_indices: object
+    val_indices: object
+    needs_data: bool
+    top_k: tuple
+
+    def context(self, args, device):
+        from d2m_nas.proxies import ProxyContext
+
+        return ProxyContext(space=self.space, dataset=self.dataset, device=device, seed=args.seed,
+                            batch_size=args.batch_size, model_options=size_options(self.space, args),
+                            train_indices=self.train_indices, val_indices=self.val_indices)
+
+
+def read_inputs(args) -> Inputs:
+    """The sample, the proxies, the ground truth and the data of a rank command; one-line
+    UserError for anything wrong, before any run directory is touched."""
     from d2m_nas.commands.proxy_options import build_proxies
     from d2m_nas.data import load_dataset, split_train_val
     from d2m_nas.errors import UserError
-    from d2m_nas.proxies import ProxyContext, proxy_needs_data, split_spec
+    from d2m_nas.proxies import proxy_needs_data, split_spec
     from d2m_nas.proxies.ensemble import is_ensemble_spec, parse_definitions
-    from d2m_nas.ranking import RankSettings, ResumeError, run_ranking, sample_archs
-    from d2m_nas.results_cache import CacheError, ResultsCache
+    from d2m_nas.ranking import sample_archs
     from d2m_nas.settings import resolve_data_root
     from search_spaces.ground_truth import GroundTruth, GroundTruthError, default_table_path
     from search_spaces.registry import create_space
@@ -160,7 +197,6 @@ def run(args) -> int:
     if covered == 0:
         raise UserError(f"the ground truth {truth_path} has no value for any sampled {space.name} architecture; "
                         "check --space and --ground-truth-file")
-    model_options = size_options(space, args)
     dataset = load_dataset(args.dataset, data_root, args.download) if any(needs_data) else None
     train_indices = val_indices = None
     if dataset is not None:
@@ -169,24 +205,117 @@ def run(args) -> int:
             raise UserError(f"--batch-size {args.batch_size} exceeds the {len(train_indices)} training images of "
                             f"{dataset.name}")
     proxies = build_proxies(names, args, dataset, train_indices)
+    return Inputs(space, archs, proxies, ground_truth, truth_column, truths, dataset, train_indices, val_indices,
+                  any(needs_data), top_k)
 
+
+def run(args) -> int:
+    from d2m_nas.cli import start_run
+    from d2m_nas.errors import UserError
+    from d2m_nas.ranking import RankSettings, ResumeError, run_ranking
+    from d2m_nas.results_cache import CacheError, ResultsCache
+    from d2m_nas.search.storage import StorageError, check_storage_url
+
+    if args.storage is not None:
+        try:
+            check_storage_url(args.storage)
+        except StorageError as exc:
+            raise UserError(str(exc)) from None
+    inputs = read_inputs(args)
     device, out_dir = start_run(args)
-    if any(needs_data):  # once the inputs are known to be good: an error comes alone
-        warn_if_other_dataset(args.dataset, ground_truth, args.ground_truth)
-    context = ProxyContext(space=space, dataset=dataset, device=device, seed=args.seed,
-                           batch_size=args.batch_size, model_options=model_options, train_indices=train_indices,
-                           val_indices=val_indices)
+    if inputs.needs_data:  # once the inputs are known to be good: an error comes alone
+        warn_if_other_dataset(args.dataset, inputs.ground_truth, args.ground_truth)
+    context = inputs.context(args, device)
     settings = RankSettings(sample=args.sample, seed=args.seed, ground_truth_key=args.ground_truth,
-                            truth_column=truth_column, top_k=top_k, bootstrap=args.bootstrap,
+                            truth_column=inputs.truth_column, top_k=inputs.top_k, bootstrap=args.bootstrap,
                             proxy_seeds=args.proxy_seeds)
+    shared = args.workers > 1 or args.storage is not None
+    if shared and args.cache is None:
+        args.cache = str(out_dir / "cache.sqlite")  # where the workers' scores meet
     try:
-        if args.cache:
-            with ResultsCache(args.cache) as cache:
-                run_ranking(archs, proxies, context, truths, settings, out_dir, cache=cache)
-        else:
-            run_ranking(archs, proxies, context, truths, settings, out_dir)
-    except (ResumeError, CacheError) as exc:
+        with (ResultsCache(args.cache) if args.cache else contextlib.nullcontext()) as cache:
+            if shared:
+                _work_shared(args, inputs, context, settings, out_dir, cache)
+            run_ranking(inputs.archs, inputs.proxies, context, inputs.truths, settings, out_dir, cache=cache)
+    except (ResumeError, CacheError, StorageError) as exc:
         raise UserError(str(exc)) from None
     print((out_dir / "summary.md").read_text(), end="")
     print(f"wrote {out_dir / 'results.csv'}, {out_dir / 'summary.json'}, {out_dir / 'summary.md'}")
+    return 0
+
+
+def _open_work(args, inputs: Inputs, context, seeds: list[int]):
+    """(the work study, each scored proxy's cache configuration)."""
+    from d2m_nas import rank_work
+    from d2m_nas.ranking import scored_proxies
+    from d2m_nas.results_cache import config_key, proxy_config
+
+    scored, _ = scored_proxies(inputs.proxies)  # ensembles come from their components' rows at the end
+    configs = {p.name: proxy_config(p, context) for p in scored}
+    name = rank_work.study_name(inputs.space.name, inputs.archs, seeds,
+                                {n: config_key(c) for n, c in configs.items()})
+    return rank_work.open_work(args.storage, name, inputs.archs, seeds, args.heartbeat), scored, configs
+
+
+def _scorer(scored: list, context, cache, configs: dict):
+    from dataclasses import replace
+
+    from d2m_nas.ranking import score_cached
+
+    return lambda arch, seed: score_cached(arch, scored, replace(context, seed=seed), cache, configs)
+
+
+def _work_shared(args, inputs: Inputs, context, settings, out_dir, cache) -> None:
+    """Score the sample through the work study: --workers processes here (or this one alone, as one
+    of several machines on --storage), then this process for anything left; the scores then sit
+    in `cache`, where run_ranking finds them."""
+    import json
+    import sys
+
+    from d2m_nas import rank_work
+    from d2m_nas.ranking import check_same_settings, scored_proxies
+
+    check_same_settings(out_dir, settings, [p for group in scored_proxies(inputs.proxies) for p in group], context)
+    if args.storage is None:
+        args.storage = f"sqlite:///{(out_dir / 'work.db').resolve()}"
+    study, scored, configs = _open_work(args, inputs, context, settings.seeds)
+    if args.workers > 1 and rank_work.pending(study):
+        options = {**vars(args), "out": str(out_dir)}
+        codes = rank_work.run_workers(args.workers, json.dumps(options, default=str), study)
+        failed = [code for code in codes if code != 0]
+        if failed:
+            print(f"d2m-nas rank: warning: {len(failed)} of {args.workers} workers stopped early (exit "
+                  f"{', '.join(map(str, failed))}); this process finishes their work", file=sys.stderr)
+    rank_work.work(study, _scorer(scored, context, cache, configs), args.heartbeat)
+    rank_work.collect(study, cache, inputs.space.name, configs, str(context.device))
+
+
+def work_only(args_json: str) -> int:
+    """A --workers process: the same inputs as the command that started it, then take and score
+    items of its work study until none is left. Writes nothing but the cache and the study."""
+    import argparse
+    import json
+    import sys
+
+    from d2m_nas import rank_work
+    from d2m_nas.cli import set_threads
+    from d2m_nas.devices import resolve_device
+    from d2m_nas.errors import UserError
+    from d2m_nas.ranking import RankSettings
+    from d2m_nas.results_cache import ResultsCache
+
+    args = argparse.Namespace(**json.loads(args_json))
+    set_threads(args.threads or 1)
+    try:
+        inputs = read_inputs(args)
+        context = inputs.context(args, resolve_device(args.device))
+        seeds = RankSettings(args.sample, args.seed, args.ground_truth, "", proxy_seeds=args.proxy_seeds).seeds
+        with ResultsCache(args.cache) as cache:
+            study, scored, configs = _open_work(args, inputs, context, seeds)
+            rank_work.work(study, _scorer(scored, context, cache, configs), args.heartbeat)
+    except UserError as exc:
+        print(f"d2m-nas rank worker: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
     return 0

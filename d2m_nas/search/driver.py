@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
-import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from d2m_nas.proxies.ensemble import EnsembleProxy
 from d2m_nas.proxies.training import CheckpointCallback, Stopped
 from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
 from d2m_nas.search.results import ResultsTable, read_results, trajectory
+from d2m_nas.search.workers import worker_identity
 
 BACKENDS = ("optuna", "nni")
 STRATEGIES = {"optuna": ("tpe", "random", "nsga2"), "nni": ("evolution", "random", "tpe")}
@@ -107,34 +106,6 @@ class Evaluation:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def worker_identity() -> dict:
-    """Host, pid and process start time: enough to tell later whether this worker is alive."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "start": process_start_time(os.getpid())}
-
-
-def process_start_time(pid: int) -> str:
-    """The kernel's start time of a process (Linux /proc), '' when unknown; guards against pid reuse."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def worker_alive(worker: dict) -> bool | None:
-    """Whether a worker process still runs; None when it ran on another host (cannot tell)."""
-    if worker.get("host") != socket.gethostname():
-        return None
-    pid = int(worker.get("pid", -1))
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    start = worker.get("start", "")
-    return not start or process_start_time(pid) in ("", start)
 
 
 @dataclass

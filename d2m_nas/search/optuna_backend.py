@@ -35,8 +35,6 @@ evaluation.
 
 from __future__ import annotations
 
-import copy
-import datetime as dt
 import hashlib
 import json
 import math
@@ -48,8 +46,9 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from d2m_nas.search.driver import Evaluation, SearchDriver, worker_alive
+from d2m_nas.search.driver import Evaluation, SearchDriver
 from d2m_nas.search.storage import open_storage, quiet
+from d2m_nas.search.workers import fail_dead_workers, retry_interrupted
 
 IDENTITY_ATTR = "d2m_nas"
 
@@ -122,40 +121,6 @@ def open_study(storage, name: str, identity: dict, directions: list[str]) -> tup
     return study, False
 
 
-def fail_dead_workers(study: optuna.Study, orphan_after: float = 600.0) -> list[int]:
-    """Fail and re-queue RUNNING trials whose worker ran on this host and is gone, or that carry
-    no worker at all after `orphan_after` seconds (a worker killed between creating the trial
-    and labelling it); returns their numbers."""
-    failed = []
-    now = dt.datetime.now()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get("worker")
-        if worker:
-            if worker_alive(worker) is not False:
-                continue
-        elif trial.datetime_start is None or (now - trial.datetime_start).total_seconds() < orphan_after:
-            continue
-        try:
-            changed = study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # another worker got there first
-        if changed:
-            with quiet():
-                RetryHeartbeatStaleTrialCallback()(study, copy.deepcopy(study._storage.get_trial(trial._trial_id)))
-            failed.append(trial.number)
-    return failed
-
-
-def _retry_interrupted(study: optuna.Study, worker: dict) -> None:
-    """Re-queue the trial Ctrl-C stopped (Optuna fails it), as a killed worker's would be: the
-    resumed study evaluates that architecture, not a new draw in its place."""
-    mine = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if t.user_attrs.get("worker") == worker and "evaluation" not in t.user_attrs]
-    if mine:
-        with quiet():
-            RetryHeartbeatStaleTrialCallback()(study, copy.deepcopy(mine[-1]))
-
-
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # evaluations with a row; pruned ones are partial
 
 
@@ -216,7 +181,9 @@ def warm_start(driver: SearchDriver, study: optuna.Study) -> None:
     components = getattr(proxy, "components", [proxy])
     space = driver.context.space
     pool = space.sample(min(driver.config.warm_start_pool, len(space)), driver.context.seed)
-    results = [[driver.cache.score(c, arch, driver.context).score for c in components] for arch in pool]
+    bar = tqdm(pool, desc=f"warm start: {proxy.name} on {len(pool)} archs", unit="arch", leave=False,
+               disable=not driver.config.progress, dynamic_ncols=True)
+    results = [[driver.cache.score(c, arch, driver.context).score for c in components] for arch in bar]
     driver.overhead_s += sum(r.seconds for row in results for r in row)
     values = np.array([[r.score for r in row] for row in results], dtype=float)
     scores = values[:, 0] if len(components) == 1 else rank_average(values)
@@ -309,7 +276,7 @@ def run_optuna(driver: SearchDriver, storage_url: str, study_name: str) -> optun
                 with quiet():
                     study.optimize(objective, n_trials=1, callbacks=[record], gc_after_trial=False)
             except KeyboardInterrupt:
-                _retry_interrupted(study, driver.worker)
+                retry_interrupted(study, driver.worker)
                 raise
             last = finished[-1] if finished else None
             if last is not None and last.state == TrialState.FAIL and "evaluation" in last.user_attrs:

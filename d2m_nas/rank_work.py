@@ -1,0 +1,159 @@
+"""`rank`'s work shared through Optuna storage: many processes, on one machine or many, score one
+sample, each (architecture, proxy seed) once.
+
+The work is an Optuna study whose trials are the items: one enqueued trial per (architecture,
+proxy seed), carrying it as a user attribute. A worker takes the next one with `study.optimize`
+(Optuna pops a waiting trial atomically, so two workers never take the same item), scores it
+with every proxy through its results cache and stores the scores in the trial (`results`), so a
+process on another machine reads them from the storage. A worker that dies leaves its trial
+RUNNING; it is failed and re-queued with the same item (`d2m_nas.search.workers`: at once for a
+worker on this host, after two heartbeats of silence on RDB storages for one elsewhere), and a
+worker with nothing to take waits while others run, so a dead one's item is never lost.
+
+The study's name is a hash of what determines the scores (space, sample, proxy seeds, every
+proxy's cache key), so the same command started on several machines with one `--storage` URL
+joins one study, and a changed setting starts another. When the work is done, each process
+copies the scores into its results cache and `run_ranking` writes results.csv and the summary
+from it: the same files as a single-process run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Callable
+
+import optuna
+from optuna.trial import TrialState
+from tqdm import tqdm
+
+from d2m_nas.proxies.base import ProxyScore
+from d2m_nas.results_cache import ResultsCache
+from d2m_nas.search.storage import open_storage, quiet
+from d2m_nas.search.workers import fail_dead_workers, retry_interrupted, worker_identity
+
+ITEM_ATTR, RESULTS_ATTR, READY_ATTR = "item", "results", "d2m_nas_rank_items"
+Scorer = Callable[[str, int], dict[str, ProxyScore]]  # (arch, proxy seed) -> scores by proxy name
+
+
+def study_name(space: str, archs: list[str], seeds: list[int], proxy_keys: dict[str, str]) -> str:
+    """A name that only the same work shares: space, sample (in order), seeds and proxy cache keys."""
+    text = json.dumps([space, archs, seeds, sorted(proxy_keys.items())], separators=(",", ":"))
+    return "rank-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def open_work(url: str, name: str, archs: list[str], seeds: list[int], heartbeat: int = 60) -> optuna.Study:
+    """The work study: created with every item enqueued, or joined once its creator has enqueued."""
+    storage = open_storage(url, heartbeat)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(storage=storage, study_name=name)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage)
+        while READY_ATTR not in study.user_attrs:  # its creator is still enqueueing
+            time.sleep(0.5)
+            study = optuna.load_study(study_name=name, storage=storage)
+        return study
+    for arch in archs:
+        for seed in seeds:
+            study.enqueue_trial({}, user_attrs={ITEM_ATTR: [arch, seed]})
+    study.set_user_attr(READY_ATTR, len(archs) * len(seeds))
+    return study
+
+
+def work(study: optuna.Study, score: Scorer, heartbeat: int = 60, poll: float = 0.5) -> int:
+    """Take and score items until none is waiting or running; returns how many this worker scored."""
+    worker = worker_identity()
+    scored = 0
+
+    def objective(trial: optuna.Trial) -> float:
+        item = trial.user_attrs.get(ITEM_ATTR)
+        if item is None:  # nothing was waiting: Optuna made a fresh trial, which is no work
+            trial.set_user_attr("spare", True)
+            raise optuna.TrialPruned()
+        trial.set_user_attr("worker", worker)
+        results = score(item[0], int(item[1]))
+        trial.set_user_attr(RESULTS_ATTR, {name: {"score": float(r.score), "seconds": float(r.seconds),
+                                                  "extra": r.extra} for name, r in results.items()})
+        return 0.0
+
+    while True:
+        fail_dead_workers(study, 2 * heartbeat)
+        with quiet():
+            optuna.storages.fail_stale_trials(study)  # heartbeats of workers on other machines
+        if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            before = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            try:
+                with quiet():
+                    study.optimize(objective, n_trials=1, gc_after_trial=False)
+            except KeyboardInterrupt:
+                retry_interrupted(study, worker, RESULTS_ATTR)
+                raise
+            scored += len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) > before
+        elif pending(study):
+            time.sleep(poll)  # another worker's item: it finishes, or dies and is re-queued above
+        else:
+            return scored
+
+
+def collect(study: optuna.Study, cache: ResultsCache, space: str, configs: dict[str, dict], device: str) -> int:
+    """Copy the scores of finished items into `cache` (the ones it lacks); returns how many."""
+    added = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if RESULTS_ATTR not in trial.user_attrs:
+            continue
+        arch, seed = trial.user_attrs[ITEM_ATTR]
+        for name, result in trial.user_attrs[RESULTS_ATTR].items():
+            if name in configs and cache.get(space, arch, configs[name], int(seed)) is None:
+                cache.put(space, arch, configs[name], int(seed), ProxyScore(**result), device)
+                added += 1
+    return added
+
+
+def pending(study: optuna.Study) -> bool:
+    """Whether any item is waiting or being scored."""
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
+
+
+def progress(study: optuna.Study) -> tuple[int, int]:
+    """(items finished, items in all) of the work study (spare trials are pruned, never complete)."""
+    return (len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
+            int(study.user_attrs.get(READY_ATTR, 0)))
+
+
+def run_workers(count: int, args_json: str, study: optuna.Study, show_progress: bool = True) -> list[int]:
+    """Start `count` worker processes (one torch thread each unless --threads says otherwise) on the
+    work, show progress until they exit, and return their exit codes. A worker is the rank command
+    itself in worker mode (`--work-only`), so it builds the same proxies from the same options."""
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    code = "import sys; from d2m_nas.commands.rank import work_only; sys.exit(work_only(sys.stdin.read()))"
+    processes = []
+    try:
+        for _ in range(count):
+            process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, env=env, text=True)
+            process.stdin.write(args_json)
+            process.stdin.close()
+            processes.append(process)
+        done, total = progress(study)
+        bar = tqdm(total=total, initial=done, desc=f"scoring ({count} workers)", unit="item",
+                   disable=not show_progress, dynamic_ncols=True)
+        while any(p.poll() is None for p in processes):
+            time.sleep(1.0)
+            now, _ = progress(study)
+            bar.update(now - bar.n)
+        bar.close()
+        return [p.returncode for p in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+

@@ -1,0 +1,150 @@
+"""`rank --workers N` and `rank --storage URL`: work claimed through Optuna storage, each
+(architecture, proxy seed) scored once, a killed worker's item retried, the report identical to a
+single process's (sqlite here; PostgreSQL when the test command started a server)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from d2m_nas.cli import main
+from d2m_nas.rank_work import ITEM_ATTR, open_work
+from tests.test_search_optuna import POSTGRES_ENV
+
+REPO = Path(__file__).resolve().parents[1]
+ARCHS = [f"a{i}" for i in range(8)]  # the work study does not parse architectures
+
+WORKER = textwrap.dedent("""
+    import os, signal, sys, time
+    from d2m_nas.proxies.base import ProxyScore
+    from d2m_nas.rank_work import open_work, work
+    url, name, log, kill_at, archs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5].split(",")
+    taken = []
+
+    def score(arch, seed):
+        taken.append(arch)
+        with open(log, "a") as handle:
+            handle.write(f"{os.getpid()} {arch} {seed}\\n")
+        if len(taken) == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)  # mid-item, before its score exists
+        time.sleep(0.3)
+        return {"fake": ProxyScore(float(len(arch)) + seed, 0.3, {"pid": os.getpid()})}
+
+    study = open_work(url, name, archs, [0, 1], heartbeat=2)
+    work(study, score, heartbeat=2, poll=0.1)
+""")
+
+
+def start(url: str, name: str, log: Path, kill_at: int = 0) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", WORKER, url, name, str(log), str(kill_at), ",".join(ARCHS)],
+                            env=env, stderr=subprocess.PIPE, text=True)
+
+
+def check_claims_after_a_kill(url: str, log: Path) -> None:
+    name = f"rank-test-{uuid.uuid4().hex[:8]}"
+    open_work(url, name, ARCHS, [0, 1])  # enqueued before the workers start, as the command does
+    victim, survivor = start(url, name, log, kill_at=2), start(url, name, log)
+    assert victim.wait(timeout=120) == -signal.SIGKILL
+    assert survivor.wait(timeout=120) == 0, survivor.stderr.read()[-2000:]
+    study = optuna.load_study(study_name=name, storage=url)
+    complete = [tuple(t.user_attrs[ITEM_ATTR]) for t in study.get_trials(states=(TrialState.COMPLETE,))]
+    items = [(arch, seed) for arch in ARCHS for seed in (0, 1)]
+    assert sorted(complete) == sorted(items)  # every item finished, none twice
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 1 and failed[0].user_attrs["worker"]["pid"] == victim.pid
+    started = Counter(tuple(line.split()[1:]) for line in log.read_text().splitlines())
+    killed_item = (failed[0].user_attrs[ITEM_ATTR][0], str(failed[0].user_attrs[ITEM_ATTR][1]))
+    assert started[killed_item] == 2  # the dead worker's item was retried by the survivor ...
+    assert all(count == 1 for item, count in started.items() if item != killed_item)  # ... and nothing else redone
+
+
+def test_a_killed_workers_item_is_retried_and_every_item_scored_once(tmp_path):
+    check_claims_after_a_kill(f"sqlite:///{tmp_path / 'work.db'}", tmp_path / "log")
+
+
+def test_the_same_on_postgresql(tmp_path):
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"no PostgreSQL server: set {POSTGRES_ENV} (e.g. to the URL that scripts/postgres.sh prints)")
+    check_claims_after_a_kill(url, tmp_path / "log")
+
+
+def rank_argv(table: Path, out: Path, *extra: str) -> list[str]:
+    return ["rank", "--sample", "4", "--ground-truth", "cifar10:test:200", "--ground-truth-file", str(table),
+            "--dataset", "fake", "--val-per-class", "10", "--channels", "4", "--cells", "1", "--device", "cpu",
+            "--bootstrap", "20", "--steps", "3", "--ipc", "4", "--proxy", "random-subset,params,zc-vote",
+            "--proxy-seeds", "2", "--threads", "1", "--out", str(out), *extra]
+
+
+def scores(out: Path) -> pd.DataFrame:
+    frame = pd.read_csv(out / "results.csv").sort_values(["arch", "proxy", "seed"]).reset_index(drop=True)
+    return frame[["arch", "proxy", "seed", "score", "tse_e"]]
+
+
+def test_rank_with_two_workers_reports_what_one_process_does(tmp_path, table, capsys):
+    assert main(rank_argv(table, tmp_path / "one")) == 0
+    assert main(rank_argv(table, tmp_path / "two", "--workers", "2")) == 0
+    pd.testing.assert_frame_equal(scores(tmp_path / "one"), scores(tmp_path / "two"))
+    storage = f"sqlite:///{tmp_path / 'two' / 'work.db'}"
+    (name,) = optuna.get_all_study_names(storage)
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 4 * 2 == len({tuple(t.user_attrs[ITEM_ATTR]) for t in trials})
+    # rerun: the work is done, nothing is scored again, the report is the same
+    before = (tmp_path / "two" / "summary.md").read_text()
+    assert main(rank_argv(table, tmp_path / "two", "--workers", "2")) == 0
+    assert (tmp_path / "two" / "summary.md").read_text() == before
+
+
+def test_two_machines_on_one_postgresql_rank_study_each_write_the_whole_report(tmp_path, table):
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"no PostgreSQL server: set {POSTGRES_ENV} (e.g. to the URL that scripts/postgres.sh prints)")
+    assert main(rank_argv(table, tmp_path / "alone", "--seed", "7")) == 0
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    # "machines": separate run directories and caches; the storage is all they share
+    command = [sys.executable, "-m", "d2m_nas"]
+    storage = ["--storage", url, "--seed", "7", "--heartbeat", "5"]
+    runs = [subprocess.Popen(command + rank_argv(table, tmp_path / f"m{i}", *storage), env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for run in runs:
+        assert run.wait(timeout=300) == 0, run.stderr.read()[-2000:]
+    for i in range(2):
+        pd.testing.assert_frame_equal(scores(tmp_path / "alone"), scores(tmp_path / f"m{i}"))
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--storage", "ftp://x"], "unknown storage URL"),
+    (["--workers", "0"], "--workers"),
+])
+def test_bad_worker_options_are_one_line_errors(tmp_path, table, capsys, extra, fragment):
+    assert main(rank_argv(table, tmp_path / "r", *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and "\n" not in err and not (tmp_path / "r").exists()
+
+
+def test_ctrl_c_free_claims_are_requeued(tmp_path):
+    """A worker stopped by Ctrl-C leaves its item waiting, not lost (the search's rule)."""
+    from d2m_nas.rank_work import work
+
+    url = f"sqlite:///{tmp_path / 'work.db'}"
+    study = open_work(url, "w", ARCHS[:2], [0])
+
+    def interrupted(arch, seed):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        work(study, interrupted)
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert sorted(tuple(t.user_attrs[ITEM_ATTR]) for t in waiting) == [("a0", 0), ("a1", 0)]
