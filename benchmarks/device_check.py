@@ -9,9 +9,9 @@ Parts:
   tests       the tests that need a CUDA device (`pytest -m cuda`): passed / failed / skipped
   proxy_loop  the training proxy's loop against a bare forward/backward/SGD loop
               (benchmarks/proxy_throughput.py; ratio of images per second, median over archs)
-  rank        `d2m-nas rank` with a training proxy at 1, 4 and 16 processes splitting one sample
-              (`--shard I/N`, one thread each, a fresh cache per process count): architectures per
-              second of the whole sample, and the speed-up over one process
+  rank        `d2m-nas rank --workers N` with a training proxy at N = 1, 4 and 16 (one thread each,
+              a fresh run directory and cache per count; benchmarks/rank_workers.py): architectures
+              per second of the whole sample, and the speed-up over one worker
   distill     pre-training steps and D2M iterations per second at the `paper` preset's sizes
               (benchmarks/paper_preset_gpu.py, no evaluation), and the full preset's projection
 """
@@ -78,49 +78,15 @@ def part_proxy_loop(args) -> dict:
 
 
 def part_rank(args) -> dict:
-    sizes = ["--channels", "4", "--cells", "1", "--ipc", "2", "--steps", "2", "--proxy-batch-size", "8",
-             "--val-per-class", "5"] if args.tiny else [
-        "--channels", "8", "--cells", "1", "--ipc", "50", "--steps", str(args.steps), "--proxy-batch-size", "128"]
-    sample = 4 if args.tiny else args.sample
-    base = ["rank", "--proxy", "random-subset@tse_e", "--sample", str(sample), "--seed", "0",
-            "--ground-truth", "cifar10:test:200", "--dataset", "fake" if args.tiny else args.dataset,
-            "--device", args.device, "--threads", "1", "--bootstrap", "0", *sizes]
-    if args.data_root:
-        base += ["--data-root", str(args.data_root)]
-    if args.tiny:
-        base += ["--ground-truth-file", str(_tiny_table(args.workdir))]
-    rows = []
-    for workers in [int(w) for w in args.workers.split(",")]:
-        root = args.workdir / f"rank-{workers}"
-        cache = root / "cache.sqlite"
-        started = time.perf_counter()
-        processes = [subprocess.Popen([sys.executable, "-m", "d2m_nas", *base, "--shard", f"{i}/{workers}",
-                                       "--cache", str(cache), "--out", str(root / f"shard{i}")],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                                      env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
-                     for i in range(workers)]
-        errors = [p.communicate(timeout=900)[1] for p in processes]
-        wall = time.perf_counter() - started
-        failed = [e.strip().splitlines()[-1] for p, e in zip(processes, errors) if p.returncode != 0 and e.strip()]
-        rows.append({"workers": workers, "archs": sample, "wall_s": wall, "archs_per_s": sample / wall,
-                     "failed": failed})
-    for row in rows:
-        row["speedup_over_1"] = row["archs_per_s"] / rows[0]["archs_per_s"] if rows[0]["workers"] == 1 else None
-    return {"runs": rows}
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import rank_workers
 
-
-def _tiny_table(workdir: Path) -> Path:
-    """A stand-in NAS-Bench-201 table for the CPU check (every cell, made-up accuracies)."""
-    import pandas as pd
-
-    from search_spaces.nasbench201 import all_archs
-
-    archs = list(all_archs())
-    path = workdir / "table.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"nb201_index": range(len(archs)), "arch_str": archs,
-                  "cifar10_test_acc": [50 + i % 37 for i in range(len(archs))]}).to_csv(path, index=False)
-    return path
+    options = argparse.Namespace(tiny=args.tiny, ipc=50, steps=args.steps, dataset=args.dataset, seed=0,
+                                 device=args.device, data_root=args.data_root)
+    table = rank_workers.tiny_table(args.workdir) if args.tiny else None
+    argv = rank_workers.rank_argv(options, 4 if args.tiny else args.sample, table)
+    return {"runs": rank_workers.measure([int(w) for w in args.workers.split(",")], argv, args.workdir / "rank",
+                                         args.device)}
 
 
 def part_distill(args) -> dict:

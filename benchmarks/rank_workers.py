@@ -1,0 +1,106 @@
+"""`d2m-nas rank --workers N`: architectures per second of one sample at several worker counts
+(issue 13's target here: 2 workers >= 1.8x one worker, one torch thread each, on a machine that
+runs nothing else). Each count gets a fresh run directory, work study and cache, so nothing is
+answered from another count's scores; the wall clock is the whole command's (worker start-up,
+data loading and the report included), as a user waits for it. Prints one JSON line per count and
+a summary line.
+
+    OMP_NUM_THREADS=1 python benchmarks/rank_workers.py --workers 1,2 --sample 12 --steps 100 \
+        --data-root DATA_ROOT --out OUT
+    python benchmarks/rank_workers.py --tiny --out OUT      # fake data, seconds: checks the script only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def rank_argv(args, sample: int, table: Path | None) -> list[str]:
+    """The rank command measured: a training proxy at the frontier study's recipe (scaled by --steps)."""
+    sizes = (["--channels", "4", "--cells", "1", "--ipc", "2", "--steps", "2", "--proxy-batch-size", "8",
+              "--val-per-class", "5", "--dataset", "fake"] if args.tiny else
+             ["--channels", "8", "--cells", "1", "--ipc", str(args.ipc), "--steps", str(args.steps),
+              "--proxy-batch-size", "128", "--dataset", args.dataset])
+    argv = ["rank", "--proxy", "random-subset@tse_e", "--sample", str(sample), "--seed", str(args.seed),
+            "--ground-truth", "cifar10:test:200", "--device", args.device, "--threads", "1", "--bootstrap", "0",
+            *sizes]
+    if args.data_root:
+        argv += ["--data-root", str(args.data_root)]
+    if table is not None:
+        argv += ["--ground-truth-file", str(table)]
+    return argv
+
+
+def measure(workers: list[int], argv: list[str], workdir: Path, device: str = "cpu") -> list[dict]:
+    """Run `d2m-nas <argv> --workers N` for each N into a fresh directory; one row per N."""
+    rows = []
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1"}
+    sample = int(argv[argv.index("--sample") + 1])
+    for count in workers:
+        out = workdir / f"workers-{count}"
+        shutil.rmtree(out, ignore_errors=True)
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "d2m_nas", *argv, "--workers", str(count), "--out", str(out)],
+                              capture_output=True, text=True, env=env, cwd=REPO)
+        wall = time.perf_counter() - started
+        error = done.stderr.strip().splitlines()[-1] if done.returncode != 0 and done.stderr.strip() else None
+        rows.append({"workers": count, "archs": sample, "wall_s": round(wall, 3),
+                     "archs_per_s": sample / wall, "device": device, "returncode": done.returncode,
+                     "error": error})
+    for row in rows:
+        row["speedup_over_1"] = row["archs_per_s"] / rows[0]["archs_per_s"] if rows[0]["workers"] == 1 else None
+    return rows
+
+
+def tiny_table(workdir: Path) -> Path:
+    """A stand-in NAS-Bench-201 table (every cell, made-up accuracies) for runs on fake data."""
+    import pandas as pd
+
+    sys.path.insert(0, str(REPO))
+    from search_spaces.nasbench201 import all_archs
+
+    archs = list(all_archs())
+    path = workdir / "table.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"nb201_index": range(len(archs)), "arch_str": archs,
+                  "cifar10_test_acc": [50 + i % 37 for i in range(len(archs))]}).to_csv(path, index=False)
+    return path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workers", default="1,2", help="worker counts, comma-separated (default: 1,2)")
+    p.add_argument("--sample", type=int, default=12, help="architectures (default: 12)")
+    p.add_argument("--steps", type=int, default=100, help="training steps per architecture (default: 100)")
+    p.add_argument("--ipc", type=int, default=500, help="real images per class of the proxy's set (default: 500)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dataset", default="cifar10")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--data-root", type=Path)
+    p.add_argument("--tiny", action="store_true", help="fake data, 4 archs, 2 steps: checks the script only")
+    p.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "d2m-nas-rank-workers")
+    args = p.parse_args(argv)
+    table = tiny_table(args.out) if args.tiny else None
+    rows = measure([int(w) for w in args.workers.split(",")], rank_argv(args, 4 if args.tiny else args.sample, table),
+                   args.out, args.device)
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    print(json.dumps({"summary": True, "machine": platform.processor() or platform.machine(),
+                      "cpus": os.cpu_count(), "speedups": {r["workers"]: r["speedup_over_1"] for r in rows}}))
+    return 0 if all(r["returncode"] == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
