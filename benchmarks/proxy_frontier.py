@@ -30,12 +30,15 @@ Prints one JSON line per row and writes OUT/frontier.jsonl, OUT/frontier.md and 
 
 `--exclude-archs-of DIR ...` leaves out the architectures those runs scored: a hold-out check of
 a row picked on them (the study grows by new cells; the pick is judged on the new ones only).
+`--versus-source d2m=random-subset` adds, for every row of the d2m proxy, the paired difference
+to the same row of random-subset: image sources compared at equal budget.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -119,6 +122,10 @@ def main() -> int:
     parser.add_argument("--data-root", help="for the 12-epoch column (default: the product's data root)")
     parser.add_argument("--exclude-archs-of", nargs="+", type=Path, default=[], metavar="RUN_DIR",
                         help="leave out the architectures these runs scored (a hold-out check)")
+    parser.add_argument("--versus-source", action="append", default=[], metavar="A=B",
+                        help="also compare image sources at equal budget: every row of training proxy A (its rule "
+                             "and checkpoint, alone or in an ensemble) against the same row of B, paired (e.g. "
+                             "d2m=random-subset); repeatable")
     args = parser.parse_args()
 
     zero_cost, traces = read_runs(args.run_dirs, args.seed)
@@ -155,12 +162,56 @@ def main() -> int:
                   for family in ("training rule", "training ensemble")]
     for line in crossovers:
         print(json.dumps(line), flush=True)
+    pairs = source_pairs(scores, truth, seconds, args.versus_source, args.bootstrap, args.seed)
+    for line in pairs:
+        print(json.dumps(line), flush=True)
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "frontier.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (args.out / "frontier.md").write_text(markdown(rows, len(archs), crossovers))
+    (args.out / "frontier.md").write_text(markdown(rows, len(archs), crossovers) + pairs_markdown(pairs))
     plot(rows, args.out / "frontier.png", len(archs))
     return 0
+
+
+def source_pairs(scores: pd.DataFrame, truth: pd.Series, seconds: pd.DataFrame, specs: list[str], bootstrap: int,
+                 seed: int) -> list[dict]:
+    """For each `A=B`: every column naming training proxy A (`A@rule@step`, alone or in an
+    ensemble) against the same column with B, paired on these architectures."""
+    out = []
+    for spec in specs:
+        parts = re.split(r"=(?![^\[]*\])", spec)  # an = inside NAME[key=value] does not split
+        a, b = parts if len(parts) == 2 else ("", "")
+        if not a or not b:
+            raise SystemExit(f"--versus-source takes A=B, e.g. d2m=random-subset; got {spec!r}")
+        for name in scores.columns:
+            counterpart = name.replace(f"{a}@", f"{b}@")
+            if f"{a}@" not in name or counterpart not in scores:
+                continue
+            diff = paired_difference(scores[name], scores[counterpart], truth, top_k=(0.1,), bootstrap=bootstrap,
+                                     seed=seed)
+            out.append(finite_or_null({
+                "kind": "source_pair", "proxy": name, "versus": counterpart, "n": diff["n"],
+                "rho": correlation_summary(scores[name], truth, top_k=(), bootstrap=0)["spearman"]["value"],
+                "rho_versus": correlation_summary(scores[counterpart], truth, top_k=(), bootstrap=0)["spearman"]["value"],
+                "spearman_diff": diff.get("spearman_diff"),
+                "top10%_overlap_diff": diff.get("top_k_overlap_diff", {}).get("top10%"),
+                "seconds_per_arch": float(seconds[name].mean()) if name in seconds else None,
+                "seconds_per_arch_versus": float(seconds[counterpart].mean()) if counterpart in seconds else None}))
+    return out
+
+
+def pairs_markdown(pairs: list[dict]) -> str:
+    if not pairs:
+        return ""
+    lines = ["", "Image sources at equal budget (same rule, checkpoint, steps, batch and image count; paired):", "",
+             "| row | versus | n | ρ | ρ versus | ρ − ρ_versus [95% CI] | top-10% diff | s/arch | s/arch versus |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for p in pairs:
+        lines.append(f"| {p['proxy']} | {p['versus']} | {p['n']} | {_num(p['rho'], '+.3f')} | "
+                     f"{_num(p['rho_versus'], '+.3f')} | {_ci(p['spearman_diff'])} | "
+                     f"{_ci(p['top10%_overlap_diff'])} | {_num(p['seconds_per_arch'], '.3g')} | "
+                     f"{_num(p['seconds_per_arch_versus'], '.3g')} |")
+    return "\n".join(lines) + "\n"
 
 
 def family_of(name: str) -> str:

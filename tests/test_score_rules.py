@@ -158,12 +158,22 @@ def test_the_frontier_benchmark_reads_rank_runs(tmp_path, table):
     for shard in ("0/2", "1/2"):
         assert main(["rank", "--proxy", "random-subset", "--ipc", "2", "--steps", "8", "--proxy-batch-size", "8",
                      "--shard", shard, *common, "--out", str(tmp_path / f"t{shard[0]}")]) == 0
+    assert main(["rank", "--proxy", "random-subset[ipc=3]", "--steps", "8", "--proxy-batch-size", "8", *common,
+                 "--out", str(tmp_path / "other")]) == 0  # another image budget: a "source" to pair against
     repo = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, str(repo / "benchmarks" / "proxy_frontier.py"), str(tmp_path / "zc"),
-                           str(tmp_path / "t0"), str(tmp_path / "t1"), "--out", str(tmp_path / "out"), "--bootstrap",
-                           "10", "--data-root", str(root)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(repo)})
+                           str(tmp_path / "t0"), str(tmp_path / "t1"), str(tmp_path / "other"), "--out",
+                           str(tmp_path / "out"), "--bootstrap", "10", "--data-root", str(root),
+                           "--versus-source", "random-subset[ipc=3]=random-subset"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(repo)})
     assert done.returncode == 0, done.stderr[-2000:]
+    pairs = {p["proxy"]: p for p in map(json.loads, done.stdout.splitlines()) if p.get("kind") == "source_pair"}
+    assert "random-subset[ipc=3]@tse_e@8" in pairs, (list(pairs)[:5], done.stdout[-3000:])
+    pair = pairs["random-subset[ipc=3]@tse_e@8"]
+    assert pair["versus"] == "random-subset@tse_e@8" and pair["n"] == 6
+    assert pair["spearman_diff"]["value"] == pytest.approx(pair["rho"] - pair["rho_versus"])
+    assert "zc-vote+random-subset[ipc=3]@tse_e@8" in pairs  # ensembles pair too
+    assert "| random-subset[ipc=3]@tse_e@8 | random-subset@tse_e@8 | 6 |" in (tmp_path / "out" / "frontier.md").read_text()
     rows = {r["proxy"]: r for r in map(json.loads, (tmp_path / "out" / "frontier.jsonl").read_text().splitlines())}
     assert {f"random-subset@{rule}@{step}" for rule in RULES for step in (1, 2, 4, 8)} <= set(rows)
     assert {"zc-vote", "synflow+naswot", "synflow+naswot+random-subset@tse_e@8"} <= set(rows)
