@@ -1,6 +1,7 @@
-"""The GPU benchmark scripts, run here at tiny size on the CPU: they must work the day a device is lent."""
+"""The GPU and scaling benchmark scripts, run here at tiny size on the CPU: they must work the day a device is lent."""
 
 import importlib.util
+import json
 import math
 from pathlib import Path
 
@@ -43,3 +44,12 @@ def test_device_check_runs_every_part_and_records_failures(tmp_path):
         assert len(pd.read_csv(tmp_path / "rank" / f"workers-{count}" / "results.csv")) == 4
     assert (tmp_path / "rank" / "workers-2" / "work.db").is_file()  # the two shared a work study
     assert not parts["nosuch"]["ok"] and "KeyError" in parts["nosuch"]["error"]  # recorded, the rest still ran
+
+
+def test_the_memory_benchmark_measures_each_size_in_its_own_process(tmp_path, capsys):
+    assert load("rank_memory").main(["--tiny", "--out", str(tmp_path)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["sample"] for r in rows[:2]] == [10, 40] and all(r["returncode"] == 0 for r in rows[:2])
+    assert all(50 < r["peak_rss_mb"] < 8000 for r in rows[:2])  # a Python process with torch, not a stray value
+    assert rows[2]["peak_ratio_last_to_first"] == rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
+    assert len(pd.read_csv(tmp_path / "sample-40" / "results.csv")) == 40
