@@ -160,6 +160,7 @@ def _terminate(signum, frame) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from d2m_nas.data import provenance
     from d2m_nas.run_dir import disk_error_message
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -168,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
+        provenance.forget()
         args = parse_args(argv)
         set_threads(getattr(args, "threads", None))
         seed_everything(args.seed)
@@ -194,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             run = _claimed.pop()
             if code == 2:  # a refusal or a fixable failure: leave --out as it was
                 run.roll_back()
+            elif code == 0:
+                run.record_data_files(provenance.data_files())
             run.release()
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from d2m_nas.data import ImageDataset
+from d2m_nas.data.provenance import record_read
 from d2m_nas.errors import UserError
 from d2m_nas.synthetic import SyntheticSet
 from distill.checkpoint import GENERATOR_FORMAT, generator_payload, load_model_state, load_payload, save_atomic
@@ -49,6 +50,7 @@ def load_generator(path: Path, stage: str = "distilled", device: torch.device | 
                    ) -> tuple[Generator, dict]:
     """(generator in eval mode, metadata) from a checkpoint file or run directory."""
     path = resolve_generator_path(path, stage)
+    record_read(path)
     try:
         payload = load_payload(path, GENERATOR_FORMAT)
         try:

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from d2m_nas.correlation import correlation_summary, paired_difference
+from d2m_nas.data.provenance import record_read
 from d2m_nas.errors import UserError
 from d2m_nas.ranking import expand_score_rules, finite_or_null
 from d2m_nas.search.results import trajectory
@@ -141,6 +142,7 @@ def load_table(path: str | Path | None, data_root: str | Path | None) -> tuple[G
         return None, f"NAS-Bench-201 table not found at {target}: no table references (pass --ground-truth-file)"
     try:
         table = GroundTruth.from_csv(target)
+        record_read(target)
     except GroundTruthError as exc:
         raise UserError(str(exc)) from None
     if table.kind != "nasbench201-table":

@@ -106,6 +106,16 @@ class RunDirectory:
         atomic_write_text(self.path / CONFIG, yaml.safe_dump(plain | {"command": self.command}, sort_keys=True))
         atomic_write_text(self.path / VERSIONS, json.dumps(run_versions(device), indent=2) + "\n")
 
+    def record_data_files(self, files: dict[str, dict]) -> None:
+        """Add the data files the command read, with their sha256, to versions.json (at its end,
+        when every input has been read)."""
+        path = self.path / VERSIONS
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        atomic_write_text(path, json.dumps(record | {"data_files": files}, indent=2) + "\n")
+
     def roll_back(self) -> None:
         """After a failed command: remove a directory this process made if it holds only the record,
         else put the previous record back. Best effort: the failure being reported matters more."""

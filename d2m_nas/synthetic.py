@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from d2m_nas.data.provenance import record_read
 from d2m_nas.errors import UserError
 from distill.atomic import atomic_write
 
@@ -71,6 +72,7 @@ class SyntheticSet:
             path = path / "synthetic.pt"
         if not path.is_file():
             raise UserError(f"synthetic set not found: {path}")
+        record_read(path)
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error

@@ -2,6 +2,7 @@
 per directory, one writer at a time, records written atomically, and every refusal or fixable
 failure a one-line error that leaves the directory as it was."""
 
+import json
 import os
 import re
 import signal
@@ -206,3 +207,25 @@ def test_a_damaged_results_file_is_refused_on_resume_and_left_as_it_is(rank_run,
     assert main(rank_argv(table, rank_run)) == 2
     assert fragment in one_line_error(capsys)
     assert contents(rank_run) == before
+
+
+def test_versions_records_the_sha256_of_the_data_files_a_run_read(tmp_path, isolated_data_root, table):
+    import hashlib
+    import shutil
+
+    from tests.test_data_sources import write_npz
+
+    write_npz(isolated_data_root / "cifar10" / "cifar10.npz")
+    truth = isolated_data_root / "nb201" / "nb201_ground_truth.csv"
+    truth.parent.mkdir()
+    shutil.copy(table, truth)
+    out = tmp_path / "run"
+    assert main(["rank", "--proxy", "naswot", "--sample", "3", "--ground-truth", "cifar10:test:200",
+                 "--val-per-class", "1", "--batch-size", "4", "--bootstrap", "0", "--device", "cpu",
+                 "--out", str(out)]) == 0
+    files = json.loads((out / "versions.json").read_text())["data_files"]
+    for path in (isolated_data_root / "cifar10" / "cifar10.npz", truth):
+        assert files[str(path.resolve())]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert main(["rank", "--proxy", "params", "--sample", "3", "--ground-truth", "cifar10:test:200",
+                 "--bootstrap", "0", "--device", "cpu", "--out", str(tmp_path / "other")]) == 0
+    assert list(json.loads((tmp_path / "other" / "versions.json").read_text())["data_files"]) == [str(truth.resolve())]

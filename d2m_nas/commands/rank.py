@@ -150,6 +150,7 @@ def read_inputs(args) -> Inputs:
     from d2m_nas.proxies.ensemble import is_ensemble_spec, parse_definitions
     from d2m_nas.ranking import sample_archs
     from d2m_nas.settings import resolve_data_root
+    from d2m_nas.data.provenance import record_read
     from search_spaces.ground_truth import GroundTruth, GroundTruthError, default_table_path
     from search_spaces.registry import create_space
 
@@ -181,6 +182,7 @@ def read_inputs(args) -> Inputs:
     truth_path = args.ground_truth_file or default_table_path(data_root)
     try:
         ground_truth = GroundTruth.from_csv(truth_path)
+        record_read(truth_path)
         truth_column = ground_truth.column_name(args.ground_truth)
         truths = ground_truth.column(args.ground_truth)
     except GroundTruthError as exc:

@@ -116,6 +116,7 @@ def run(args) -> int:
     from d2m_nas.search.storage import StorageError, check_storage_url
     from d2m_nas.search.run import run_search, study_name
     from d2m_nas.settings import resolve_data_root
+    from d2m_nas.data.provenance import record_read
     from search_spaces.ground_truth import GroundTruth, GroundTruthError, default_table_path
     from search_spaces.registry import create_space
 
@@ -150,6 +151,7 @@ def run(args) -> int:
         truth_path = args.ground_truth_file or default_table_path(data_root)
         try:
             ground_truth = GroundTruth.from_csv(truth_path)
+            record_read(truth_path)
             truth_column = ground_truth.column_name(args.ground_truth)
             truths = ground_truth.column(args.ground_truth)
             references = _references(ground_truth, truths)

@@ -19,6 +19,7 @@ import torch
 from d2m_nas.data.base import ImageDataset
 from d2m_nas.data.catalog import CATALOG, CIFAR10_CLASSES
 from d2m_nas.data.folders import download_tinyimagenet, read_imagefolder, read_tinyimagenet, tinyimagenet_folder
+from d2m_nas.data.provenance import record_read
 from d2m_nas.data.registry import register_dataset
 from d2m_nas.data.torchvision_sources import FORMATS, describe_files, has_any_file, read_torchvision
 from d2m_nas.errors import UserError
@@ -69,6 +70,7 @@ def dataset_from_arrays(name: str, x_train: np.ndarray, y_train: np.ndarray, x_t
 def load_npz(path: Path, name: str, mean, std, class_names) -> ImageDataset:
     """NumPy arrays x_train, y_train, x_test, y_test with NHWC uint8 images; an optional
     `class_names` array replaces the given names."""
+    record_read(path)
     try:
         with np.load(path) as arrays:
             missing = set(NPZ_KEYS) - set(arrays.files)
