@@ -1,5 +1,5 @@
-"""A user adds a search space and a proxy from their own code, without editing the package, and
-every command takes them by name."""
+"""A user adds a search space, a proxy and a search backend from their own code, without editing
+the package, and every command takes them by name."""
 
 import pandas as pd
 import pytest
@@ -8,6 +8,8 @@ from torch import nn
 from d2m_nas.cli import main
 from d2m_nas.proxies import Proxy, ProxyScore, list_proxies, register_proxy
 from d2m_nas.proxies import _REGISTERED as PROXIES
+from d2m_nas.search import SearchBackend, list_backends, register_backend
+from d2m_nas.search.backends import _BACKENDS as BACKENDS
 from search_spaces import registry
 from search_spaces.base import SearchSpace
 
@@ -51,12 +53,27 @@ class WidthProxy(Proxy):
         return ProxyScore(float(arch[1:]), 0.0)
 
 
+class InOrder(SearchBackend):
+    """Evaluates the space's architectures in their listed order (a stand-in for a user's backend)."""
+
+    name = "in-order"
+    strategies = ("forward", "backward")
+
+    def run(self, driver, run_dir, study):
+        archs = driver.context.space.enumerate()
+        for trial, arch in enumerate(archs if driver.config.strategy == "forward" else archs[::-1]):
+            if trial == driver.config.trials:
+                break
+            driver.record([driver.row(study, trial, driver.evaluate(arch))])
+
+
 @pytest.fixture
 def registered():
     registry.register_space("chains", ChainSpace)
     register_proxy(WidthProxy)
+    register_backend(InOrder)
     yield
-    del registry._SPACES["chains"], PROXIES["width"]
+    del registry._SPACES["chains"], PROXIES["width"], BACKENDS["in-order"]
 
 
 def test_a_users_space_and_proxy_run_through_rank_and_search(registered, tmp_path, capsys):
@@ -73,6 +90,14 @@ def test_a_users_space_and_proxy_run_through_rank_and_search(registered, tmp_pat
     assert main(["search", "--proxy", "width", "--trials", "4", "--strategy", "random", *common,
                  "--out", str(tmp_path / "search")]) == 0
     assert len(pd.read_csv(tmp_path / "search" / "results.csv")) == 4
+    assert "in-order" in list_backends()
+    assert main(["search", "--proxy", "width", "--trials", "3", "--backend", "in-order", "--strategy", "backward",
+                 *common, "--out", str(tmp_path / "mine")]) == 0
+    mine = pd.read_csv(tmp_path / "mine" / "results.csv")
+    assert mine["arch"].tolist() == ["w128", "w64", "w32"] and (mine["backend"] == "in-order").all()
+    assert main(["search", "--proxy", "width", "--backend", "in-order", "--pruner", "median", *common,
+                 "--out", str(tmp_path / "no")]) == 2  # a backend without study options refuses them
+    assert "work with the optuna backend" in capsys.readouterr().err
 
 
 def test_registration_refuses_taken_names_and_non_proxies(registered):
@@ -82,3 +107,5 @@ def test_registration_refuses_taken_names_and_non_proxies(registered):
         register_proxy(WidthProxy)
     with pytest.raises(ValueError, match="Proxy subclass"):
         register_proxy(dict)
+    with pytest.raises(ValueError, match="SearchBackend subclass"):
+        register_backend(dict)

@@ -36,12 +36,14 @@ WRITES_RUN_DIR = True
 def add_arguments(parser) -> None:
     from d2m_nas.commands.proxy_options import add_proxy_options
     from d2m_nas.proxies import list_proxies
-    from d2m_nas.search.driver import BACKENDS, COST_METRICS, PRUNERS, STRATEGIES
+    from d2m_nas.search.backends import backend_class, list_backends
+    from d2m_nas.search.driver import COST_METRICS, PRUNERS
 
     parser.add_argument("--space", default="nasbench201", help="search space (default: nasbench201)")
-    parser.add_argument("--backend", default="optuna", help=f"{' or '.join(BACKENDS)} (default: optuna)")
-    parser.add_argument("--strategy", help="optuna: " + ", ".join(STRATEGIES["optuna"]) + " (default tpe); nni: "
-                        + ", ".join(STRATEGIES["nni"]) + " (default evolution)")
+    parser.add_argument("--backend", default="optuna", help=f"{', '.join(list_backends())} (default: optuna)")
+    parser.add_argument("--strategy", help="; ".join(
+        f"{name}: {', '.join(backend_class(name).strategies)} (default {backend_class(name).strategies[0]})"
+        for name in list_backends()))
     parser.add_argument("--proxy", metavar="NAME", help=f"proxy to score with (required): {', '.join(list_proxies())}; a training-based "
                         "one may carry its own budget, NAME[ipc=K,steps=N,...], and score rule, NAME@RULE; any may set its "
                         "own network size, NAME[channels=C,cells=N]")
@@ -112,6 +114,7 @@ def run(args) -> int:
     from d2m_nas.proxies.ensemble import parse_definitions
     from d2m_nas.results_cache import CacheError
     from d2m_nas.search.driver import SearchConfig
+    from d2m_nas.search.backends import backend_class
     from d2m_nas.search.optuna_backend import StudyMismatchError
     from d2m_nas.search.storage import StorageError, check_storage_url
     from d2m_nas.search.run import run_search, study_name
@@ -126,7 +129,10 @@ def run(args) -> int:
         space = create_space(args.space)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    strategy = args.strategy or {"optuna": "tpe", "nni": "evolution"}.get(args.backend, "")
+    try:
+        strategy = args.strategy or backend_class(args.backend).strategies[0]
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     base = args.study or f"{space.name}-{args.proxy}-{args.backend}-{strategy}" + (
         f"-seed{args.seed}" if args.repeat == 1 else "")
     try:
@@ -137,7 +143,7 @@ def run(args) -> int:
                               heartbeat=args.heartbeat, pruner=args.pruner, warm_start=args.warm_start,
                               warm_start_pool=args.warm_start_pool)
         if args.storage is not None:
-            if args.backend != "optuna":
+            if not backend_class(args.backend).study_options:
                 raise ValueError(f"--storage applies to the optuna backend; the {args.backend} backend resumes "
                                  "from its results cache")
             check_storage_url(args.storage)

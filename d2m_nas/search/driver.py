@@ -21,11 +21,10 @@ from d2m_nas.proxies.base import Proxy, ProxyContext
 from d2m_nas.proxies.ensemble import EnsembleProxy
 from d2m_nas.proxies.training import CheckpointCallback, Stopped
 from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
+from d2m_nas.search.backends import backend_class
 from d2m_nas.search.results import ResultsTable, read_results, trajectory
 from d2m_nas.search.workers import worker_identity
 
-BACKENDS = ("optuna", "nni")
-STRATEGIES = {"optuna": ("tpe", "random", "nsga2"), "nni": ("evolution", "random", "tpe")}
 COST_METRICS = ("params", "seconds")  # the second objective of nsga2
 PRUNERS = ("none", "median", "halving", "hyperband")  # Optuna pruners on a training proxy's checkpoints
 
@@ -50,11 +49,10 @@ class SearchConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"unknown search backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
-        if self.strategy not in STRATEGIES[self.backend]:
+        backend = backend_class(self.backend)  # ValueError naming the choices
+        if self.strategy not in backend.strategies:
             raise ValueError(f"unknown strategy {self.strategy!r} for the {self.backend} backend; choose from "
-                             f"{', '.join(STRATEGIES[self.backend])}")
+                             f"{', '.join(backend.strategies)}")
         if self.cost_metric not in COST_METRICS:
             raise ValueError(f"unknown cost metric {self.cost_metric!r}; choose from {', '.join(COST_METRICS)}")
         if self.trials is None and self.time_budget is None and self.proxy_budget is None:
@@ -72,7 +70,7 @@ class SearchConfig:
             raise ValueError(f"the heartbeat interval must be at least 1 second, got {self.heartbeat}")
         if self.pruner not in PRUNERS:
             raise ValueError(f"unknown pruner {self.pruner!r}; choose from {', '.join(PRUNERS)}")
-        if (self.pruner != "none" or self.warm_start or self.proxy_budget) and self.backend != "optuna":
+        if (self.pruner != "none" or self.warm_start or self.proxy_budget) and not backend.study_options:
             raise ValueError("--pruner, --warm-start and --proxy-budget work with the optuna backend")
         if self.warm_start is not None:
             self.warm_start_spec()

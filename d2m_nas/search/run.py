@@ -16,6 +16,7 @@ import pandas as pd
 
 from d2m_nas.proxies.base import Proxy, ProxyContext
 from d2m_nas.results_cache import ResultsCache
+from d2m_nas.search.backends import create_backend
 from d2m_nas.search.driver import SearchConfig, SearchDriver, summarise_search
 from d2m_nas.search.results import ResultsTable
 from distill.atomic import atomic_write_text
@@ -48,15 +49,7 @@ def run_search(proxy: Proxy, context: ProxyContext, config: SearchConfig, run_di
             driver = SearchDriver(context.space.name, proxy, dataclasses.replace(context, seed=seed), cache, table,
                                   dataclasses.replace(config, seed=seed, study=name), truths, truth_column,
                                   cost_proxy, warm_proxy=warm_proxy)
-            if config.backend == "optuna":
-                from d2m_nas.search.optuna_backend import run_optuna
-                from d2m_nas.search.storage import default_storage_url
-
-                run_optuna(driver, config.storage or default_storage_url(run_dir), name)
-            else:
-                from d2m_nas.search.nni_backend import run_nni
-
-                run_nni(driver, name, run_dir / "nni")
+            create_backend(config.backend).run(driver, run_dir, name)
     summary = summarise_search(table.path, references)
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     return summary
