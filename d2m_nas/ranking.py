@@ -37,9 +37,11 @@ from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
 from distill.atomic import atomic_write_text
 from search_spaces.base import SearchSpace
 
-EXTRA_COLUMNS = ["steps", "train_images", "device_seconds", "peak_memory_mb"]  # from ProxyScore.extra
+EXTRA_COLUMNS = ["steps", "train_images", "device_seconds", "peak_memory_mb", "peak_memory_kind"]  # ProxyScore.extra
 RESULT_COLUMNS = ["arch", "index", "isomorphism", "proxy", "score", "seconds", "seed", "truth", "truth_column",
                   *EXTRA_COLUMNS, "score_rule", *RULES]
+# Tables written before peak_memory_kind existed: resumed by adding the column, empty (unknown).
+LEGACY_COLUMNS = [c for c in RESULT_COLUMNS if c != "peak_memory_kind"]
 
 
 class ResumeError(ValueError):
@@ -92,7 +94,7 @@ def _read_done(path: Path) -> set[tuple[str, str, int]]:
     except (csv.Error, UnicodeDecodeError) as exc:
         raise ResumeError(f"{path} cannot be read as a results table ({exc}); repair or delete the damaged lines, "
                           "or use another --out") from None
-    if header != RESULT_COLUMNS:
+    if header not in (RESULT_COLUMNS, LEGACY_COLUMNS):
         raise ResumeError(f"{path} was written with other columns ({', '.join(header)}), e.g. by an "
                           "older d2m-nas; use another --out")
     for line, row in enumerate(rows, start=2):
@@ -107,9 +109,22 @@ def _read_done(path: Path) -> set[tuple[str, str, int]]:
         if len(bad):
             raise ResumeError(f"{path} line {bad.index[0] + 2}: {column} {bad.iloc[0]!r} is not a number; "
                               "repair or delete that line (it is recomputed), or use another --out")
-    if len(complete) < len(data):
+    if header == LEGACY_COLUMNS:
+        _add_kind_column(path, rows)  # the checked rows: a torn last line is recomputed
+    elif len(complete) < len(data):
         os.truncate(path, len(complete))
     return set(zip(frame["arch"], frame["proxy"], frame["seed"].astype(int)))
+
+
+def _add_kind_column(path: Path, rows: list[list[str]]) -> None:
+    """Rewrite a table of the layout before `peak_memory_kind` in the current one (atomically),
+    the new column empty: what those runs measured is not known."""
+    at = RESULT_COLUMNS.index("peak_memory_kind")
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(RESULT_COLUMNS)
+    writer.writerows(row[:at] + [""] + row[at:] for row in rows)
+    atomic_write_text(path, text.getvalue())
 
 
 def expand_score_rules(frame: pd.DataFrame) -> pd.DataFrame:

@@ -172,6 +172,8 @@ def _optional_costs(rows: pd.DataFrame, n_archs: int) -> dict:
         out["train_images"] = float(rows["train_images"].mean())
     if "peak_memory_mb" in rows and rows["peak_memory_mb"].notna().any():
         out["peak_memory_mb"] = float(rows["peak_memory_mb"].max())
+        if "peak_memory_kind" in rows:  # what it measures (a run's peak, or the process's lifetime one)
+            out["peak_memory_kind"] = ",".join(sorted(set(rows["peak_memory_kind"].dropna().astype(str)))) or None
     return out
 
 

@@ -28,7 +28,7 @@ def test_rank_writes_results_and_summary_and_resumes(tmp_path, table, capsys):
     assert len(results) == 24 and set(results["proxy"]) == {"params", "synflow", "snip", "naswot"}
     assert list(results.columns) == ["arch", "index", "isomorphism", "proxy", "score", "seconds", "seed", "truth",
                                      "truth_column", "steps", "train_images", "device_seconds", "peak_memory_mb",
-                                     "score_rule", "val_acc", "val_loss", "tse", "tse_e", "tse_ema"]
+                                     "peak_memory_kind", "score_rule", "val_acc", "val_loss", "tse", "tse_e", "tse_ema"]
     assert results.iloc[:, 9:].isna().all().all()  # what training-based proxies add is empty for zero-cost ones
     assert (results["truth_column"] == "cifar10_test_acc").all() and (results["seed"] == 1).all()
     truth = pd.read_csv(table).set_index("arch_str")["cifar10_test_acc"]
@@ -245,3 +245,18 @@ def test_one_per_isomorph_and_a_warning_for_another_datasets_truth(tmp_path, tab
     assert main(["rank", "--proxy", "params", "--sample", "15625", "--one-per-isomorph", "--ground-truth",
                  "cifar10:test:200", "--ground-truth-file", str(table), "--out", str(tmp_path / "r2"), *TINY]) == 2
     assert "isomorphism classes; --sample 15625 is too many" in capsys.readouterr().err
+
+
+def test_a_table_from_before_the_peak_memory_kind_column_resumes_with_it_added(tmp_path, table):
+    from d2m_nas.ranking import LEGACY_COLUMNS, RESULT_COLUMNS
+
+    out = tmp_path / "run"
+    argv = ["rank", "--proxy", "params", "--sample", "4", "--ground-truth", "cifar10:test:200",
+            "--ground-truth-file", str(table), "--device", "cpu", "--bootstrap", "0", "--out", str(out)]
+    assert main(argv[:4] + ["2"] + argv[5:]) == 0  # two of the four, in the current layout ...
+    current = pd.read_csv(out / "results.csv")
+    current[LEGACY_COLUMNS].to_csv(out / "results.csv", index=False)  # ... turned into the old one
+    assert main(argv) == 0
+    resumed = pd.read_csv(out / "results.csv")
+    assert list(resumed.columns) == RESULT_COLUMNS and len(resumed) == 4
+    assert resumed["score"].iloc[:2].tolist() == current["score"].tolist()  # the old rows kept, not rescored

@@ -119,15 +119,36 @@ def _fingerprint(indices: torch.Tensor) -> str:
     return hashlib.sha256(indices.detach().cpu().long().numpy().tobytes()).hexdigest()[:16]
 
 
-def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
+def _reset_peak_memory(device: torch.device) -> bool:
+    """Start a run's peak-memory measurement; False where only the process-lifetime peak exists."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return True
+    try:  # Linux: "5" resets the process's peak resident size (VmHWM, and getrusage's maxrss) to now
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_memory_mb(device: torch.device, reset: bool) -> tuple[float, str]:
+    """(MiB, what it measures) since `_reset_peak_memory`: on CUDA the peak allocated by this run;
+    on a Linux CPU the process's peak resident size during this run (its data and libraries
+    included); elsewhere the process-lifetime peak, which never falls."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-    # On the CPU only the process-wide peak resident size exists (KiB on Linux, bytes on macOS).
+    if reset:
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10, "run_peak_rss"
+        except OSError:
+            pass
     try:
         import resource  # POSIX only
     except ImportError:
         return float("nan"), "unavailable"
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return rss / (2**20 if sys.platform == "darwin" else 2**10), "process_max_rss"
 
 
@@ -290,8 +311,7 @@ class TrainingProxy(Proxy):
         """Train `arch` and score it; `on_checkpoint` may stop the run at a checkpoint (raises
         `Stopped` carrying the partial record and its cost)."""
         device = context.device
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+        peak_reset = _reset_peak_memory(device)
         started = time.perf_counter()
         with Timer(device) as data_time:
             source = self.image_source(context)
@@ -307,7 +327,7 @@ class TrainingProxy(Proxy):
             device_seconds = events[0].elapsed_time(events[1]) / 1000
         else:  # on the CPU the device is the host: its time is the synchronised train + eval wall-clock
             device_seconds = trace["train_seconds"] + trace["eval_seconds"]
-        peak, kind = _peak_memory_mb(device)
+        peak, kind = _peak_memory_mb(device, peak_reset)
         last = trace["checkpoints"][-1]
         steps = last["step"]
         rules = score_rules.final_rules(trace)
