@@ -19,7 +19,9 @@ machines with --storage postgresql://USER:PASSWORD@HOST:PORT/DB --study NAME, st
 The study opens in optuna-dashboard (optuna-dashboard sqlite:///RUN_DIR/study.db).
 
 Backends and strategies: optuna: tpe, random, nsga2 (maximise the score, minimise --cost);
-nni: evolution (regularised evolution), random, tpe (in-process, NNI 3.0).
+nni: evolution (regularised evolution), random, tpe (in-process, NNI 3.0); funnel: rank-average
+(an ensemble's zero-cost part screens --warm-start-pool architectures, its training part trains the
+top --trials, the pick is the best rank average over them).
 
 examples:
   d2m-nas search --space nasbench201 --proxy synflow --trials 100 --ground-truth cifar10:test:200
@@ -79,7 +81,8 @@ def add_arguments(parser) -> None:
                         help="optuna: score --warm-start-pool seeded architectures with a cheap proxy or vote (e.g. "
                              "synflow:10, zc-vote:10) and evaluate its top K first; that scoring counts as proxy seconds")
     parser.add_argument("--warm-start-pool", type=COUNT, default=200, metavar="M",
-                        help="architectures the warm-start proxy ranks (default: 200)")
+                        help="architectures the warm-start proxy ranks; for the funnel backend, the pool its "
+                             "ensemble's zero-cost part screens down to --trials finalists (default: 200)")
     parser.add_argument("--heartbeat", type=COUNT, default=60, metavar="S",
                         help="RDB storages: heartbeat interval; a trial silent for 2S is failed and retried (default: 60)")
     parser.add_argument("--cache", metavar="FILE", help="results cache (default: RUN_DIR/cache.sqlite); share one "
@@ -178,6 +181,10 @@ def run(args) -> int:
     train_indices, val_indices = (split_train_val(dataset.y_train, args.val_per_class, args.split_seed) if dataset
                                   else (None, None))
     proxy = build_proxies([args.proxy], args, dataset, train_indices)[0]
+    try:
+        backend_class(config.backend)().check_proxy(proxy)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     if config.pruner != "none" and not isinstance(proxy, TrainingProxy):
         raise UserError(f"--pruner {config.pruner} needs a training-based proxy (it stops training runs at their "
                         f"checkpoints); {args.proxy} has no intermediate scores")

@@ -20,6 +20,8 @@ Components are zero-cost or training-based proxies (a training-based one with it
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from typing import Callable, Sequence
 
@@ -112,6 +114,7 @@ class EnsembleProxy(Proxy):
         self.needs_data = any(c.needs_data for c in components)
         self.uses_context_batch = any(c.uses_context_batch for c in components)
         self.scorer: Scorer = _direct  # a search routes component scores through its results cache
+        self.reference: list[str] | None = None  # set by a funnel search: rank within its finalists
         self._reference: dict[int, tuple[np.ndarray, float]] = {}  # seed -> (scores, seconds spent)
 
     @property
@@ -121,12 +124,16 @@ class EnsembleProxy(Proxy):
     def config(self) -> dict:
         from d2m_nas.results_cache import proxy_settings
 
-        return {"rule": RULE, "reference_size": self.reference_size,
+        finalists = {} if self.reference is None else {
+            "reference": hashlib.sha256(json.dumps(list(self.reference)).encode()).hexdigest()[:16]}
+        return finalists | {"rule": RULE, "reference_size": self.reference_size,
                 "components": [{"proxy": c.name, "label": c.label, "settings": proxy_settings(c)}
                                | ({"model_options": c.model_options} if c.model_options else {})
                                for c in self.components]}
 
     def reference_archs(self, context: ProxyContext) -> list[str]:
+        if self.reference is not None:
+            return list(self.reference)
         return context.space.sample(min(self.reference_size, len(context.space)), context.seed)
 
     def _component_scores(self, arch: str, context: ProxyContext) -> tuple[np.ndarray, float]:
@@ -141,6 +148,8 @@ class EnsembleProxy(Proxy):
             charged = self._reference[context.seed][1]
         reference, _ = self._reference[context.seed]
         values, seconds = self._component_scores(arch, context)
+        if arch in self.reference_archs(context):
+            seconds = 0.0  # its components' work is the reference's, charged once already
         value = float(rank_average(values[None, :], reference)[0])
         return ProxyScore(value, seconds + charged, {
             "components": dict(zip(self.component_labels, values.tolist())), "reference_seconds": charged})

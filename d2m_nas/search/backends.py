@@ -2,8 +2,9 @@
 
 A backend decides which architecture comes next; `SearchDriver` does the rest (cache, proxy,
 results table, stopping), so every backend writes the same results. Built in: Optuna (TPE, random,
-NSGA-II; resumable studies in a storage URL, pruners, warm starts, proxy budgets) and NNI 3.0
-(regularised evolution, random, TPE; in-process). A user adds one with `register_backend` (or the
+NSGA-II; resumable studies in a storage URL, pruners, warm starts, proxy budgets), NNI 3.0
+(regularised evolution, random, TPE; in-process) and the funnel (zero-cost screening of a pool,
+then training of its best, picked by an ensemble's rank average). A user adds one with `register_backend` (or the
 `d2m_nas.search_backends` entry-point group) and selects it with `search --backend NAME`.
 """
 
@@ -27,10 +28,14 @@ class SearchBackend(ABC):
     strategies: tuple[str, ...] = ()  # the first is the default
     # Whether it takes --pruner, --warm-start, --proxy-budget and --storage (a study in storage).
     study_options: bool = False
+    uses_pool: bool = False  # whether --warm-start-pool means something to it
 
     @abstractmethod
     def run(self, driver: "SearchDriver", run_dir: Path, study: str) -> None:
         """Search one study (a seed of `search --repeat`) into `run_dir`, resuming it when it exists."""
+
+    def check_proxy(self, proxy) -> None:
+        """ValueError when this backend cannot search with `proxy` (before any run directory is made)."""
 
 
 class OptunaBackend(SearchBackend):
@@ -53,6 +58,25 @@ class NNIBackend(SearchBackend):
         from d2m_nas.search.nni_backend import run_nni
 
         run_nni(driver, study, Path(run_dir) / "nni")
+
+
+class FunnelBackend(SearchBackend):
+    """Zero-cost screening of a pool, training of the top --trials, pick by the ensemble's rank
+    average over them (`d2m_nas.search.funnel_backend`)."""
+
+    name = "funnel"
+    strategies = ("rank-average",)
+    uses_pool = True
+
+    def check_proxy(self, proxy) -> None:
+        from d2m_nas.search.funnel_backend import screen_of
+
+        screen_of(proxy)
+
+    def run(self, driver, run_dir, study):
+        from d2m_nas.search.funnel_backend import run_funnel
+
+        run_funnel(driver, study, driver.config.warm_start_pool)
 
 
 _BACKENDS: dict[str, type[SearchBackend]] = {}
@@ -97,3 +121,4 @@ def create_backend(name: str) -> SearchBackend:
 
 register_backend(OptunaBackend)
 register_backend(NNIBackend)
+register_backend(FunnelBackend)

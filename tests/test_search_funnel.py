@@ -1,0 +1,76 @@
+"""The funnel backend: screen a pool with an ensemble's zero-cost part, train the top K, pick by the
+rank average over them; every second charged once; a rerun answers from the cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from d2m_nas.cli import main
+from d2m_nas.proxies import EnsembleProxy, ProxyContext, create_proxy
+from d2m_nas.proxies.ensemble import rank_average
+from d2m_nas.search import SearchConfig, read_results, run_search
+from tests.test_search_optuna import SPACE, FakeProxy, fake_truths
+
+
+def funnel(tmp_path, trials=4, pool=12, seed=0, repeat=1):
+    proxy = EnsembleProxy("params+fake", [create_proxy("params"), FakeProxy()])
+    config = SearchConfig(backend="funnel", strategy="rank-average", trials=trials, warm_start_pool=pool,
+                          study="f", seed=seed, progress=False)
+    summary = run_search(proxy, ProxyContext(space=SPACE, dataset=None), config, tmp_path / "run", repeat=repeat,
+                         truths=fake_truths(), truth_column="fake_acc")
+    return proxy, summary, read_results(tmp_path / "run" / "results.csv")
+
+
+def test_the_funnel_trains_the_screens_top_k_and_picks_by_the_rank_average(tmp_path):
+    proxy, summary, frame = funnel(tmp_path)
+    context = ProxyContext(space=SPACE, dataset=None)
+    pool = SPACE.sample(12, 0)
+    params = np.array([create_proxy("params").score(a, context).score for a in pool])
+    finalists = [pool[i] for i in np.argsort(-params, kind="stable")[:4]]
+    assert frame["arch"].tolist() == finalists  # the screen's top 4, in its order, each trained once
+    assert sorted(proxy.components[1].calls) == sorted(finalists)
+    values = np.array([[create_proxy("params").score(a, context).score, FakeProxy().score(a, context).score]
+                       for a in finalists])
+    assert frame["score"].to_numpy() == pytest.approx(rank_average(values))
+    best = finalists[int(np.argmax(rank_average(values)))]
+    assert summary["studies"]["f"]["best_arch"] == best
+    # every second once: the pool's params, plus the finalists' training (0.01 s each in the fake)
+    params_seconds = sum(create_proxy("params").score(a, context).seconds for a in pool)
+    assert frame["seconds"].sum() == pytest.approx(params_seconds + 4 * 0.01, abs=0.5)
+    assert frame["seconds"].iloc[1:].sum() == 0.0  # all charged to the first evaluation
+
+
+def test_a_rerun_trains_nothing_and_records_nothing_twice(tmp_path):
+    funnel(tmp_path)
+    proxy, _, frame = funnel(tmp_path)
+    assert proxy.components[1].calls == [] and len(frame) == 4
+
+
+def test_each_seed_screens_its_own_pool(tmp_path):
+    _, summary, frame = funnel(tmp_path, repeat=2)
+    assert set(frame["study"]) == {"f-seed0", "f-seed1"}
+    seeds = frame.groupby("study")["arch"].apply(set)
+    assert seeds["f-seed0"] != seeds["f-seed1"]
+
+
+@pytest.mark.parametrize("proxy, fragment", [
+    ("params", "the funnel backend needs an ensemble proxy"),
+    ("params+synflow", "has nothing to train"),
+])
+def test_the_funnel_refuses_a_proxy_it_cannot_funnel(tmp_path, capsys, proxy, fragment):
+    assert main(["search", "--backend", "funnel", "--proxy", proxy, "--trials", "2", "--device", "cpu",
+                 "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and "\n" not in err
+
+
+def test_the_funnel_from_the_command_line_with_sizes_of_its_own(tmp_path, table, capsys):
+    out = tmp_path / "run"
+    assert main(["search", "--backend", "funnel", "--proxy", "synflow+random-subset[channels=2,cells=1]@tse_e",
+                 "--trials", "2", "--warm-start-pool", "5", "--channels", "4", "--cells", "1", "--dataset", "fake",
+                 "--val-per-class", "10", "--steps", "3", "--ipc", "4", "--ground-truth", "cifar10:test:200",
+                 "--ground-truth-file", str(table), "--device", "cpu", "--out", str(out)]) == 0
+    frame = read_results(out / "results.csv")
+    assert len(frame) == 2 and (frame["backend"] == "funnel").all() and frame["truth"].notna().all()
+    assert "| nasbench201-synflow+random-subset" in capsys.readouterr().out
