@@ -45,13 +45,22 @@ def test_a_nan_component_is_left_out_of_that_architectures_mean():
 @pytest.mark.parametrize("spec, defined, fragment", [
     ("synflow+fisher", {}, "unknown proxy 'fisher'"),
     ("mix", {"mix": "synflow+mix"}, "names itself"),
-    ("synflow+zc-vote", {}, "ensembles do not nest"),
+    ("synflow+zc-vote", {}, "lists a component twice once expanded"),
+    ("a", {"a": "synflow+b", "b": "snip+a"}, "contains itself"),
     ("synflow+synflow", {}, "lists a component twice"),
     ("synflow+", {}, "empty component"),
 ])
 def test_bad_ensembles_are_one_line_errors(spec, defined, fragment):
     with pytest.raises(UserError, match=fragment):
         create_proxy(spec, ensembles=defined)
+
+
+def test_a_component_naming_an_ensemble_stands_for_its_components():
+    mix = create_proxy("zc-vote+random-subset@tse_e")
+    assert [c.label for c in mix.components] == ["synflow", "jacob_cov", "snip", "random-subset@tse_e"]
+    sized = create_proxy("zc-vote[channels=16]+params", ensembles={})
+    assert [c.name for c in sized.components] == ["synflow[channels=16]", "jacob_cov[channels=16]",
+                                                  "snip[channels=16]", "params"]
 
 
 def test_definitions_parse_and_refuse_malformed_ones():

@@ -115,23 +115,35 @@ def settings_name(base: str, settings: dict) -> str:
                                   for k, v in sorted(settings.items())) + "]" if settings else "")
 
 
-def ensemble_parts(spec: str, ensembles: dict[str, str] | None = None) -> tuple[str, list[str]] | None:
+def ensemble_parts(spec: str, ensembles: dict[str, str] | None = None,
+                   _within: tuple[str, ...] = ()) -> tuple[str, list[str]] | None:
     """(name, component specs) when `spec` is an ensemble, else None. A named ensemble may carry
-    settings for all its components, `zc-vote[channels=16,cells=5]` (a component's own win)."""
+    settings for all its components, `zc-vote[channels=16,cells=5]` (a component's own win), and a
+    component naming an ensemble stands for its components (`zc-vote+random-subset@tse_e`)."""
     if is_ensemble_spec(spec, ensembles):
-        return component_specs(spec, ensembles)
-    base, settings = split_settings(split_spec(spec)[0])
-    if not settings or not is_ensemble_spec(base, ensembles):
-        return None
-    if "@" in spec:
-        raise UserError(f"{spec!r}: an ensemble has no score rule of its own; give each component its @RULE")
-    name, parts = component_specs(base, ensembles)
-    merged = []
+        name, parts = component_specs(spec, ensembles)
+        settings: dict = {}
+    else:
+        base, settings = split_settings(split_spec(spec)[0])
+        if not settings or not is_ensemble_spec(base, ensembles):
+            return None
+        if "@" in spec:
+            raise UserError(f"{spec!r}: an ensemble has no score rule of its own; give each component its @RULE")
+        name, parts = component_specs(base, ensembles)
+    if name in _within:
+        raise UserError(f"ensemble {name!r} contains itself (through {' -> '.join(_within)})")
+    flat = []
     for part in parts:
+        inner = ensemble_parts(part, ensembles, (*_within, name))
+        flat += inner[1] if inner is not None else [part]
+    merged = []
+    for part in flat:
         part_name, rule = split_spec(part)
         part_base, own = split_settings(part_name)
         merged.append(settings_name(part_base, {**settings, **own}) + (f"@{rule}" if rule else ""))
-    return settings_name(name, settings), merged
+    if len(set(merged)) != len(merged):
+        raise UserError(f"ensemble {name!r} lists a component twice once expanded: {'+'.join(merged)}")
+    return (settings_name(name, settings) if settings else name), merged
 
 
 def create_proxy(spec: str, training: TrainingProxyConfig | None = None, rule: str = DEFAULT_RULE,

@@ -13,7 +13,9 @@ its ensembles use a fixed seeded reference sample of the space (`reference_size`
 scored once per proxy seed; that cost is charged to the evaluation that computed it).
 
 Components are zero-cost or training-based proxies (a training-based one with its rule:
-`synflow+random-subset@tse_e`); ensembles do not nest. Registered ensembles:
+`synflow+random-subset@tse_e`); a component that names an ensemble stands for its components
+(`zc-vote+random-subset@tse_e` is synflow + jacob_cov + snip + the trained rule, each weighted alike,
+as the frontier study's ensembles are). Registered ensembles:
     zc-vote   synflow + jacob_cov + snip: the three proxies of the published zero-cost vote
               (Abdelfattah et al., ICLR 2021, which votes pairwise by majority; here rank average)
 """
@@ -56,8 +58,9 @@ def parse_definitions(texts: Sequence[str]) -> dict[str, str]:
 
 
 def component_specs(spec: str, defined: dict[str, str] | None = None) -> tuple[str, list[str]]:
-    """(the ensemble's name, its component specs). One-line UserError for a nested or
-    self-naming ensemble, a repeated component, or fewer than two components."""
+    """(the ensemble's name, its component specs as written: a part may name another ensemble,
+    which `proxies.ensemble_parts` expands). One-line UserError for a self-naming ensemble, a
+    repeated component, or fewer than two components."""
     defined = {**ENSEMBLES, **(defined or {})}
     name, body = (spec, defined[spec]) if spec in defined else (spec, spec)
     parts = [part.strip() for part in body.split("+")]
@@ -66,9 +69,6 @@ def component_specs(spec: str, defined: dict[str, str] | None = None) -> tuple[s
     for part in parts:
         if part == name:
             raise UserError(f"ensemble {name!r} names itself")
-        if part in defined:
-            raise UserError(f"ensemble {name!r} names the ensemble {part!r}; ensembles do not nest, list its "
-                            "components instead")
     if len(parts) < 2:
         raise UserError(f"ensemble {name!r} needs at least two components, got {body!r}")
     if len(set(parts)) != len(parts):
