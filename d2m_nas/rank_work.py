@@ -46,21 +46,33 @@ def study_name(space: str, archs: list[str], seeds: list[int], proxy_keys: dict[
     return "rank-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def open_work(url: str, name: str, archs: list[str], seeds: list[int], heartbeat: int = 60) -> optuna.Study:
-    """The work study: created with every item enqueued, or joined once its creator has enqueued."""
+def open_work(url: str, name: str, archs: list[str], seeds: list[int], heartbeat: int = 60,
+              stalled_after: float = 30.0) -> optuna.Study:
+    """The work study: created with every item enqueued, or joined once its creator has enqueued.
+    A creator that died while enqueueing (no new item for `stalled_after` seconds) is taken over:
+    the missing items are enqueued here."""
     storage = open_storage(url, heartbeat)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.create_study(storage=storage, study_name=name)
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage)
+        seen, since = -1, time.monotonic()
         while READY_ATTR not in study.user_attrs:  # its creator is still enqueueing
+            count = len(study.get_trials(deepcopy=False))
+            if count != seen:
+                seen, since = count, time.monotonic()
+            elif time.monotonic() - since > stalled_after:
+                break
             time.sleep(0.5)
             study = optuna.load_study(study_name=name, storage=storage)
-        return study
+        else:
+            return study
+    present = {tuple(t.user_attrs[ITEM_ATTR]) for t in study.get_trials(deepcopy=False) if ITEM_ATTR in t.user_attrs}
     for arch in archs:
         for seed in seeds:
-            study.enqueue_trial({}, user_attrs={ITEM_ATTR: [arch, seed]})
+            if (arch, seed) not in present:
+                study.enqueue_trial({}, user_attrs={ITEM_ATTR: [arch, seed]})
     study.set_user_attr(READY_ATTR, len(archs) * len(seeds))
     return study
 

@@ -148,3 +148,13 @@ def test_ctrl_c_free_claims_are_requeued(tmp_path):
         work(study, interrupted)
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert sorted(tuple(t.user_attrs[ITEM_ATTR]) for t in waiting) == [("a0", 0), ("a1", 0)]
+
+
+def test_a_creator_killed_while_enqueueing_is_taken_over(tmp_path):
+    url = f"sqlite:///{tmp_path / 'work.db'}"
+    half = optuna.create_study(storage=url, study_name="half")  # as a creator killed after 3 items
+    for arch in ARCHS[:3]:
+        half.enqueue_trial({}, user_attrs={ITEM_ATTR: [arch, 0]})
+    study = open_work(url, "half", ARCHS, [0], stalled_after=0.5)
+    items = sorted(tuple(t.user_attrs[ITEM_ATTR]) for t in study.get_trials(states=(TrialState.WAITING,)))
+    assert items == [(arch, 0) for arch in sorted(ARCHS)]  # every item once: the rest added, none twice
