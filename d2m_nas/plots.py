@@ -28,7 +28,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from d2m_nas.errors import UserError
-from d2m_nas.report import (Run, _with_ci, build_report, load_run, per_arch_scores, run_labels, search_references,
+from d2m_nas.formatting import with_ci
+from d2m_nas.report import (Run, build_report, load_run, per_arch_scores, run_labels, search_references,
                             search_trajectories)
 
 FORMATS = ("png", "pdf", "svg")
@@ -54,7 +55,7 @@ def _save(fig: Figure, out: Path, name: str, formats: tuple[str, ...]) -> list[P
 
 
 def _ci_text(stat: dict) -> str:
-    return "ρ = " + _with_ci(stat)
+    return "ρ = " + with_ci(stat)
 
 
 def _log_scale(ax, axis: str, values: np.ndarray) -> str:

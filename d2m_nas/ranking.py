@@ -30,6 +30,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from d2m_nas.correlation import correlation_summary
+from d2m_nas.formatting import number, with_ci
 from d2m_nas.proxies import EnsembleProxy, Proxy, ProxyContext, TrainingProxy, score_architecture
 from d2m_nas.proxies.ensemble import rank_average
 from d2m_nas.proxies.score_rules import RULES, final_rules
@@ -332,10 +333,6 @@ def finite_or_null(value):
     return value
 
 
-def _fmt(value: float, digits: int = 3) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:+.{digits}f}"
-
-
 def summary_markdown(summary: dict) -> str:
     lines = [f"# Ranking on {summary['space']}: {summary['n_archs']} architectures (seed {summary['seed']})", "",
              f"Ground truth: `{summary['ground_truth']}` (column `{summary['truth_column']}`); "
@@ -355,12 +352,11 @@ def summary_markdown(summary: dict) -> str:
     for name, s in summary["proxies"].items():
         rho, tau = s["spearman"], s["kendall"]
         cells = [name, str(s["n"]),
-                 f"{_fmt(rho['value'])} [{_fmt(rho['ci_low'])}, {_fmt(rho['ci_high'])}]",
-                 f"{_fmt(tau['value'])} [{_fmt(tau['ci_low'])}, {_fmt(tau['ci_high'])}]"]
+                 with_ci(rho), with_ci(tau)]
         cells += [f"{s['top_k'][label]['overlap']:.2f}" for label in top_labels]
         cells += [f"{s['regret']['regret']:.2f}", f"{s['seconds_per_arch']:.3f}"]
         if "per_seed_spearman" in s:
-            cells.append(f"{_fmt(s['per_seed_spearman']['mean'])} ± {_fmt(s['per_seed_spearman']['std']).lstrip('+')}")
+            cells.append(f"{number(s['per_seed_spearman']['mean'])} ± {number(s['per_seed_spearman']['std'], sign=False)}")
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"{name}: {s['spearman']['undefined']}" for name, s in summary["proxies"].items()
              if s["spearman"].get("undefined")]

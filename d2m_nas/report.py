@@ -32,6 +32,7 @@ import pandas as pd
 from d2m_nas.correlation import correlation_summary, paired_difference
 from d2m_nas.data.provenance import record_read
 from d2m_nas.errors import UserError
+from d2m_nas.formatting import number, with_ci
 from d2m_nas.ranking import expand_score_rules, finite_or_null
 from d2m_nas.search.results import trajectory
 from distill.atomic import atomic_write_text
@@ -424,21 +425,11 @@ def write_report(runs: list[Run], out: Path, report: dict) -> list[Path]:
 
 # ------------------------------------------------------------------ Markdown
 
-def _num(value, digits: int = 3, sign: bool = True) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
-
-
-def _with_ci(stat: dict) -> str:
-    return f"{_num(stat['value'])} [{_num(stat['ci_low'])}, {_num(stat['ci_high'])}]"
-
-
 def _mean_pm(stat: dict, digits: int = 2, sign: bool = False) -> str:
     if stat["n"] == 0:
         return "n/a"
-    text = _num(stat["mean"], digits, sign)
-    return text + (f" ± {_num(stat['std'], digits, False)}" if stat["n"] > 1 else "")
+    text = number(stat["mean"], digits, sign)
+    return text + (f" ± {number(stat['std'], digits, False)}" if stat["n"] > 1 else "")
 
 
 def _seconds(value) -> str:
@@ -460,22 +451,22 @@ def _ranking_table(section: dict) -> list[str]:
     for r in rankings:
         c = r["correlation"]
         per_seed = r["per_seed_spearman"]
-        seed_cell = (f"{_num(per_seed['mean'])} ± {_num(per_seed['std'], sign=False)}" if len(r["seeds"]) > 1
+        seed_cell = (f"{number(per_seed['mean'])} ± {number(per_seed['std'], sign=False)}" if len(r["seeds"]) > 1
                      else "—")
-        cells = [r["run"], r["proxy"], str(r["n_archs"]), str(len(r["seeds"])), _with_ci(c["spearman"]),
-                 _with_ci(c["kendall"]), seed_cell]
-        cells += [_num(c["top_k"][label]["overlap"], 2, False) for label in labels]
-        cells += [_num(c["regret"]["truth_of_best_scored"], 2, False), _num(c["regret"]["regret"], 2, False),
+        cells = [r["run"], r["proxy"], str(r["n_archs"]), str(len(r["seeds"])), with_ci(c["spearman"]),
+                 with_ci(c["kendall"]), seed_cell]
+        cells += [number(c["top_k"][label]["overlap"], 2, False) for label in labels]
+        cells += [number(c["regret"]["truth_of_best_scored"], 2, False), number(c["regret"]["regret"], 2, False),
                   _seconds(r["seconds_per_arch"])]
         cells += [_seconds(r.get("device_seconds_per_arch", math.nan))] if device else []
-        cells += [_num(r.get("steps_per_eval", math.nan), 0, False)] if steps else []
+        cells += [number(r.get("steps_per_eval", math.nan), 0, False)] if steps else []
         lines.append("| " + " | ".join(cells) + " |")
     for ref in references:
         c = ref["correlation"]
         cells = [", ".join(ref["runs"]), f"12-epoch full data `{ref['reference_column']}` (free reference)",
-                 str(c["n"]), "—", _with_ci(c["spearman"]), _with_ci(c["kendall"]), "—"]
-        cells += [_num(c["top_k"][label]["overlap"], 2, False) if label in c["top_k"] else "n/a" for label in labels]
-        cells += [_num(c["regret"]["truth_of_best_scored"], 2, False), _num(c["regret"]["regret"], 2, False),
+                 str(c["n"]), "—", with_ci(c["spearman"]), with_ci(c["kendall"]), "—"]
+        cells += [number(c["top_k"][label]["overlap"], 2, False) if label in c["top_k"] else "n/a" for label in labels]
+        cells += [number(c["regret"]["truth_of_best_scored"], 2, False), number(c["regret"]["regret"], 2, False),
                   TABLE_COST]
         cells += ["—"] * (device + steps)
         lines.append("| " + " | ".join(cells) + " |")
@@ -493,9 +484,9 @@ def _paired_table(section: dict) -> list[str]:
         if "undefined" in p:
             continue
         d = p["spearman_diff"]
-        cells = [p["run"], p["proxy"], f"{p['baseline']} ({p['baseline_run']})", str(p["n"]), _with_ci(d),
-                 _num(d["p_not_better"], 3, False)]
-        cells += [_with_ci(p["top_k_overlap_diff"][label]) if label in p["top_k_overlap_diff"] else "n/a"
+        cells = [p["run"], p["proxy"], f"{p['baseline']} ({p['baseline_run']})", str(p["n"]), with_ci(d),
+                 number(d["p_not_better"], 3, False)]
+        cells += [with_ci(p["top_k_overlap_diff"][label]) if label in p["top_k_overlap_diff"] else "n/a"
                   for label in labels]
         lines.append("| " + " | ".join(cells) + " |")
     return lines

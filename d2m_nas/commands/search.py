@@ -209,8 +209,10 @@ def run(args) -> int:
 
 
 def summary_markdown(summary: dict, studies: list[str]) -> str:
+    from d2m_nas.formatting import number
+
     def fmt(value, digits=2):
-        return "n/a" if value is None else f"{value:.{digits}f}"
+        return number(value, digits, sign=False)
 
     lines = ["| study | trials | best arch (by proxy) | score | true acc | regret | proxy s | wall s |",
              "|---|---|---|---|---|---|---|---|"]

@@ -10,9 +10,9 @@ see `ensemble`.
 from __future__ import annotations
 
 from dataclasses import replace
-from importlib import metadata
 
 from d2m_nas.errors import UserError
+from d2m_nas.plugins import load_entry_points
 from d2m_nas.proxies.base import Proxy, ProxyContext, ProxyScore
 from d2m_nas.proxies.ensemble import (DEFAULT_REFERENCE_SIZE, ENSEMBLES, EnsembleProxy, component_specs,
                                       is_ensemble_spec)
@@ -25,7 +25,6 @@ from search_spaces import zero_cost as _zc
 
 ENTRY_POINT_GROUP = "d2m_nas.proxies"
 _REGISTERED: dict[str, type[Proxy]] = {}  # a user's own proxies, by name
-_entry_points_loaded = False
 
 
 def register_proxy(cls: type[Proxy]) -> type[Proxy]:
@@ -43,12 +42,7 @@ def register_proxy(cls: type[Proxy]) -> type[Proxy]:
 
 
 def _registered() -> dict[str, type[Proxy]]:
-    global _entry_points_loaded
-    if not _entry_points_loaded:
-        _entry_points_loaded = True
-        for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if entry.name not in _REGISTERED:
-                register_proxy(entry.load())
+    load_entry_points(ENTRY_POINT_GROUP, _REGISTERED, register_proxy)
     return _REGISTERED
 
 

@@ -11,9 +11,10 @@ then training of its best, picked by an ensemble's rank average). A user adds on
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from d2m_nas.plugins import load_entry_points
 
 if TYPE_CHECKING:
     from d2m_nas.search.driver import SearchDriver
@@ -80,7 +81,6 @@ class FunnelBackend(SearchBackend):
 
 
 _BACKENDS: dict[str, type[SearchBackend]] = {}
-_entry_points_loaded = False
 
 
 def register_backend(cls: type[SearchBackend]) -> type[SearchBackend]:
@@ -94,12 +94,7 @@ def register_backend(cls: type[SearchBackend]) -> type[SearchBackend]:
 
 
 def _registry() -> dict[str, type[SearchBackend]]:
-    global _entry_points_loaded
-    if not _entry_points_loaded:
-        _entry_points_loaded = True
-        for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if entry.name not in _BACKENDS:
-                register_backend(entry.load())
+    load_entry_points(ENTRY_POINT_GROUP, _BACKENDS, register_backend)
     return _BACKENDS
 
 
