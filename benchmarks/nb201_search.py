@@ -11,7 +11,7 @@ OUT/<proxy>-<backend>-<strategy>/results.csv (the search-trajectory data).
 Each (proxy, search) gets its own results cache, so no search is sped up by another's scores;
 wall-clock is that of the search process (proxy + search loop + storage), proxy_s the proxy alone.
 Zero-cost proxies score full-size candidates (C16, N5); training-based proxies (d2m,
-random-subset, ...: DESIGN.md §4) train scaled-down ones (--train-channels, --train-cells) for
+random-subset, ...: docs/method.md §3) train scaled-down ones (--train-channels, --train-cells) for
 --steps SGD steps and score them on the CLI's default validation split (200 per class, seed 0).
 
     OMP_NUM_THREADS=1 python benchmarks/nb201_search.py --proxies params,synflow --trials 100 --seeds 5

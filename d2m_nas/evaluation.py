@@ -2,7 +2,7 @@
 test accuracy, mean ± std over several runs. Cross-architecture evaluation swaps the ConvNet for
 AlexNet, VGG-11, ResNet-18 (the DC code's CIFAR variants) or any timm model (`EvalConfig.model`).
 
-The field's protocol (DC/DSA/DM/MTT code, DESIGN.md §3), which `EvalConfig()` is at 32x32:
+The field's protocol (DC/DSA/DM/MTT code, docs/method.md §2), which `EvalConfig()` is at 32x32:
 ConvNet-3 (width 128, instance norm, ReLU, avg-pool; depth 4 at 64x64, 5 at 128x128), SGD lr 0.01,
 momentum 0.9, weight decay 5e-4, batch 256, DSA on every batch with per-image parameters (one op
 group drawn per batch), 1000 epochs with lr x0.1 at half, accuracy on the test split, mean ± std

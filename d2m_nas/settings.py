@@ -8,7 +8,7 @@ from pathlib import Path
 DATA_ENV = "D2M_NAS_DATA"
 
 # Images per class held out of the training set for proxy scoring and search (2,000 CIFAR-10
-# images, as in DESIGN.md section 4). Every command defaults to it, so all see the same split.
+# images, as in docs/method.md section 3). Every command defaults to it, so all see the same split.
 # It lives here, not in d2m_nas.data, so that building `--help` does not import torch.
 DEFAULT_VAL_PER_CLASS = 200
 

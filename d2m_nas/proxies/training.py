@@ -1,7 +1,7 @@
 """The training-based proxy: train the candidate briefly on some images, score it on the real
 validation split.
 
-One class, `TrainingProxy`, whose registered name is its image source (DESIGN.md §4):
+One class, `TrainingProxy`, whose registered name is its image source (docs/method.md §3):
     d2m                   a fixed IPC-K set from a distilled generator (`--generator RUN`)
     d2m-stream            fresh latents every step from the same generator
     pretrained-generator  a fixed IPC-K set from the same run's generator before D2M
