@@ -160,7 +160,7 @@ def _terminate(signum, frame) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from d2m_nas.data import provenance
+    from d2m_nas import provenance
     from d2m_nas.run_dir import disk_error_message
 
     argv = list(sys.argv[1:] if argv is None else argv)

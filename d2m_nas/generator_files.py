@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from d2m_nas.data import ImageDataset
-from d2m_nas.data.provenance import record_read
 from d2m_nas.errors import UserError
+from d2m_nas.provenance import record_read
 from d2m_nas.synthetic import SyntheticSet
 from distill.checkpoint import GENERATOR_FORMAT, generator_payload, load_model_state, load_payload, save_atomic
 from distill.errors import CheckpointError

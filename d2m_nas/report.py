@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 
 from d2m_nas.correlation import correlation_summary, paired_difference
-from d2m_nas.data.provenance import record_read
 from d2m_nas.errors import UserError
 from d2m_nas.formatting import number, with_ci
+from d2m_nas.provenance import record_read
 from d2m_nas.ranking import expand_score_rules, finite_or_null
 from d2m_nas.search.results import trajectory
 from distill.atomic import atomic_write_text

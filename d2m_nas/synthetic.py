@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from d2m_nas.data.provenance import record_read
 from d2m_nas.errors import UserError
+from d2m_nas.provenance import record_read
 from distill.atomic import atomic_write
 
 FORMAT = "d2m-nas-synthetic"

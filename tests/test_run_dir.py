@@ -18,6 +18,7 @@ import yaml
 
 from d2m_nas.cli import main
 from d2m_nas.errors import UserError
+from d2m_nas.ranking import RESULT_COLUMNS
 from d2m_nas.run_dir import RunDirectory
 from distill.atomic import atomic_write, atomic_write_text
 
@@ -196,7 +197,7 @@ def test_sigterm_stops_cleanly_like_ctrl_c(table, tmp_path):
 
 
 @pytest.mark.parametrize("damage, fragment", [
-    (lambda text: text.replace(",params,", ",params,abc,x", 1), "line 2 has 20 fields where the header has 19"),
+    (lambda text: text.replace(",params,", ",params,abc,x", 1), f"line 2 has {len(RESULT_COLUMNS) + 1} fields where the header has {len(RESULT_COLUMNS)}"),
     (lambda text: re.sub(",params,[^,]*,", ",params,abc,", text, count=1), "line 2: score 'abc' is not a number"),
     (lambda text: text + 'garbage,"unclosed\n', "line 5 has 2 fields"),
 ])

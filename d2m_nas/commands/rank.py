@@ -150,7 +150,7 @@ def read_inputs(args) -> Inputs:
     from d2m_nas.proxies.ensemble import is_ensemble_spec, parse_definitions
     from d2m_nas.ranking import sample_archs
     from d2m_nas.settings import resolve_data_root
-    from d2m_nas.data.provenance import record_read
+    from d2m_nas.provenance import record_read
     from search_spaces.ground_truth import GroundTruth, GroundTruthError, default_table_path
     from search_spaces.registry import create_space
 

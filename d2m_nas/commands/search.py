@@ -122,7 +122,7 @@ def run(args) -> int:
     from d2m_nas.search.storage import StorageError, check_storage_url
     from d2m_nas.search.run import run_search, study_name
     from d2m_nas.settings import resolve_data_root
-    from d2m_nas.data.provenance import record_read
+    from d2m_nas.provenance import record_read
     from search_spaces.ground_truth import GroundTruth, GroundTruthError, default_table_path
     from search_spaces.registry import create_space
 

@@ -19,10 +19,10 @@ import torch
 from d2m_nas.data.base import ImageDataset
 from d2m_nas.data.catalog import CATALOG, CIFAR10_CLASSES
 from d2m_nas.data.folders import download_tinyimagenet, read_imagefolder, read_tinyimagenet, tinyimagenet_folder
-from d2m_nas.data.provenance import record_read
 from d2m_nas.data.registry import register_dataset
 from d2m_nas.data.torchvision_sources import FORMATS, describe_files, has_any_file, read_torchvision
 from d2m_nas.errors import UserError
+from d2m_nas.provenance import record_read
 from d2m_nas.settings import DEFAULT_VAL_PER_CLASS, describe_data_root_choice
 
 CIFAR10_MEAN = CATALOG["cifar10"].mean
