@@ -80,7 +80,7 @@ def open_work(url: str, name: str, archs: list[str], seeds: list[int], heartbeat
 def work(study: optuna.Study, score: Scorer, heartbeat: int = 60, poll: float = 0.5) -> int:
     """Take and score items until none is waiting or running; returns how many this worker scored."""
     worker = worker_identity()
-    scored = 0
+    scored = []  # items this worker finished (the objective appends; no storage query per item)
 
     def objective(trial: optuna.Trial) -> float:
         item = trial.user_attrs.get(ITEM_ATTR)
@@ -91,6 +91,7 @@ def work(study: optuna.Study, score: Scorer, heartbeat: int = 60, poll: float = 
         results = score(item[0], int(item[1]))
         trial.set_user_attr(RESULTS_ATTR, {name: {"score": float(r.score), "seconds": float(r.seconds),
                                                   "extra": r.extra} for name, r in results.items()})
+        scored.append(item)
         return 0.0
 
     while True:
@@ -98,18 +99,16 @@ def work(study: optuna.Study, score: Scorer, heartbeat: int = 60, poll: float = 
         with quiet():
             optuna.storages.fail_stale_trials(study)  # heartbeats of workers on other machines
         if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            before = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
             try:
                 with quiet():
                     study.optimize(objective, n_trials=1, gc_after_trial=False)
             except KeyboardInterrupt:
                 retry_interrupted(study, worker, RESULTS_ATTR)
                 raise
-            scored += len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) > before
         elif pending(study):
             time.sleep(poll)  # another worker's item: it finishes, or dies and is re-queued above
         else:
-            return scored
+            return len(scored)
 
 
 def collect(study: optuna.Study, cache: ResultsCache, space: str, configs: dict[str, dict], device: str) -> int:
