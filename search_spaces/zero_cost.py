@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 BATCH_METRICS = ("snip", "grad_norm", "jacob_cov", "naswot")
+COUNT_METRICS = ("params", "flops")  # counted off the layers: no gradient, the cheapest screen
 
 
 def _weighted_layers(model: nn.Module) -> list[nn.Module]:
@@ -161,5 +162,5 @@ def naswot(model: nn.Module, images: torch.Tensor) -> float:
     return batch_metrics(model, images, labels, ("naswot",))["naswot"]
 
 
-__all__ = ["BATCH_METRICS", "batch_metrics", "count_flops", "count_params", "grad_norm", "jacob_cov",
+__all__ = ["BATCH_METRICS", "COUNT_METRICS", "batch_metrics", "count_flops", "count_params", "grad_norm", "jacob_cov",
            "jacob_cov_score", "naswot", "naswot_score", "snip", "synflow"]

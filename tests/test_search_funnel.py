@@ -77,3 +77,48 @@ def test_the_funnel_from_the_command_line_with_sizes_of_its_own(tmp_path, table,
     frame = read_results(out / "results.csv")
     assert len(frame) == 2 and (frame["backend"] == "funnel").all() and frame["truth"].notna().all()
     assert "| nasbench201-synflow+random-subset" in capsys.readouterr().out
+
+
+def test_a_staged_funnel_screens_each_stage_on_the_survivors_of_the_one_before(tmp_path):
+    small = {"channels": 4, "cells_per_stage": 1}
+    context = ProxyContext(space=SPACE, dataset=None, model_options=small)
+    proxy = EnsembleProxy("params+synflow+fake", [create_proxy("params"), create_proxy("synflow"), FakeProxy()])
+    config = SearchConfig(backend="funnel", strategy="rank-average", trials=3, funnel=(12, 6), study="f",
+                          progress=False)
+    summary = run_search(proxy, context, config, tmp_path / "run", truths=fake_truths(), truth_column="fake_acc")
+    frame = read_results(tmp_path / "run" / "results.csv")
+
+    pool = SPACE.sample(12, 0)
+    params = {a: create_proxy("params").score(a, context).score for a in pool}
+    stage_two = sorted(pool, key=lambda a: -params[a])[:6]  # counted first: params alone over the pool
+    synflow = {a: create_proxy("synflow").score(a, context).score for a in stage_two}
+    order = np.argsort(-rank_average(np.array([[params[a], synflow[a]] for a in stage_two])), kind="stable")
+    finalists = [stage_two[i] for i in order[:3]]  # then the vote of all screens so far, on the survivors
+    assert frame["arch"].tolist() == finalists and sorted(proxy.components[2].calls) == sorted(finalists)
+    assert summary["studies"]["f"]["best_arch"] in finalists
+    with ResultsCache(tmp_path / "run" / "cache.sqlite") as cache:  # every second once: the pool's params,
+        spent = sum(cache.score(p, a, context).score.seconds for p, archs in  # the six's synflow, three trainings
+                    ((proxy.components[0], pool), (proxy.components[1], stage_two), (proxy.components[2], finalists))
+                    for a in archs)
+    assert frame["seconds"].sum() == pytest.approx(spent)
+
+
+@pytest.mark.parametrize("options, fragment", [
+    ([], "screens in 2 stages (params; synflow): give the number entering each with --funnel"),
+    (["--funnel", "5"], "--funnel names 1 stage size(s), but params+synflow+random-subset"),
+    (["--funnel", "5,8"], "--funnel takes stage sizes that never grow"),
+    (["--funnel", "8,1"], "the last at least --trials (2)"),
+    (["--funnel", "8,x"], "--funnel: must be whole numbers >= 1 separated by commas"),
+])
+def test_funnel_stages_that_do_not_fit_are_a_one_line_error(tmp_path, capsys, options, fragment):
+    assert main(["search", "--backend", "funnel", "--proxy", "params+synflow+random-subset", "--trials", "2",
+                 *options, "--dataset", "fake", "--device", "cpu", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and "\n" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_funnel_stages_belong_to_the_funnel_backend(tmp_path, capsys):
+    assert main(["search", "--proxy", "params", "--trials", "2", "--funnel", "5", "--device", "cpu",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "--funnel sets the stages of the funnel backend" in capsys.readouterr().err

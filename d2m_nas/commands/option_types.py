@@ -31,6 +31,15 @@ class Number:
         return number
 
 
+def counts(value) -> tuple[int, ...]:
+    """An argparse `type` for a comma-separated list of counts (`3000,100`; a YAML list too)."""
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    try:
+        return tuple(COUNT(item.strip() if isinstance(item, str) else item) for item in items)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be whole numbers >= 1 separated by commas, got {value!r}") from None
+
+
 COUNT = Number(int, 1)  # sizes, steps, batches, samples: at least one
 WHOLE = Number(int, 0)  # seeds and phase lengths that may be zero
 POSITIVE = Number(float, 0, inclusive=False)  # learning rates, temperatures, budgets

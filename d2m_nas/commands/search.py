@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, size_options,
                               warn_if_other_dataset)
-from d2m_nas.commands.option_types import COUNT, POSITIVE
+from d2m_nas.commands.option_types import COUNT, POSITIVE, counts
 
 HELP = "search an architecture space with Optuna or NNI using a cheap proxy"
 DESCRIPTION = """Ask a search backend (Optuna or NNI) for architectures, score each with a proxy through a
@@ -20,8 +20,9 @@ The study opens in optuna-dashboard (optuna-dashboard sqlite:///RUN_DIR/study.db
 
 Backends and strategies: optuna: tpe, random, nsga2 (maximise the score, minimise --cost);
 nni: evolution (regularised evolution), random, tpe (in-process, NNI 3.0); funnel: rank-average
-(an ensemble's zero-cost part screens --warm-start-pool architectures, its training part trains the
-top --trials, the pick is the best rank average over them).
+(an ensemble's zero-cost part screens --warm-start-pool architectures, or stage by stage with
+--funnel: params over 3,000, then the vote over the best 100; its training part trains the top
+--trials, the pick is the best rank average over them).
 
 examples:
   d2m-nas search --space nasbench201 --proxy synflow --trials 100 --ground-truth cifar10:test:200
@@ -83,6 +84,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--warm-start-pool", type=COUNT, default=200, metavar="M",
                         help="architectures the warm-start proxy ranks; for the funnel backend, the pool its "
                              "ensemble's zero-cost part screens down to --trials finalists (default: 200)")
+    parser.add_argument("--funnel", type=counts, metavar="M1,M2",
+                        help="funnel backend, an ensemble with counted (params, flops) and other zero-cost parts: "
+                             "the architectures entering each screening stage, e.g. 3000,100 (params over a pool "
+                             "of 3,000, the vote over its best 100, training of the best --trials)")
     parser.add_argument("--heartbeat", type=COUNT, default=60, metavar="S",
                         help="RDB storages: heartbeat interval; a trial silent for 2S is failed and retried (default: 60)")
     parser.add_argument("--cache", metavar="FILE", help="results cache (default: RUN_DIR/cache.sqlite); share one "
@@ -144,7 +149,7 @@ def run(args) -> int:
                               study=base, storage=args.storage,
                               cost_metric=args.cost, population=args.population, tournament=args.tournament,
                               heartbeat=args.heartbeat, pruner=args.pruner, warm_start=args.warm_start,
-                              warm_start_pool=args.warm_start_pool)
+                              warm_start_pool=args.warm_start_pool, funnel=args.funnel)
         if args.storage is not None:
             if not backend_class(args.backend).study_options:
                 raise ValueError(f"--storage applies to the optuna backend; the {args.backend} backend resumes "
@@ -182,7 +187,7 @@ def run(args) -> int:
                                   else (None, None))
     proxy = build_proxies([args.proxy], args, dataset, train_indices)[0]
     try:
-        backend_class(config.backend)().check_proxy(proxy)
+        backend_class(config.backend)().check(proxy, config)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if config.pruner != "none" and not isinstance(proxy, TrainingProxy):

@@ -3,8 +3,8 @@
 A backend decides which architecture comes next; `SearchDriver` does the rest (cache, proxy,
 results table, stopping), so every backend writes the same results. Built in: Optuna (TPE, random,
 NSGA-II; resumable studies in a storage URL, pruners, warm starts, proxy budgets), NNI 3.0
-(regularised evolution, random, TPE; in-process) and the funnel (zero-cost screening of a pool,
-then training of its best, picked by an ensemble's rank average). A user adds one with `register_backend` (or the
+(regularised evolution, random, TPE; in-process) and the funnel (staged zero-cost screening of a
+pool, then training of its best, picked by an ensemble's rank average). A user adds one with `register_backend` (or the
 `d2m_nas.search_backends` entry-point group) and selects it with `search --backend NAME`.
 """
 
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from d2m_nas.plugins import load_entry_points
 
 if TYPE_CHECKING:
-    from d2m_nas.search.driver import SearchDriver
+    from d2m_nas.search.driver import SearchConfig, SearchDriver
 
 ENTRY_POINT_GROUP = "d2m_nas.search_backends"
 
@@ -35,8 +35,9 @@ class SearchBackend(ABC):
     def run(self, driver: "SearchDriver", run_dir: Path, study: str) -> None:
         """Search one study (a seed of `search --repeat`) into `run_dir`, resuming it when it exists."""
 
-    def check_proxy(self, proxy) -> None:
-        """ValueError when this backend cannot search with `proxy` (before any run directory is made)."""
+    def check(self, proxy, config: "SearchConfig") -> None:
+        """ValueError when this backend cannot search with `proxy` under `config` (before any run
+        directory is made)."""
 
 
 class OptunaBackend(SearchBackend):
@@ -69,15 +70,15 @@ class FunnelBackend(SearchBackend):
     strategies = ("rank-average",)
     uses_pool = True
 
-    def check_proxy(self, proxy) -> None:
-        from d2m_nas.search.funnel_backend import screen_of
+    def check(self, proxy, config):
+        from d2m_nas.search.funnel_backend import stage_sizes
 
-        screen_of(proxy)
+        stage_sizes(proxy, config.funnel, config.warm_start_pool)
 
     def run(self, driver, run_dir, study):
         from d2m_nas.search.funnel_backend import run_funnel
 
-        run_funnel(driver, study, driver.config.warm_start_pool)
+        run_funnel(driver, study)
 
 
 _BACKENDS: dict[str, type[SearchBackend]] = {}

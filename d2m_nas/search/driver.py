@@ -46,6 +46,7 @@ class SearchConfig:
     pruner: str = "none"  # stop candidates early on their checkpoint scores (optuna, training proxies)
     warm_start: str | None = None  # "PROXY:K": enqueue the top K of a zero-cost proxy (or vote) first
     warm_start_pool: int = 200  # ... among this many seeded architectures
+    funnel: tuple[int, ...] | None = None  # funnel backend: architectures entering each screening stage
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -74,6 +75,14 @@ class SearchConfig:
             raise ValueError("--pruner, --warm-start and --proxy-budget work with the optuna backend")
         if self.warm_start is not None:
             self.warm_start_spec()
+        if self.funnel is not None:
+            sizes = tuple(self.funnel)
+            if self.backend != "funnel":
+                raise ValueError("--funnel sets the stages of the funnel backend (--backend funnel)")
+            if not sizes or min(sizes) < 1 or list(sizes) != sorted(sizes, reverse=True) or (
+                    self.trials is not None and self.trials > sizes[-1]):
+                raise ValueError(f"--funnel takes stage sizes that never grow, the last at least --trials "
+                                 f"({self.trials}), e.g. 3000,100; got {','.join(map(str, sizes))}")
 
     def warm_start_spec(self) -> tuple[str, int]:
         """--warm-start PROXY:K as (proxy, K)."""

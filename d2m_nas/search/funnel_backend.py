@@ -1,10 +1,12 @@
-"""The funnel: the frontier study's best ranking, as a search. Stage 1 scores a seeded pool of
-`--warm-start-pool M` architectures with the zero-cost part of an ensemble proxy (for
-`zc-vote+random-subset@tse_e`: the vote) and keeps the top `--trials K`; stage 2 trains those K
-with the ensemble's training part; the pick is the best rank average of all the ensemble's
-components over the K finalists (what `rank` measures for that ensemble, on a pool pre-screened
-by its cheap half). No model of the space is fitted: the cost is M zero-cost scores plus K
-trainings, all charged as proxy seconds, and a rerun answers from the results cache.
+"""The funnel: the frontier study's best ranking, as a search. An ensemble of zero-cost and trained
+proxies is split by cost into stages: counted proxies (params, flops), then the other zero-cost
+proxies, then the trained ones. The first stage scores a seeded pool; each later stage scores only
+the survivors of the one before, and a stage passes on the best rank average of every component
+scored so far (`--funnel M1,M2,...`: the number entering each screening stage; `--trials K`: the
+number trained). The pick is the best rank average of all the ensemble's components over the K
+finalists (what `rank` measures for that ensemble, on a pool pre-screened by its cheap parts). No
+model of the space is fitted: every score is charged as proxy seconds once, and a rerun answers
+from the results cache.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from tqdm import tqdm
 from d2m_nas.proxies import EnsembleProxy, ZeroCostProxy
 from d2m_nas.proxies.ensemble import rank_average
 from d2m_nas.search.driver import SearchDriver
+from search_spaces.zero_cost import COUNT_METRICS
 
 
-def screen_of(proxy) -> list[ZeroCostProxy]:
-    """The zero-cost components of an ensemble of zero-cost and trained proxies; ValueError else."""
+def screen_of(proxy) -> list[list[ZeroCostProxy]]:
+    """The screening stages of an ensemble of zero-cost and trained proxies, cheapest first (counted
+    metrics, then the rest); ValueError for a proxy the funnel cannot split."""
     if not isinstance(proxy, EnsembleProxy):
         raise ValueError(f"the funnel backend needs an ensemble proxy (e.g. zc-vote+random-subset@tse_e); "
                          f"{proxy.name} is not one")
@@ -26,31 +30,59 @@ def screen_of(proxy) -> list[ZeroCostProxy]:
     if not screen or len(screen) == len(proxy.components):
         raise ValueError(f"the funnel backend needs an ensemble of zero-cost and trained proxies; {proxy.name} "
                          "has " + ("no zero-cost part" if not screen else "nothing to train"))
-    return screen
+    counted = [c for c in screen if c.metric in COUNT_METRICS]
+    return [stage for stage in (counted, [c for c in screen if c not in counted]) if stage]
 
 
-def run_funnel(driver: SearchDriver, study: str, pool_size: int) -> None:
-    proxy = driver.proxy
-    screen = screen_of(proxy)
-    space, context, config = driver.context.space, driver.context, driver.config
-    pool = space.sample(min(pool_size, len(space)), context.seed)
-    finalists_count = min(config.trials or len(pool), len(pool))
+def stage_sizes(proxy, funnel: tuple[int, ...] | None, pool: int) -> list[int]:
+    """The number of architectures entering each screening stage: --funnel, or --warm-start-pool when
+    the screen is one stage; ValueError when they do not fit the ensemble."""
+    stages = screen_of(proxy)
+    if funnel is None:
+        if len(stages) > 1:
+            raise ValueError(f"{proxy.name} screens in {len(stages)} stages ("
+                             + "; ".join(", ".join(c.label for c in s) for s in stages)
+                             + "): give the number entering each with --funnel, e.g. --funnel 3000,100")
+        return [pool]
+    if len(funnel) != len(stages):
+        raise ValueError(f"--funnel names {len(funnel)} stage size(s), but {proxy.name} screens in "
+                         f"{len(stages)} stage(s): " + "; ".join(", ".join(c.label for c in s) for s in stages))
+    return list(funnel)
+
+
+def run_funnel(driver: SearchDriver, study: str) -> None:
+    proxy, config, context = driver.proxy, driver.config, driver.context
+    stages = screen_of(proxy)
+    sizes = stage_sizes(proxy, config.funnel, config.warm_start_pool)
+    survivors = context.space.sample(min(sizes[0], len(context.space)), context.seed)
+    passing = sizes[1:] + [config.trials or len(survivors)]
     driver.start_clock()
-    bar = tqdm(pool, desc=f"funnel {study}: screening", unit="arch", disable=not config.progress, leave=False,
-               dynamic_ncols=True)
-    results = [[driver.cache.score(c, arch, context).score for c in screen] for arch in bar]
-    values = np.array([[r.score for r in row] for row in results], dtype=float)
-    ranked = rank_average(values) if len(screen) > 1 else values[:, 0]
-    order = np.argsort(-np.nan_to_num(ranked, nan=-np.inf), kind="stable")
-    finalists = [pool[i] for i in order[:finalists_count]]
-    # the screen's work, less the finalists' part (the ensemble charges that with its reference)
-    driver.overhead_s += sum(r.seconds for arch, row in zip(pool, results) if arch not in finalists for r in row)
+    scored: dict[str, list] = {arch: [] for arch in survivors}  # arch -> its screen results so far
+    for number, (stage, keep) in enumerate(zip(stages, passing), start=1):
+        bar = tqdm(survivors, desc=f"funnel {study}: screen {number}/{len(stages)}", unit="arch",
+                   disable=not config.progress, leave=False, dynamic_ncols=True)
+        for arch in bar:
+            scored[arch] += [driver.cache.score(c, arch, context).score for c in stage]
+        survivors = best_of(survivors, scored, keep)
+    finalists = survivors
+    # the screens' work, less the finalists' part (the ensemble charges that with its reference)
+    driver.overhead_s += sum(r.seconds for arch, results in scored.items() if arch not in finalists
+                             for r in results)
     proxy.reference = finalists  # the ensemble ranks within the finalists
     done = _done(driver, study)  # a rerun records only what is missing
     for trial, arch in enumerate(tqdm(finalists, desc=f"funnel {study}: training", unit="arch",
                                       disable=not config.progress, dynamic_ncols=True)):
         if arch not in done:
             driver.record([driver.row(study, trial, driver.evaluate(arch))])
+
+
+def best_of(archs: list[str], scored: dict[str, list], keep: int) -> list[str]:
+    """The `keep` best of `archs` by the rank average of their screen scores so far, best first
+    (ties: pool order)."""
+    values = np.array([[r.score for r in scored[arch]] for arch in archs], dtype=float)
+    ranked = rank_average(values) if values.shape[1] > 1 else values[:, 0]
+    order = np.argsort(-np.nan_to_num(ranked, nan=-np.inf), kind="stable")
+    return [archs[i] for i in order[:keep]]
 
 
 def _done(driver: SearchDriver, study: str) -> set[str]:
@@ -60,3 +92,4 @@ def _done(driver: SearchDriver, study: str) -> set[str]:
         return set()
     frame = read_results(driver.table.path)
     return set(frame.loc[frame["study"] == study, "arch"]) if len(frame) else set()
+
