@@ -19,18 +19,17 @@ from it: the same files as a single-process run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import optuna
 from optuna.trial import TrialState
-from tqdm import tqdm
-
 from d2m_nas.proxies.base import ProxyScore
 from d2m_nas.results_cache import ResultsCache
 from d2m_nas.search.storage import open_storage, quiet
@@ -77,8 +76,10 @@ def open_work(url: str, name: str, archs: list[str], seeds: list[int], heartbeat
     return study
 
 
-def work(study: optuna.Study, score: Scorer, heartbeat: int = 60, poll: float = 0.5) -> int:
-    """Take and score items until none is waiting or running; returns how many this worker scored."""
+def work(study: optuna.Study, score: Scorer, heartbeat: int = 60, poll: float = 0.5,
+         on_progress: Callable[[], None] | None = None) -> int:
+    """Take and score items until none is waiting or running; returns how many this worker scored.
+    `on_progress` is called after each item and each wait (a progress bar of the whole study)."""
     worker = worker_identity()
     scored = []  # items this worker finished (the objective appends; no storage query per item)
 
@@ -109,6 +110,8 @@ def work(study: optuna.Study, score: Scorer, heartbeat: int = 60, poll: float = 
             time.sleep(poll)  # another worker's item: it finishes, or dies and is re-queued above
         else:
             return len(scored)
+        if on_progress is not None:
+            on_progress()
 
 
 def collect(study: optuna.Study, cache: ResultsCache, space: str, configs: dict[str, dict], device: str) -> int:
@@ -136,28 +139,25 @@ def progress(study: optuna.Study) -> tuple[int, int]:
             int(study.user_attrs.get(READY_ATTR, 0)))
 
 
-def run_workers(count: int, args_json: str, study: optuna.Study, show_progress: bool = True) -> list[int]:
-    """Start `count` worker processes (one torch thread each unless --threads says otherwise) on the
-    work, show progress until they exit, and return their exit codes. A worker is the rank command
-    itself in worker mode (`--work-only`), so it builds the same proxies from the same options."""
+@contextlib.contextmanager
+def helper_processes(count: int, args_json: str) -> Iterator[list[subprocess.Popen]]:
+    """`count` worker processes (one torch thread each unless --threads says otherwise) working
+    beside this one, which has its inputs already and works too: a worker's set-up (imports, data)
+    overlaps the first items instead of delaying them. On leaving, waits for them to finish (they
+    stop when no work is left), or stops them if this process is stopping on an error. A worker is
+    the rank command itself in worker mode (`--work-only`), so it builds the same proxies."""
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     code = "import sys; from d2m_nas.commands.rank import work_only; sys.exit(work_only(sys.stdin.read()))"
-    processes = []
+    processes: list[subprocess.Popen] = []
     try:
         for _ in range(count):
             process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, env=env, text=True)
             process.stdin.write(args_json)
             process.stdin.close()
             processes.append(process)
-        done, total = progress(study)
-        bar = tqdm(total=total, initial=done, desc=f"scoring ({count} workers)", unit="item",
-                   disable=not show_progress, dynamic_ncols=True)
-        while any(p.poll() is None for p in processes):
-            time.sleep(1.0)
-            now, _ = progress(study)
-            bar.update(now - bar.n)
-        bar.close()
-        return [p.returncode for p in processes]
+        yield processes
+        for process in processes:
+            process.wait()
     finally:
         for process in processes:
             if process.poll() is None:
@@ -167,4 +167,3 @@ def run_workers(count: int, args_json: str, study: optuna.Study, show_progress: 
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-

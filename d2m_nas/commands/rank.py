@@ -93,8 +93,8 @@ def add_arguments(parser) -> None:
                         "the I-th (0-based): N processes sharing one --cache split a study, and a last run without "
                         "--shard (all cache hits) summarises the whole sample")
     parser.add_argument("--workers", type=COUNT, default=1, metavar="N",
-                        help="processes scoring the sample side by side on this machine, one torch thread each "
-                             "unless --threads says otherwise (default: 1); they share the work through Optuna "
+                        help="processes scoring the sample side by side on this machine (this one and N-1 more), "
+                             "one torch thread each unless --threads says otherwise (default: 1); they share the work through Optuna "
                              "storage (--storage, default RUN_DIR/work.db) and the results cache (--cache, default "
                              "RUN_DIR/cache.sqlite). Pays off for training-based proxies")
     parser.add_argument("--storage", metavar="URL",
@@ -268,11 +268,13 @@ def _scorer(scored: list, context, cache, configs: dict):
 
 
 def _work_shared(args, inputs: Inputs, context, settings, out_dir, cache) -> None:
-    """Score the sample through the work study: --workers processes here (or this one alone, as one
-    of several machines on --storage), then this process for anything left; the scores then sit
-    in `cache`, where run_ranking finds them."""
+    """Score the sample through the work study: this process and --workers − 1 more here (or this one
+    alone, as one of several machines on --storage); the scores then sit in `cache`, where
+    run_ranking finds them."""
     import json
     import sys
+
+    from tqdm import tqdm
 
     from d2m_nas import rank_work
     from d2m_nas.ranking import check_same_settings, scored_proxies
@@ -281,14 +283,18 @@ def _work_shared(args, inputs: Inputs, context, settings, out_dir, cache) -> Non
     if args.storage is None:
         args.storage = f"sqlite:///{(out_dir / 'work.db').resolve()}"
     study, scored, configs = _open_work(args, inputs, context, settings.seeds)
-    if args.workers > 1 and rank_work.pending(study):
-        options = {**vars(args), "out": str(out_dir)}
-        codes = rank_work.run_workers(args.workers, json.dumps(options, default=str), study)
-        failed = [code for code in codes if code != 0]
-        if failed:
-            print(f"d2m-nas rank: warning: {len(failed)} of {args.workers} workers stopped early (exit "
-                  f"{', '.join(map(str, failed))}); this process finishes their work", file=sys.stderr)
-    rank_work.work(study, _scorer(scored, context, cache, configs), args.heartbeat)
+    helpers = args.workers - 1 if rank_work.pending(study) else 0
+    options = json.dumps({**vars(args), "out": str(out_dir)}, default=str)
+    with rank_work.helper_processes(helpers, options) as processes:
+        done, total = rank_work.progress(study)
+        with tqdm(total=total, initial=done, desc=f"scoring ({args.workers} workers)" if args.workers > 1
+                  else "scoring", unit="item", dynamic_ncols=True) as bar:
+            rank_work.work(study, _scorer(scored, context, cache, configs), args.heartbeat,
+                           on_progress=lambda: bar.update(rank_work.progress(study)[0] - bar.n))
+    failed = [process.returncode for process in processes if process.returncode != 0]
+    if failed:
+        print(f"d2m-nas rank: warning: {len(failed)} of {helpers} worker processes stopped early (exit "
+              f"{', '.join(map(str, failed))}); this process did their work", file=sys.stderr)
     rank_work.collect(study, cache, inputs.space.name, configs, str(context.device))
 
 
