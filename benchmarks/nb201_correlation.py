@@ -133,15 +133,16 @@ def _rank(args, group: str, proxies: list[str], extra: list[str], settings: dict
     if status:
         return status
     summary = json.loads((out / "summary.json").read_text())
-    for name, stats in summary["proxies"].items():
+    for name, entry in summary["proxies"].items():
+        stats = entry["correlation"]
         rho, tau = stats["spearman"], stats["kendall"]
         print(json.dumps({
             "benchmark": "nb201_correlation", "group": group, "proxy": name, "n": stats["n"],
             "spearman": rho["value"], "spearman_ci95": [rho["ci_low"], rho["ci_high"]],
             "kendall_tau_b": tau["value"], "kendall_ci95": [tau["ci_low"], tau["ci_high"]],
             "top10pct_overlap": stats["top_k"].get("top10%", {}).get("overlap"),
-            "regret": stats["regret"]["regret"], "seconds_per_arch": stats["seconds_per_arch"],
-            "per_seed_spearman": stats.get("per_seed_spearman"), "ground_truth": summary["truth_column"],
+            "regret": stats["regret"]["regret"], "seconds_per_arch": entry["seconds_per_arch"],
+            "per_seed_spearman": entry["per_seed_spearman"], "ground_truth": summary["truth_column"],
             "sample_seed": args.seed, "proxy_seeds": args.proxy_seeds, "group_wall_s": round(time.perf_counter() - started, 1),
             **settings}), flush=True)
     return 0

@@ -48,9 +48,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from d2m_nas.correlation import correlation_summary, paired_difference  # noqa: E402
+from d2m_nas.formatting import finite_or_null  # noqa: E402
 from d2m_nas.proxies.ensemble import rank_average  # noqa: E402
 from d2m_nas.proxies.score_rules import RULES, VALIDATION_RULES, fidelities  # noqa: E402
-from d2m_nas.ranking import finite_or_null  # noqa: E402
 from d2m_nas.settings import resolve_data_root  # noqa: E402
 from search_spaces.ground_truth import GroundTruth, default_table_path  # noqa: E402
 

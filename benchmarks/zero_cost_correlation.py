@@ -57,7 +57,8 @@ def main() -> int:
     command = " ".join(["python", "benchmarks/zero_cost_correlation.py"] + sys.argv[1:])
     settings = {"seed": summary["seed"], "batch_size": summary["batch_size"], "device": summary["device"],
                 "threads": args.threads, "machine": machine, "torch": torch.__version__, "command": command}
-    rows = [(summary["truth_column"], name, stats) for name, stats in summary["proxies"].items()]
+    rows = [(summary["truth_column"], name, entry["correlation"] | {"seconds_per_arch": entry["seconds_per_arch"]})
+            for name, entry in summary["proxies"].items()]
     rows += _other_ground_truths(args, summary)
     for column, name, stats in rows:
         target = TARGETS[name]

@@ -9,10 +9,11 @@ Writes into a run directory:
   resumes where it stopped.
 - curves.jsonl: per training-based row, its recorded trace (the training loss of every step;
   validation accuracy, loss and seconds at each checkpoint), from which every rule is computed.
-- summary.json: per proxy, and per score rule of every training-based proxy (`NAME@RULE`),
-  `correlation_summary` of the per-architecture mean score over the proxy seeds, the per-seed
-  Spearman (mean, sample std) when there are several seeds, and cost.
-- summary.md: the same as a readable table.
+- summary.json: the run's settings and, per proxy and per score rule of every training-based
+  proxy (`NAME@RULE`), the ranking summary `d2m-nas report` gives the same rows
+  (`d2m_nas.report.ranking_summary`: correlation of the per-architecture mean score over the
+  proxy seeds, the per-seed Spearman, cost).
+- summary.md: the same as a readable table (`d2m_nas.report.ranking_table`).
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from d2m_nas.correlation import correlation_summary
-from d2m_nas.formatting import number, with_ci
+from d2m_nas.formatting import finite_or_null
 from d2m_nas.proxies import EnsembleProxy, Proxy, ProxyContext, TrainingProxy, score_architecture
 from d2m_nas.proxies.ensemble import rank_average
 from d2m_nas.proxies.score_rules import RULES, final_rules
+from d2m_nas.report import expand_score_rules, ranking_notes, ranking_summary, ranking_table
 from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
 from distill.atomic import atomic_write_text
 from search_spaces.base import SearchSpace
@@ -126,22 +127,6 @@ def _add_kind_column(path: Path, rows: list[list[str]]) -> None:
     writer.writerow(RESULT_COLUMNS)
     writer.writerows(row[:at] + [""] + row[at:] for row in rows)
     atomic_write_text(path, text.getvalue())
-
-
-def expand_score_rules(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows of a results table with one row per score rule for every training-based row: proxy
-    `NAME@RULE`, score = that rule's value (the row's own `score` is one of them). Other rows,
-    and tables without rule columns, are returned as they are."""
-    if "score_rule" not in frame.columns:
-        return frame
-    trained = frame["score_rule"].fillna("").astype(str) != ""
-    parts = [frame[~trained]]
-    for rule in RULES:
-        part = frame[trained].copy()
-        part["proxy"] = part["proxy"].astype(str) + "@" + rule
-        part["score"] = pd.to_numeric(part[rule], errors="coerce")
-        parts.append(part)
-    return pd.concat(parts).sort_index(kind="stable")
 
 
 def report_labels(proxy: Proxy) -> list[str]:
@@ -294,43 +279,13 @@ def summarise(out_dir: Path, archs: list[str], proxies: list[Proxy], settings: R
                "dataset": context.dataset.name if context.dataset is not None else None,
                "model_options": context.model_options, "proxies": {}}
     for label in [label for proxy in proxies for label in report_labels(proxy)]:
-        rows = frame[frame["proxy"] == label].drop_duplicates(["arch", "seed"], keep="last")
-        per_arch = rows.groupby("arch", sort=False).agg(score=("score", "mean"), truth=("truth", "first"))
-        stats = correlation_summary(per_arch["score"].astype(float).to_numpy(),
-                                    per_arch["truth"].astype(float).to_numpy(),
-                                    top_k=settings.top_k, bootstrap=settings.bootstrap, seed=settings.seed)
-        stats["n_evaluations"] = len(rows)
-        counts = per_arch["score"].round(9).value_counts()
-        if len(counts):  # a proxy whose candidates all score alike (training that diverged) ranks nothing
-            stats["most_common_score"] = {"value": float(counts.index[0]), "count": int(counts.iloc[0])}
-        stats["seconds_per_arch"] = float(rows["seconds"].sum() / len(per_arch)) if len(per_arch) else math.nan
-        stats["seconds_per_evaluation"] = float(rows["seconds"].mean()) if len(rows) else math.nan
-        stats["seconds_total"] = float(rows["seconds"].sum())
-        if settings.proxy_seeds > 1:
-            values = [correlation_summary(part["score"].astype(float).to_numpy(), part["truth"].astype(float).to_numpy(),
-                                          top_k=(), bootstrap=0)["spearman"]["value"]
-                      for _, part in rows.groupby("seed")]
-            finite = [v for v in values if math.isfinite(v)]
-            stats["per_seed_spearman"] = {
-                "values": values, "mean": float(np.mean(finite)) if finite else math.nan,
-                "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else math.nan}  # sample std over seeds
-        summary["proxies"][label] = stats
+        rows = frame[frame["proxy"] == label]
+        if len(rows):  # a label with no row in the sample has nothing to summarise
+            summary["proxies"][label] = ranking_summary(rows, top_k=settings.top_k, bootstrap=settings.bootstrap,
+                                                        seed=settings.seed)
     atomic_write_text(out_dir / "summary.json", json.dumps(finite_or_null(summary), indent=2, allow_nan=False) + "\n")
     atomic_write_text(out_dir / "summary.md", summary_markdown(summary))
     return summary
-
-
-def finite_or_null(value):
-    """Strict JSON: undefined statistics (NaN) and infinities become null; NumPy scalars plain."""
-    if isinstance(value, dict):
-        return {str(k): finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_null(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def summary_markdown(summary: dict) -> str:
@@ -339,34 +294,11 @@ def summary_markdown(summary: dict) -> str:
              f"data: {summary['dataset']}, batch {summary['batch_size']}, device {summary['device']}. Every score is "
              "oriented higher = better; NAME@RULE rows are the score rules of one training run (val_acc, val_loss, "
              "tse, tse_e, tse_ema); ensembles are rank averages over this sample.", ""]
-    seeds = summary.get("proxy_seeds", [summary["seed"]])
+    seeds = summary["proxy_seeds"]
     if len(seeds) > 1:
         lines += [f"Scores are the mean over proxy seeds {seeds[0]}..{seeds[-1]}; s/arch covers all of them.", ""]
-    first = next(iter(summary["proxies"].values()), None)
-    top_labels = list(first["top_k"]) if first else []
-    header = ["proxy", "n", "Spearman ρ [95% CI]", "Kendall τ-b [95% CI]"]
-    header += [f"{label} overlap" for label in top_labels] + ["regret", "s/arch"]
-    if len(seeds) > 1:
-        header.append("ρ per seed (mean ± std)")
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, s in summary["proxies"].items():
-        rho, tau = s["spearman"], s["kendall"]
-        cells = [name, str(s["n"]),
-                 with_ci(rho), with_ci(tau)]
-        cells += [f"{s['top_k'][label]['overlap']:.2f}" for label in top_labels]
-        cells += [f"{s['regret']['regret']:.2f}", f"{s['seconds_per_arch']:.3f}"]
-        if "per_seed_spearman" in s:
-            cells.append(f"{number(s['per_seed_spearman']['mean'])} ± {number(s['per_seed_spearman']['std'], sign=False)}")
-        lines.append("| " + " | ".join(cells) + " |")
-    notes = [f"{name}: {s['spearman']['undefined']}" for name, s in summary["proxies"].items()
-             if s["spearman"].get("undefined")]
-    for name, s in summary["proxies"].items():
-        common = s.get("most_common_score")
-        if common and s["n"] >= 5 and common["count"] >= 0.9 * s["n"]:
-            notes.append(f"{name}: {common['count']} of {s['n']} architectures score {common['value']:g} — the proxy "
-                         "tells them apart no better than chance (did training diverge? try a lower --proxy-lr)")
-    dropped = [f"{name}: {s['n_dropped_nan']}" for name, s in summary["proxies"].items() if s["n_dropped_nan"]]
-    if dropped:
-        notes.append("pairs dropped for a NaN score or truth — " + ", ".join(dropped))
-    lines += [""] + [f"- {note}" for note in notes]
+    entries = [{"proxy": name} | entry for name, entry in summary["proxies"].items()]
+    if entries:
+        lines += ranking_table(entries)
+    lines += [""] + [f"- {note}" for note in ranking_notes(entries)]
     return "\n".join(lines).rstrip() + "\n"

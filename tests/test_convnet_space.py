@@ -50,4 +50,5 @@ def test_rank_convnets_against_a_results_file(tmp_path):
                  "--bootstrap", "20"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["space"] == "convnet720" and summary["truth_column"] == "accuracy"
-    assert summary["proxies"]["params"]["n"] == 8 and summary["proxies"]["params"]["spearman"]["value"] > 0.5
+    correlation = summary["proxies"]["params"]["correlation"]
+    assert correlation["n"] == 8 and correlation["spearman"]["value"] > 0.5

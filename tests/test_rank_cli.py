@@ -37,8 +37,9 @@ def test_rank_writes_results_and_summary_and_resumes(tmp_path, table, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["truth_column"] == "cifar10_test_acc" and summary["n_archs"] == 6
     params = summary["proxies"]["params"]
-    assert params["n"] == 6 and params["spearman"]["value"] > 0.5 and "top3" in params["top_k"]
-    assert params["seconds_per_arch"] >= 0
+    correlation = params["correlation"]
+    assert correlation["n"] == 6 and correlation["spearman"]["value"] > 0.5 and "top3" in correlation["top_k"]
+    assert params["n_archs"] == 6 and params["seeds"] == [1] and params["seconds_per_arch"] >= 0
     assert (out / "summary.md").read_text().startswith("# Ranking on nasbench201")
     assert (out / "config.yaml").is_file()
     # same command again: nothing is recomputed or duplicated
@@ -97,7 +98,7 @@ def test_rank_on_the_real_table(shared_data_root, tmp_path):
                  "--data-root", str(shared_data_root), "--out", str(out), *TINY]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["truth_column"] == "cifar10_test_acc_12ep"
-    assert summary["proxies"]["params"]["spearman"]["value"] > 0.3
+    assert summary["proxies"]["params"]["correlation"]["spearman"]["value"] > 0.3
 
 
 def test_old_results_file_is_refused_in_one_line(tmp_path, table, capsys):

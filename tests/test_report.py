@@ -12,7 +12,9 @@ import pytest
 from scipy import stats
 
 from d2m_nas import cli
-from d2m_nas.report import search_seconds, twelve_epoch_column
+from d2m_nas.formatting import finite_or_null
+from d2m_nas.report import twelve_epoch_column
+from d2m_nas.search.results import read_results, search_seconds, search_summaries
 
 TRUTH = "cifar10_test_acc"
 RANK_COLUMNS = ["arch", "index", "isomorphism", "proxy", "score", "seconds", "seed", "truth", "truth_column"]
@@ -137,6 +139,25 @@ def test_rank_report_numbers_match_an_independent_recomputation(tmp_path, capsys
     assert set(combined["run"]) == {"rank"}
 
 
+def test_rank_and_report_write_one_ranking_summary(tmp_path, table, capsys):
+    """`rank`'s summary.json and summary.md and `report`'s entries for the same run are one summary
+    and one table: the same keys, the same numbers, the same rows."""
+    run = tmp_path / "rank"
+    settings = ["--ground-truth-file", str(table), "--top-k", "3", "--bootstrap", "50", "--seed", "1"]
+    assert cli.main(["rank", "--proxy", "params,flops", "--sample", "8", "--proxy-seeds", "2", "--ground-truth",
+                     "cifar10:test:200", "--channels", "4", "--cells", "1", "--device", "cpu", "--out", str(run),
+                     *settings]) == 0
+    code, _, _ = run_cli(["report", str(run), *settings], capsys)
+    assert code == 0
+    own = json.loads((run / "summary.json").read_text())["proxies"]
+    [section] = json.loads((run / "report" / "summary.json").read_text())["rankings"]
+    entries = {e["proxy"]: {k: v for k, v in e.items() if k not in ("run", "proxy")} for e in section["rankings"]}
+    assert entries == own and own["params"]["correlation"]["spearman"]["value"] > 0.5
+    rows = [line for line in (run / "summary.md").read_text().splitlines() if line.startswith(("| params", "| flops"))]
+    report_md = (run / "report" / "report.md").read_text()
+    assert len(rows) == 2 and all(f"| rank {row}" in report_md for row in rows)
+
+
 def test_reference_on_the_real_table(tmp_path, shared_data_root, capsys):
     table = pd.read_csv(shared_data_root / "nb201" / "nb201_ground_truth.csv")
     sample = table.sample(40, random_state=0)
@@ -178,15 +199,19 @@ def test_search_report_over_seeds(tmp_path, capsys):
             rows = rows.sort_values("trial")
             incumbents.append(rows["truth"].iloc[int(np.argmax(rows["score"].to_numpy()))])  # first best score
             seen.append(rows["truth"].max())
-        assert entry["seeds"] == [0, 1] and entry["evaluations"]["min"] == entry["evaluations"]["max"] == 6
-        assert entry["incumbent_truth"]["mean"] == pytest.approx(np.mean(incumbents))
-        assert entry["incumbent_truth"]["std"] == pytest.approx(np.std(incumbents, ddof=1))
+        assert entry["seeds"] == [0, 1] and entry["trials"]["min"] == entry["trials"]["max"] == 6
+        assert entry["best_truth"]["mean"] == pytest.approx(np.mean(incumbents))
+        assert entry["best_truth"]["std"] == pytest.approx(np.std(incumbents, ddof=1))
         assert entry["best_truth_seen"]["mean"] == pytest.approx(np.mean(seen))
         assert entry["regret"]["mean"] == pytest.approx(optimum - np.mean(incumbents))
         assert entry["search_s"]["mean"] == pytest.approx(0.7 * 6)
+    # one search summary: the report's entries are what `d2m-nas search` writes for the same rows
+    own = search_summaries(read_results(tmp_path / "search" / "results.csv"), refs["optimum"])
+    assert [{k: v for k, v in e.items() if k != "run"} for e in section["searches"]] == finite_or_null(own)
     md = (out / "report.md").read_text()
     assert f"## Searches against `{TRUTH}`" in md and "| search | optuna | tpe | good | 2 (0, 1) | 6 |" in md
-    assert f"table optimum of `{TRUTH}` {optimum:.2f}" in md and "12-epoch column's pick" in md
+    assert f"table optimum {optimum:.2f} of `{TRUTH}`" in md and "12-epoch column's pick" in md
+    assert "| search | s-random-seed0 | 0 | 6 |" in md  # each study's pick
 
 
 def test_search_references_fall_back_to_the_runs_summary(tmp_path, capsys):
@@ -295,8 +320,7 @@ def test_a_real_search_with_repeats_reports_and_plots(tmp_path, shared_data_root
     assert code == 0
     [section] = json.loads((run / "report" / "summary.json").read_text())["searches"]
     [entry] = section["searches"]
-    incumbents = [s["best_truth"] for _, s in sorted(own["studies"].items())]
-    assert entry["seeds"] == [0, 1] and entry["incumbent_truth"]["mean"] == pytest.approx(np.mean(incumbents))
+    assert entry["seeds"] == [0, 1] and {k: v for k, v in entry.items() if k != "run"} == own["searches"][0]
     assert section["references"]["optimum"] == pytest.approx(own["references"]["optimum"])
     twelve = own["references"]["twelve_epoch_pick_truth"]
     assert section["references"]["twelve_epoch_pick_truth"] == pytest.approx(twelve)

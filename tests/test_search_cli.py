@@ -39,7 +39,7 @@ def test_search_writes_results_and_the_same_command_resumes(tmp_path, table, cap
     frame = read_results(out / "results.csv")
     assert frame["trial"].tolist() == [0, 1, 2, 3, 4]
     summary = json.loads((out / "summary.json").read_text())
-    study = summary["studies"]["nasbench201-params-optuna-tpe-seed0"]
+    study = summary["searches"][0]["studies"]["nasbench201-params-optuna-tpe-seed0"]
     assert study["trials"] == 5 and summary["references"]["optimum"] == 98.0
     assert summary["references"]["twelve_epoch_column"] == "cifar10_test_acc_12ep"
     assert (out / "config.yaml").is_file() and (out / "study.db").is_file()

@@ -35,7 +35,7 @@ def test_the_funnel_trains_the_screens_top_k_and_picks_by_the_rank_average(tmp_p
                        for a in finalists])
     assert frame["score"].to_numpy() == pytest.approx(rank_average(values))
     best = finalists[int(np.argmax(rank_average(values)))]
-    assert summary["studies"]["f"]["best_arch"] == best
+    assert summary["searches"][0]["studies"]["f"]["best_arch"] == best
     # every second once: the pool's params and the finalists' training, as the cache recorded them
     with ResultsCache(tmp_path / "run" / "cache.sqlite") as cache:
         spent = sum(cache.score(p, a, context).score.seconds for p, archs in
@@ -95,7 +95,7 @@ def test_a_staged_funnel_screens_each_stage_on_the_survivors_of_the_one_before(t
     order = np.argsort(-rank_average(np.array([[params[a], synflow[a]] for a in stage_two])), kind="stable")
     finalists = [stage_two[i] for i in order[:3]]  # then the vote of all screens so far, on the survivors
     assert frame["arch"].tolist() == finalists and sorted(proxy.components[2].calls) == sorted(finalists)
-    assert summary["studies"]["f"]["best_arch"] in finalists
+    assert summary["searches"][0]["studies"]["f"]["best_arch"] in finalists
     with ResultsCache(tmp_path / "run" / "cache.sqlite") as cache:  # every second once: the pool's params,
         spent = sum(cache.score(p, a, context).score.seconds for p, archs in  # the six's synflow, three trainings
                     ((proxy.components[0], pool), (proxy.components[1], stage_two), (proxy.components[2], finalists))

@@ -36,7 +36,7 @@ def test_nni_regularised_evolution_runs_in_process_and_resumes_from_the_cache(tm
     founders = frame["arch"].tolist()[:4]
     child = SPACE.encode(frame["arch"].iloc[4])
     assert min(sum(SPACE.encode(f)[k] != child[k] for k in child) for f in founders) <= 2
-    assert summary["studies"]["e"]["best_arch"] == frame.loc[frame["score"].idxmax(), "arch"]
+    assert summary["searches"][0]["studies"]["e"]["best_arch"] == frame.loc[frame["score"].idxmax(), "arch"]
 
     # the same search again: NNI replays its seeded sequence, the cache answers, no new rows
     again = FakeProxy()

@@ -90,10 +90,10 @@ def test_rows_match_the_study_and_the_truth_stays_out_of_it(tmp_path):
     assert (frame["truth_column"] == "fake_acc").all() and (frame["backend"] == "optuna").all()
     for trial in complete:  # nothing the sampler can read carries the truth
         assert "truth" not in str(trial.user_attrs) and "truth" not in str(trial.system_attrs)
-    assert summary["studies"]["s"]["trials"] == 6
+    assert summary["searches"][0]["studies"]["s"]["trials"] == 6
     best = frame.loc[frame["score"].idxmax()]
-    assert summary["studies"]["s"]["best_arch"] == best["arch"]
-    assert summary["studies"]["s"]["best_truth"] == pytest.approx(best["truth"])
+    assert summary["searches"][0]["studies"]["s"]["best_arch"] == best["arch"]
+    assert summary["searches"][0]["studies"]["s"]["best_truth"] == pytest.approx(best["truth"])
 
 
 def test_rerunning_resumes_without_rescoring(tmp_path):
@@ -128,7 +128,7 @@ def test_repeats_run_one_study_per_seed(tmp_path):
     config = SearchConfig(trials=3, study="r", strategy="random", seed=5, progress=False)
     summary = run_search(FakeProxy(), ProxyContext(space=SPACE, dataset=None), config, tmp_path / "run", repeat=2)
     frame = read_results(tmp_path / "run" / "results.csv")
-    assert sorted(summary["studies"]) == ["r-seed5", "r-seed6"]
+    assert sorted(summary["searches"][0]["studies"]) == ["r-seed5", "r-seed6"]
     assert frame.groupby("study")["seed"].first().to_dict() == {"r-seed5": 5, "r-seed6": 6}
     assert frame.groupby("study").size().tolist() == [3, 3]
 
@@ -212,7 +212,7 @@ def test_a_trial_killed_before_it_was_labelled_does_not_cut_the_resumed_study_sh
                                  for name, values in SPACE.choices().items()})  # RUNNING, no worker
     proxy, summary = search(tmp_path, trials=3, heartbeat=1)  # waits out the orphan (2 heartbeats), retries it
     frame = read_results(tmp_path / "run" / "results.csv")
-    assert len(frame) == 3 and summary["studies"]["s"]["trials"] == 3
+    assert len(frame) == 3 and summary["searches"][0]["studies"]["s"]["trials"] == 3
     assert frame["retry_of"].dropna().astype(int).tolist() == [orphan.number]
     assert frame["arch"].iloc[-1] == SPACE.decode(orphan.params) and len(proxy.calls) == 1
 

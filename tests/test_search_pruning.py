@@ -72,7 +72,7 @@ def test_pruned_trials_keep_their_partial_cost_and_are_never_the_pick(tmp_path):
     assert (pruned["steps"] < 4).all() and (pruned["seconds"] == 0.25 * pruned["steps"]).all()
     complete = frame[frame["state"] == "complete"]
     assert (complete["steps"] == 4).all() and (complete["seconds"] == 1.0).all()
-    study = summary["studies"]["p"]
+    study = summary["searches"][0]["studies"]["p"]
     assert study["pruned"] == len(pruned) and study["best_arch"] in set(complete["arch"])
     assert study["cost_s"] == pytest.approx(pruned["seconds"].sum() + complete.drop_duplicates("arch")["seconds"].sum())
     states = {t.number: t.state for t in optuna.load_study(study_name="p", storage=open_storage(
@@ -125,7 +125,7 @@ def test_warm_start_enqueues_the_zero_cost_top_k_first_and_charges_its_scoring(t
     pool = SPACE.sample(20, 0)
     top = sorted(pool, key=lambda a: -params.score(a, context).score)[:3]
     assert set(frame["arch"][:3]) == set(top)
-    assert frame["seconds"].iloc[0] > 0.01 and summary["studies"]["p"]["trials"] == 5
+    assert frame["seconds"].iloc[0] > 0.01 and summary["searches"][0]["studies"]["p"]["trials"] == 5
     with pytest.raises(ValueError, match="--warm-start must be PROXY:K"):
         config(warm_start="params")
     with pytest.raises(ValueError, match="optuna backend"):
@@ -137,7 +137,7 @@ def test_a_proxy_budget_stops_the_study_at_equal_proxy_seconds(tmp_path):
                          config(pruner="none", trials=50, proxy_budget=3.5), tmp_path / "run")
     frame = read_results(tmp_path / "run" / "results.csv")
     spent = frame.loc[frame["cached"] == 0, "seconds"].sum()
-    assert 3.5 <= spent < 3.5 + 1.0 and summary["studies"]["p"]["trials"] == len(frame) < 50
+    assert 3.5 <= spent < 3.5 + 1.0 and summary["searches"][0]["studies"]["p"]["trials"] == len(frame) < 50
     with pytest.raises(ValueError, match="proxy budget must be positive"):
         config(proxy_budget=0)
 

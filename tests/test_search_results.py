@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from d2m_nas.search.results import RESULT_COLUMNS, ResultsTable, read_results, trajectory
+from d2m_nas.search.results import RESULT_COLUMNS, ResultsTable, read_results, search_summaries, trajectory
 
 
 def row(trial: int, arch: str, score: float, truth: float, seconds: float = 1.0, study: str = "s") -> dict:
@@ -78,11 +78,12 @@ def test_trajectory_without_truth_has_nan_truths():
 
 
 def test_the_pick_among_tied_best_scores_is_the_earliest_trial_whatever_the_row_order(tmp_path):
-    from d2m_nas.search.driver import summarise_search
-
     path = tmp_path / "results.csv"
     ResultsTable(path).append([row(2, "c", 3.0, 91.0), row(0, "a", 1.0, 95.0), row(1, "b", 3.0, 89.0)])
-    study = summarise_search(path)["studies"]["s"]
+    [search] = search_summaries(read_results(path), optimum=96.0)
+    study = search["studies"]["s"]
     assert study["best_arch"] == "b" and study["best_truth"] == 89.0 and study["ties_at_best_score"] == 2
-    incumbent = trajectory(read_results(path))["incumbent_truth"].tolist()
-    assert incumbent == [95.0, 89.0, 89.0]  # the trajectory holds the same pick
+    assert study["regret"] == 7.0 and search["best_truth"]["mean"] == 89.0 and search["best_truth"]["n"] == 1
+    paths = trajectory(read_results(path))
+    assert paths["incumbent_truth"].tolist() == [95.0, 89.0, 89.0]  # the trajectory holds the same pick
+    assert paths["incumbent_arch"].tolist() == ["a", "b", "b"]

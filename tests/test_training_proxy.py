@@ -234,7 +234,7 @@ def test_rank_with_training_proxies_end_to_end(tmp_path, table, generator_run, c
     summary = json.loads((out / "summary.json").read_text())
     assert summary["proxy_seeds"] == [0, 1]
     d2m = summary["proxies"]["d2m@val_acc"]
-    assert d2m["n"] == 3 and d2m["n_evaluations"] == 6 and len(d2m["per_seed_spearman"]["values"]) == 2
+    assert d2m["n_archs"] == 3 and d2m["evaluations"] == 6 and list(d2m["per_seed_spearman"]["values"]) == ["0", "1"]
     rows = results[results["proxy"] == "d2m"]
     assert d2m["seconds_per_arch"] == pytest.approx(rows["seconds"].sum() / 3)
     # changing a training setting into the same directory is refused, not silently mixed

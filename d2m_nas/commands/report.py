@@ -16,9 +16,10 @@ overlap, the true accuracy of the proxy's top pick and its regret within the sam
 architecture (and device seconds and steps where recorded); next to them the 12-epoch full-data
 column of the NAS-Bench-201 table for the same architectures (a free reference: read from the
 table, not measured). Searches: per (run, backend, strategy, proxy), over its studies (seeds):
-the true accuracy of the incumbent mean ± std, the best true accuracy seen, evaluations and
-seconds, with the table optimum and the 12-epoch column's pick as references. Results with
-different ground-truth columns get separate tables.
+the true accuracy of the incumbent mean ± std, the best true accuracy seen, trials and seconds,
+then each study's pick, with the table optimum and the 12-epoch column's pick as references (the
+same summaries `rank` and `search` write). Results with different ground-truth columns get
+separate tables.
 
 The table is read from --ground-truth-file, else <data-root>/nb201/nb201_ground_truth.csv; without
 it the table references are left out (and the report says so).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, size_options,
                               warn_if_other_dataset)
-from d2m_nas.commands.option_types import COUNT, POSITIVE, counts
+from d2m_nas.commands.option_types import COUNT, COUNTS, POSITIVE
 
 HELP = "search an architecture space with Optuna or NNI using a cheap proxy"
 DESCRIPTION = """Ask a search backend (Optuna or NNI) for architectures, score each with a proxy through a
@@ -84,7 +84,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--warm-start-pool", type=COUNT, default=200, metavar="M",
                         help="architectures the warm-start proxy ranks; for the funnel backend, the pool its "
                              "ensemble's zero-cost part screens down to --trials finalists (default: 200)")
-    parser.add_argument("--funnel", type=counts, metavar="M1,M2",
+    parser.add_argument("--funnel", type=COUNTS, metavar="M1,M2",
                         help="funnel backend, an ensemble with counted (params, flops) and other zero-cost parts: "
                              "the architectures entering each screening stage, e.g. 3000,100 (params over a pool "
                              "of 3,000, the vote over its best 100, training of the best --trials)")
@@ -125,9 +125,10 @@ def run(args) -> int:
     from d2m_nas.search.backends import backend_class
     from d2m_nas.search.optuna_backend import StudyMismatchError
     from d2m_nas.search.storage import StorageError, check_storage_url
-    from d2m_nas.search.run import run_search, study_name
+    from d2m_nas.search.run import run_search
     from d2m_nas.settings import resolve_data_root
     from d2m_nas.provenance import record_read
+    from d2m_nas.report import search_tables
     from search_spaces.ground_truth import GroundTruth, GroundTruthError, default_table_path
     from search_spaces.registry import create_space
 
@@ -207,29 +208,7 @@ def run(args) -> int:
                              warm_proxy=warm_proxy)
     except (StorageError, StudyMismatchError, CacheError) as exc:
         raise UserError(str(exc)) from None
-    names = [study_name(base, args.seed + r, args.repeat) for r in range(args.repeat)]
-    print(summary_markdown(summary, names), end="")
+    print("\n".join(search_tables(summary["searches"], summary["references"])))
     print(f"wrote {out_dir / 'results.csv'}, {out_dir / 'summary.json'}")
     return 0
 
-
-def summary_markdown(summary: dict, studies: list[str]) -> str:
-    from d2m_nas.formatting import number
-
-    def fmt(value, digits=2):
-        return number(value, digits, sign=False)
-
-    lines = ["| study | trials | best arch (by proxy) | score | true acc | regret | proxy s | wall s |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name in studies:
-        s = summary["studies"].get(name)
-        if s is None:
-            continue
-        lines.append(f"| {name} | {s['trials']} | `{s['best_arch']}` | {s['best_score']:.4g} | {fmt(s['best_truth'])} | "
-                     f"{fmt(s['regret'])} | {s['cost_s']:.1f} | {s['elapsed_s']:.1f} |")
-    refs = summary.get("references") or {}
-    if refs:
-        lines.append(f"\nTrue accuracy: `{refs['truth_column']}`; table optimum {refs['optimum']:.2f}"
-                     + (f"; the 12-epoch column's pick scores {refs['twelve_epoch_pick_truth']:.2f}"
-                        if "twelve_epoch_pick_truth" in refs else "") + ".")
-    return "\n".join(lines) + "\n"

@@ -13,7 +13,6 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
@@ -22,7 +21,7 @@ from d2m_nas.proxies.ensemble import EnsembleProxy
 from d2m_nas.proxies.training import CheckpointCallback, Stopped
 from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
 from d2m_nas.search.backends import backend_class
-from d2m_nas.search.results import ResultsTable, read_results, trajectory
+from d2m_nas.search.results import ResultsTable
 from d2m_nas.search.workers import worker_identity
 
 COST_METRICS = ("params", "seconds")  # the second objective of nsga2
@@ -212,31 +211,3 @@ class SearchDriver:
     def record(self, rows: list[dict]) -> list[dict]:
         return self.table.append(rows)
 
-
-def summarise_search(results_path: Path, references: dict | None = None) -> dict:
-    """Per study: trials, the incumbent (best proxy score), its true accuracy and regret, cost."""
-    frame = read_results(results_path)
-    paths = trajectory(frame)
-    summary: dict = {"results": str(results_path), "references": references or {}, "studies": {}}
-    optimum = (references or {}).get("optimum")
-    for study, rows in frame.groupby("study", sort=True):
-        rows = rows.sort_values("trial")
-        complete = rows[rows["state"] == "complete"]  # a pruned score is a partial one: never the pick
-        scored = complete if complete["score"].notna().any() else rows
-        # ties at the best score: the earliest trial is the pick, as the search held it (idxmax takes the first)
-        best = scored.loc[scored["score"].astype(float).idxmax()] if scored["score"].notna().any() else rows.iloc[0]
-        tied = scored.loc[scored["score"].astype(float) == float(best["score"]), "arch"].nunique()
-        last = paths[paths["study"] == study].iloc[-1]
-        truth = float(best["truth"]) if pd.notna(best["truth"]) else None
-        summary["studies"][study] = {
-            "backend": str(best["backend"]), "strategy": str(best["strategy"]), "seed": int(best["seed"]),
-            "proxy": str(best["proxy"]), "trials": int(len(rows)), "pruned": int((rows["state"] == "pruned").sum()),
-            "distinct_archs": int(rows["arch"].nunique()),
-            "cached": int(rows["cached"].sum()), "best_arch": str(best["arch"]), "best_score": float(best["score"]),
-            "ties_at_best_score": int(tied),
-            "best_truth": truth, "truth_column": str(best["truth_column"]) if truth is not None else None,
-            "regret": (optimum - truth) if optimum is not None and truth is not None else None,
-            "best_truth_seen": float(last["best_truth_seen"]) if pd.notna(last["best_truth_seen"]) else None,
-            "cost_s": float(last["cost_s"]), "elapsed_s": float(rows["elapsed_s"].max()),
-        }
-    return summary

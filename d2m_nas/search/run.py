@@ -3,7 +3,9 @@
 RUN_DIR/results.csv    one row per evaluation (see d2m_nas.search.results)
 RUN_DIR/cache.sqlite   the results cache (default; share one across runs with `cache_path`)
 RUN_DIR/study.db       the Optuna study (default storage)
-RUN_DIR/summary.json   per study: the incumbent, its true accuracy and regret, cost
+RUN_DIR/summary.json   the search summary `d2m-nas report` gives too (`search_summaries`): per
+                       (backend, strategy, proxy), each study's pick, its true accuracy and
+                       regret, cost, and their mean ± std over the studies
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from d2m_nas.formatting import finite_or_null
 from d2m_nas.proxies.base import Proxy, ProxyContext
 from d2m_nas.results_cache import ResultsCache
 from d2m_nas.search.backends import create_backend
-from d2m_nas.search.driver import SearchConfig, SearchDriver, summarise_search
-from d2m_nas.search.results import ResultsTable
+from d2m_nas.search.driver import SearchConfig, SearchDriver
+from d2m_nas.search.results import ResultsTable, read_results, search_summaries
 from distill.atomic import atomic_write_text
 
 
@@ -50,6 +53,7 @@ def run_search(proxy: Proxy, context: ProxyContext, config: SearchConfig, run_di
                                   dataclasses.replace(config, seed=seed, study=name), truths, truth_column,
                                   cost_proxy, warm_proxy=warm_proxy)
             create_backend(config.backend).run(driver, run_dir, name)
-    summary = summarise_search(table.path, references)
-    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    summary = {"results": str(table.path), "references": references or {},
+               "searches": search_summaries(read_results(table.path), (references or {}).get("optimum"))}
+    atomic_write_text(run_dir / "summary.json", json.dumps(finite_or_null(summary), indent=2, allow_nan=False) + "\n")
     return summary

@@ -1,0 +1,138 @@
+"""Reading run directories: the results.csv of `d2m-nas rank` and `d2m-nas search` runs, checked
+and typed, and the NAS-Bench-201 table the references come from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from d2m_nas.errors import UserError
+from d2m_nas.proxies.score_rules import RULES
+from d2m_nas.provenance import record_read
+from search_spaces.ground_truth import GroundTruth, GroundTruthError, default_table_path
+
+REQUIRED_COLUMNS = ("arch", "proxy", "score", "seconds", "seed", "truth", "truth_column")
+SEARCH_COLUMNS = ("study", "trial", "backend", "strategy", "elapsed_s")
+OPTIONAL_NUMERIC = ("steps", "train_images", "device_seconds", "peak_memory_mb")
+
+
+@dataclass
+class Run:
+    """One input directory's results."""
+
+    label: str  # the `run` column and the tables' first cell
+    path: Path
+    frame: pd.DataFrame
+    kind: str  # "rank" or "search"
+    summary: dict = field(default_factory=dict)  # the directory's own summary.json, when readable
+    versions: dict = field(default_factory=dict)  # its run record (device, versions), when readable
+
+    @property
+    def hardware(self) -> str:
+        """What the run record says about where the seconds were measured."""
+        parts = [f"{key} {self.versions[key]}" for key in ("device", "hardware", "threads") if self.versions.get(key)]
+        return ", ".join(parts) or "not recorded"
+
+    @property
+    def truth_columns(self) -> list[str]:
+        return sorted(c for c in self.frame["truth_column"].unique() if c)
+
+
+def expand_score_rules(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a results table with one row per score rule for every training-based row: proxy
+    `NAME@RULE`, score = that rule's value (the row's own `score` is one of them). Other rows,
+    and tables without rule columns, are returned as they are."""
+    if "score_rule" not in frame.columns:
+        return frame
+    trained = frame["score_rule"].fillna("").astype(str) != ""
+    parts = [frame[~trained]]
+    for rule in RULES:
+        part = frame[trained].copy()
+        part["proxy"] = part["proxy"].astype(str) + "@" + rule
+        part["score"] = pd.to_numeric(part[rule], errors="coerce")
+        parts.append(part)
+    return pd.concat(parts).sort_index(kind="stable")
+
+
+def load_run(path: str | Path, label: str | None = None) -> Run:
+    """A run directory's results.csv, checked and typed; one-line UserError when unusable."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"run directory not found: {path}")
+    csv_path = path / "results.csv"
+    if not csv_path.is_file():
+        raise UserError(f"{path} holds no results.csv; pass a `d2m-nas rank` or `d2m-nas search` run directory")
+    try:
+        # rank writes a NaN score (e.g. jacob_cov of a cell whose output ignores its input) as nan
+        frame = pd.read_csv(csv_path, dtype={c: str for c in ("arch", "proxy", "truth_column", "study", "backend",
+                                                              "strategy")}, keep_default_na=False, na_values=["", "nan"])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{csv_path} is not a readable CSV ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserError(f"{csv_path} lacks the column(s) {', '.join(missing)}; it is not a d2m-nas results file")
+    if frame.empty:
+        raise UserError(f"{csv_path} holds no evaluations yet")
+    kind = "search" if all(c in frame.columns for c in SEARCH_COLUMNS) else "rank"
+    numeric = ["score", "seconds", "truth", "seed"] + [c for c in OPTIONAL_NUMERIC if c in frame.columns]
+    numeric += ["trial", "elapsed_s"] if kind == "search" else []
+    for column in numeric:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() & frame[column].notna()
+        if bad.any():
+            raise UserError(f"{csv_path}: column {column!r} holds a non-number ({frame[column][bad].iloc[0]!r} "
+                            f"in row {int(bad.idxmax()) + 2})")
+        frame[column] = values
+    frame["truth_column"] = frame["truth_column"].fillna("")
+    if kind == "rank":  # every score rule of a training run as its own proxy, NAME@RULE
+        frame = expand_score_rules(frame).reset_index(drop=True)
+    if frame["truth"].isna().all():
+        command = "search" if kind == "search" else "rank"
+        raise UserError(f"{csv_path} has no ground truth (the truth column is empty); rerun `d2m-nas {command}` "
+                        "with --ground-truth KEY, e.g. cifar10:test:200")
+    return Run(label or path.name, path, frame, kind, _json_or_empty(path / "summary.json"),
+               _json_or_empty(path / "versions.json"))
+
+
+def _json_or_empty(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def run_labels(paths: list[str | Path]) -> list[str]:
+    """A label per input: its directory name, or the path as given when names repeat."""
+    paths = [Path(p) for p in paths]
+    names = [p.resolve().name for p in paths]
+    labels = [name if names.count(name) == 1 else str(p) for name, p in zip(names, paths)]
+    if len(set(labels)) != len(labels):
+        raise UserError("a run directory is given twice")
+    return labels
+
+
+def load_runs(paths: list[str | Path]) -> list[Run]:
+    """Every input, labelled by `run_labels`."""
+    return [load_run(p, label) for p, label in zip(paths, run_labels(paths))]
+
+
+def load_table(path: str | Path | None, data_root: str | Path | None) -> tuple[GroundTruth | None, str]:
+    """The NAS-Bench-201 table for the references: (table, note). A missing explicit file is an
+    error; a missing default one only drops the references (the note says so)."""
+    if path is None and data_root is None:
+        return None, "no NAS-Bench-201 table given (--ground-truth-file or --data-root): no table references"
+    target = Path(path) if path is not None else default_table_path(data_root)
+    if path is None and not target.is_file():
+        return None, f"NAS-Bench-201 table not found at {target}: no table references (pass --ground-truth-file)"
+    try:
+        table = GroundTruth.from_csv(target)
+        record_read(target)
+    except GroundTruthError as exc:
+        raise UserError(str(exc)) from None
+    if table.kind != "nasbench201-table":
+        raise UserError(f"{target} is not a NAS-Bench-201 table (no 'arch_str' column); the references need one")
+    return table, ""
