@@ -15,7 +15,7 @@ import yaml
 
 from d2m_nas import __version__
 from d2m_nas.commands import COMMANDS
-from d2m_nas.commands.option_types import COUNT, WHOLE, Number
+from d2m_nas.commands.option_types import COUNT, WHOLE, Number, Numbers
 from d2m_nas.errors import UserError
 
 
@@ -106,7 +106,7 @@ def _check_config_value(action: argparse.Action, key, value, path: Path) -> None
         expected, ok = "a list of strings", isinstance(value, list) and all(isinstance(v, str) for v in value)
     elif value is None or isinstance(value, str):
         return  # None keeps the option unset; strings go through the option's own type
-    elif isinstance(action.type, Number):
+    elif isinstance(action.type, (Number, Numbers)):
         try:
             action.type(value)
         except argparse.ArgumentTypeError as exc:

@@ -164,9 +164,14 @@ def _truncate_csv(path: Path, last_step: int) -> None:
         csv.writer(f).writerows(kept)
 
 
+SYNC_EVERY = 10  # steps between host synchronisations: loss logging and finiteness checks
+
+
 def train_phase(name: str, trainer, total: int, state_path: Path, csv_path: Path, settings: dict,
                 checkpoint_every: int, progress: bool = True, stop_after: int | None = None) -> dict:
-    """Run `trainer.step()` until `total` steps, resuming from `state_path` when it exists.
+    """Run `trainer.step()` until `total` steps, resuming from `state_path` when it exists. The
+    step's losses (floats or device scalars) are written to `csv_path` and checked for divergence
+    every SYNC_EVERY steps and before every checkpoint, so no checkpoint holds a diverged state.
 
     `stop_after` ends this call after that many steps of this phase *without* a final
     checkpoint, as a kill would (tests use it). Returns {"step", "elapsed_s", "finished"}.
@@ -193,32 +198,53 @@ def train_phase(name: str, trainer, total: int, state_path: Path, csv_path: Path
     done_now = 0
     writer_file = csv_path.open("a", newline="")
     writer = None
+    pending: list[dict] = []  # rows whose losses may still be on the device
+
+    def diverged(step: int, why: str) -> UserError:
+        kept = f"the last good checkpoint {state_path} is kept" if state_path.exists() else "no checkpoint yet"
+        return UserError(f"{name} diverged at step {step} ({why}); {kept}; "
+                         "lower the learning rate and start again in a new --out")
+
     try:
+        clock = time.perf_counter()
         while trainer.step_count < total:
             if stop_after is not None and done_now >= stop_after:
                 return {"step": trainer.step_count, "elapsed_s": elapsed, "finished": False}
-            t0 = time.perf_counter()
             try:
                 losses = trainer.step()
-                if not all(map(math.isfinite, losses.values())) or not trainer.finite():
-                    raise DivergenceError(f"losses {', '.join(f'{k}={v:.4g}' for k, v in losses.items())}")
             except DivergenceError as exc:
-                kept = f"the last good checkpoint {state_path} is kept" if state_path.exists() else "no checkpoint yet"
-                raise UserError(f"{name} diverged at step {trainer.step_count + 1} ({exc}); {kept}; "
-                                "lower the learning rate and start again in a new --out") from None
-            seconds = time.perf_counter() - t0
+                raise diverged(trainer.step_count + 1, str(exc)) from None
+            pending.append({"step": trainer.step_count, **losses})
+            due = trainer.step_count % checkpoint_every == 0 or trainer.step_count == total
+            flushing = due or len(pending) >= SYNC_EVERY
+            if flushing:  # the losses of SYNC_EVERY steps reach the host in one synchronisation
+                keys = list(losses)
+                values = torch.stack([torch.as_tensor(row[k]).detach().double().cpu() for row in pending
+                                      for k in keys]).view(len(pending), len(keys)).tolist()
+            # a step's time runs from the end of the one before, so the rows add up to the wall
+            # time; on a GPU the step that synchronises carries the work queued before it
+            seconds, clock = time.perf_counter() - clock, time.perf_counter()
+            pending[-1]["seconds"] = seconds
             elapsed += seconds
             done_now += 1
-            row = {"step": trainer.step_count, **losses, "seconds": seconds}
+            bar.update(1)
+            if not flushing:
+                continue
+            for row, row_values in zip(pending, values):
+                row.update(zip(keys, row_values))
+                if not all(map(math.isfinite, row_values)):
+                    raise diverged(row["step"], ", ".join(f"{k}={v:.4g}" for k, v in zip(keys, row_values)))
+            if not trainer.finite():
+                raise diverged(trainer.step_count, "a weight became NaN/inf")
             if writer is None:
-                writer = csv.DictWriter(writer_file, fieldnames=list(row))
+                writer = csv.DictWriter(writer_file, fieldnames=list(pending[0]))
                 if csv_path.stat().st_size == 0:
                     writer.writeheader()
-            writer.writerow(row)
+            writer.writerows(pending)
             writer_file.flush()
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in list(losses.items())[:3]})
-            if trainer.step_count % checkpoint_every == 0 or trainer.step_count == total:
+            bar.set_postfix({k: f"{v:.3g}" for k, v in list(zip(keys, values[-1]))[:3]})
+            pending.clear()
+            if due:
                 checkpoint()
         if payload is None and not state_path.exists():  # total == 0: record that the phase ran
             checkpoint()

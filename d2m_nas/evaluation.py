@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ from d2m_nas.errors import UserError
 from d2m_nas.synthetic import SyntheticSet
 from d2m_nas.torchvision_compat import ensure_torchvision_importable
 from distill.dsa import DEFAULT_STRATEGY, DSA, DSAConfig
+from distill.transfer import to_device
 from search_spaces.cifar_nets import TIMM_PREFIX, canonical_eval_network, create_eval_network, describe_eval_network
 from search_spaces.convnet import ConvNetSpec, default_depth_for
 
@@ -46,18 +47,24 @@ FIELD_MODEL = "convnet-d3-w128-relu-instancenorm-avgpool"
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """How to train the evaluation network. The defaults are the field's protocol at 32x32."""
+    """How to train the evaluation network. The defaults are the field's protocol at 32x32; the
+    documented fields are `evaluate`'s options (`d2m_nas.commands.config_options`)."""
 
-    model: str = FIELD_MODEL  # a ConvNet spec, alexnet[-bn], vgg11[-bn], resnet18[-bn] or timm:NAME
-    epochs: int = 1000
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 256
-    dsa: bool = True
-    dsa_strategy: str = DEFAULT_STRATEGY
+    model: str = field(default=FIELD_MODEL, metadata={"metavar": "SPEC", "help": (
+        "evaluation network: a ConvNet spec, e.g. convnet-d3-w128-relu-instancenorm-avgpool (the protocol's: "
+        "ConvNet-3 at 32x32, -4 at 64x64, -5 at 128x128); for cross-architecture evaluation alexnet, alexnet-bn, "
+        "vgg11, vgg11-bn, resnet18, resnet18-bn (the DC code's CIFAR networks; without -bn: AlexNet no norm, "
+        "VGG-11/ResNet-18 instance norm) or timm:NAME (any timm model, e.g. timm:resnet10t; needs timm)")})
+    epochs: int = field(default=1000, metadata={"help": "training epochs", "minimum": 1})
+    lr: float = field(default=0.01, metadata={"help": "SGD learning rate", "above": 0})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum", "minimum": 0})
+    weight_decay: float = field(default=5e-4, metadata={"help": "weight decay", "minimum": 0})
+    batch_size: int = field(default=256, metadata={"help": "training batch size", "minimum": 1})
+    dsa: bool = field(default=True, metadata={"help": "train without DSA augmentation", "flag": "--no-dsa"})
+    dsa_strategy: str = field(default=DEFAULT_STRATEGY, metadata={"help": "DSA op groups joined by '_'"})
     lr_decay_factor: float = 0.1  # applied once, at epoch `epochs // 2`
-    test_batch_size: int = 1000  # affects speed and memory only, never the result
+    test_batch_size: int = field(default=1000, metadata={  # speed and memory only, never the result
+        "help": "test batch size; speed and memory only", "minimum": 1})
 
     @property
     def lr_decay_epoch(self) -> int:
@@ -159,7 +166,7 @@ def train_on_images(images: torch.Tensor, labels: torch.Tensor, num_classes: int
     for epoch in bar:
         if epoch == config.lr_decay_epoch and epoch > 0:
             optimizer = sgd(config.lr * config.lr_decay_factor)
-        order = torch.randperm(n, generator=generator).to(device)
+        order = to_device(torch.randperm(n, generator=generator), device)
         for start in range(0, n, config.batch_size):
             index = order[start:start + config.batch_size]
             x, y = x_all[index], y_all[index]

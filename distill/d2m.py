@@ -11,6 +11,7 @@ optimised is exactly the function `generate_per_class` samples from afterwards.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -20,6 +21,7 @@ from distill.dsa import DSA, DSAConfig
 from distill.errors import DivergenceError, all_finite
 from distill.generator import PARAMETER_GROUPS, Generator, sample_latents, to_normalized
 from distill.losses import MatchingConfig, matching_losses, random_frozen_convnet
+from distill.transfer import to_device
 from search_spaces.convnet import ConvNetSpec
 
 
@@ -74,19 +76,21 @@ class ClassMatcher:
                    syn_of: Callable[[int], torch.Tensor]) -> dict[str, float]:
         net_seed = int(torch.randint(2 ** 31 - 1, (1,), generator=rng))
         net = random_frozen_convnet(self.spec, self.channels, self.num_classes, self.image_size, net_seed, self.device)
-        sums = {"attention": 0.0, "embedding": 0.0, "prediction": 0.0, "total": 0.0}
+        keys = ("attention", "embedding", "prediction", "total")
+        per_class = []
         for c in range(self.num_classes):
             real, syn = real_of(c), syn_of(c)
             if self.dsa is not None:
                 draw = self.dsa.sample(1, self.image_size, self.device, generator=rng, shared=True)
                 real, syn = self.dsa.apply(real, draw), self.dsa.apply(syn, draw)
             terms = matching_losses(net, real, syn, self.matching)
-            if not torch.isfinite(terms["total"]):
-                raise DivergenceError(f"loss became {terms['total'].item()} at class {c}")
-            terms["total"].backward()
-            for key in sums:
-                sums[key] += terms[key].item()
-        return sums
+            terms["total"].backward()  # a non-finite loss is caught below, before any optimiser step
+            per_class.append(torch.stack([terms[key].detach() for key in keys]))
+        rows = torch.stack(per_class).tolist()  # the iteration's one host synchronisation
+        for c, row in enumerate(rows):
+            if not math.isfinite(row[-1]):
+                raise DivergenceError(f"loss became {row[-1]} at class {c}")
+        return {key: sum(row[i] for row in rows) for i, key in enumerate(keys)}
 
 
 class RealSampler:
@@ -103,7 +107,7 @@ class RealSampler:
     def batch(self, c: int, n: int, rng: torch.Generator) -> torch.Tensor:
         members = self.by_class[c]
         idx = members[torch.randperm(len(members), generator=rng)[:n]]
-        x = self.images[idx.to(self.images.device)].to(self.device).float() / 255
+        x = to_device(self.images[to_device(idx, self.images.device)], self.device).float() / 255
         return (x - self.mean) / self.std
 
 

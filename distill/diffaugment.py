@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from distill.transfer import to_device
+
 POLICIES = ("color", "translation", "cutout")
 
 
@@ -29,7 +31,7 @@ def diff_augment(x: torch.Tensor, policy: str = "color,translation,cutout",
 
 
 def _rand(x: torch.Tensor, generator, *shape) -> torch.Tensor:
-    return torch.rand(*shape, generator=generator).to(device=x.device, dtype=x.dtype)
+    return to_device(torch.rand(*shape, generator=generator), x.device).to(x.dtype)
 
 
 def _color(x: torch.Tensor, generator) -> torch.Tensor:
@@ -44,8 +46,8 @@ def _color(x: torch.Tensor, generator) -> torch.Tensor:
 def _translation(x: torch.Tensor, generator, ratio: float = 0.125) -> torch.Tensor:
     n, _, h, w = x.shape
     sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    ty = torch.randint(-sy, sy + 1, (n, 1, 1), generator=generator).to(x.device)
-    tx = torch.randint(-sx, sx + 1, (n, 1, 1), generator=generator).to(x.device)
+    ty = to_device(torch.randint(-sy, sy + 1, (n, 1, 1), generator=generator), x.device)
+    tx = to_device(torch.randint(-sx, sx + 1, (n, 1, 1), generator=generator), x.device)
     gb, gy, gx = torch.meshgrid(torch.arange(n, device=x.device), torch.arange(h, device=x.device),
                                 torch.arange(w, device=x.device), indexing="ij")
     gy = torch.clamp(gy + ty + 1, 0, h + 1)
@@ -57,8 +59,8 @@ def _translation(x: torch.Tensor, generator, ratio: float = 0.125) -> torch.Tens
 def _cutout(x: torch.Tensor, generator, ratio: float = 0.5) -> torch.Tensor:
     n, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=generator).to(x.device)
-    ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=generator).to(x.device)
+    oy = to_device(torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=generator), x.device)
+    ox = to_device(torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=generator), x.device)
     gb, gy, gx = torch.meshgrid(torch.arange(n, device=x.device), torch.arange(ch, device=x.device),
                                 torch.arange(cw, device=x.device), indexing="ij")
     gy = torch.clamp(gy + oy - ch // 2, 0, h - 1)

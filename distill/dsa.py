@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from distill.transfer import to_device
+
 OPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
 DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"
 
@@ -94,7 +96,7 @@ class DSA:
                 params["scale"] = rand(n, 2) * (cfg.ratio_scale - 1.0 / cfg.ratio_scale) + 1.0 / cfg.ratio_scale
             elif op == "rotate":
                 params["rotate"] = (rand(n) - 0.5) * 2 * cfg.ratio_rotate / 180 * math.pi
-        params = {k: v.to(device) for k, v in params.items()}
+        params = {k: to_device(v, device) for k, v in params.items()}
         return AugmentationDraw(ops=ops, params=params, shared=shared)
 
     def apply(self, x: torch.Tensor, draw: AugmentationDraw) -> torch.Tensor:

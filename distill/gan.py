@@ -18,6 +18,7 @@ from distill.diffaugment import diff_augment, parse_policy
 from distill.discriminator import Discriminator, DiscriminatorConfig
 from distill.errors import all_finite
 from distill.generator import Generator, GeneratorConfig, sample_latents
+from distill.transfer import to_device
 
 
 @dataclass(frozen=True)
@@ -89,19 +90,19 @@ class GANPretrainer:
 
     def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.randint(len(self.labels), (self.config.batch_size,), generator=self.rng)
-        x = self.images[idx.to(self.images.device)].to(self.device).float() / 127.5 - 1
-        return x, self.labels[idx.to(self.labels.device)].to(self.device)
+        x = to_device(self.images[to_device(idx, self.images.device)], self.device).float() / 127.5 - 1
+        return x, to_device(self.labels[to_device(idx, self.labels.device)], self.device)
 
     def _fake_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
         n, cfg = self.config.batch_size, self.generator.config
         z = sample_latents(n, cfg.z_dim, self.rng, self.device)
-        y = torch.randint(cfg.num_classes, (n,), generator=self.rng).to(self.device)
+        y = to_device(torch.randint(cfg.num_classes, (n,), generator=self.rng), self.device)
         return z, y
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.config.diffaugment, self.rng) if self.config.diffaugment else x
 
-    def step(self) -> dict[str, float]:
+    def step(self) -> dict[str, torch.Tensor]:
         g, d = self.generator, self.discriminator
         g.train()
         d.train()
@@ -125,8 +126,9 @@ class GANPretrainer:
         self.opt_g.step()
         self.step_count += 1
         ema_update(self.ema, g, 0.0 if self.step_count <= self.config.ema_start else self.config.ema_decay)
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_real": d_real.mean().item(),
-                "d_fake": d_fake.mean().item()}
+        # device scalars: the caller brings them to the host every few steps, not every step
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "d_real": d_real.detach().mean(),
+                "d_fake": d_fake.detach().mean()}
 
     def state_dict(self) -> dict:
         return {"step": self.step_count, "generator": self.generator.state_dict(),

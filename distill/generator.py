@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from distill.transfer import to_device
+
 # channel multipliers of width, from the 4x4 input of the first block to the output resolution
 CHANNEL_MULTIPLIERS = {32: (4, 4, 4, 4), 64: (16, 8, 4, 2, 1), 128: (16, 16, 8, 4, 2, 1)}
 
@@ -143,7 +145,7 @@ def to_normalized(images: torch.Tensor, mean, std) -> torch.Tensor:
 
 def sample_latents(num: int, z_dim: int, generator: torch.Generator, device) -> torch.Tensor:
     """z ~ N(0, I), drawn on the CPU from `generator` so a seed gives the same z on any device."""
-    return torch.randn(num, z_dim, generator=generator).to(device)
+    return to_device(torch.randn(num, z_dim, generator=generator), device)
 
 
 @torch.no_grad()

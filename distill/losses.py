@@ -12,7 +12,7 @@ total = attention_weight * attention + embedding_weight * embedding + lambda_pre
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -24,11 +24,16 @@ TERMS = ("attention", "embedding", "prediction")
 
 @dataclass(frozen=True)
 class MatchingConfig:
-    power: float = 4.0  # p of the attention map
-    attention_weight: float = 1.0
-    embedding_weight: float = 1.0
-    lambda_pred: float = 1.0  # D2M's task balance
-    tau: float = 4.0  # softening temperature of the prediction matching
+    """The matching loss's weights; the documented fields are `distill`'s options."""
+
+    power: float = field(default=4.0, metadata={"help": "power p of the attention maps", "above": 0})
+    attention_weight: float = field(default=1.0, metadata={"help": "weight of attention-map matching",
+                                                            "minimum": 0})
+    embedding_weight: float = field(default=1.0, metadata={"help": "weight of final-embedding matching",
+                                                            "minimum": 0})
+    lambda_pred: float = field(default=1.0, metadata={  # D2M's task balance
+        "help": "weight of prediction matching (lambda)", "minimum": 0})
+    tau: float = field(default=4.0, metadata={"help": "temperature of prediction matching", "above": 0})
 
     def __post_init__(self) -> None:
         if self.tau <= 0 or self.power <= 0:

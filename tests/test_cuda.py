@@ -43,3 +43,15 @@ def test_rank_on_cuda_end_to_end(tmp_path, table):
                  "--bootstrap", "10", "--out", str(out)]) == 0
     results = pd.read_csv(out / "results.csv")
     assert len(results) == 8 and results["score"].notna().all()
+
+
+def test_draws_reach_the_device_unchanged_and_asynchronously():
+    from distill.dsa import DSA
+    from distill.transfer import to_device
+
+    host = torch.randn(1000)
+    assert torch.equal(to_device(host, "cuda").cpu(), host)
+    cpu_draw = DSA().sample(8, 32, "cpu", generator=torch.Generator().manual_seed(3))
+    cuda_draw = DSA().sample(8, 32, "cuda", generator=torch.Generator().manual_seed(3))
+    assert cpu_draw.ops == cuda_draw.ops
+    assert all(torch.equal(cpu_draw.params[k], cuda_draw.params[k].cpu()) for k in cpu_draw.params)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import replace
 
 import pytest
@@ -69,9 +70,10 @@ def _state(path):
     return torch.load(path, weights_only=True)["state_dict"]
 
 
-def test_interrupted_run_resumes_to_the_same_result(tmp_path, fake, finished_run):
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, fake, finished_run, monkeypatch):
     whole = finished_run  # the same settings, never interrupted (checkpoint_every does not change results)
     settings = replace(preset("tiny"), checkpoint_every=2)
+    monkeypatch.setattr("d2m_nas.distillation.SYNC_EVERY", 1)  # every row written at once, as on a CPU-bound run
 
     cut = tmp_path / "cut"
     first = run_d2m(fake, settings, cut, CPU, progress=False, stop_after=3)  # killed in pre-training
@@ -119,6 +121,38 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path
     kept = torch.load(tmp_path / "d2m_state.pt", weights_only=True)["state"]
     assert kept["step"] == 2 and all(torch.isfinite(v).all() for v in kept["generator"].values()
                                      if v.is_floating_point())
+
+
+def test_pretraining_logs_every_step_but_synchronises_every_few(tmp_path, fake):
+    from d2m_nas.distillation import SYNC_EVERY
+
+    steps = 2 * SYNC_EVERY + 3
+    settings = replace(preset("tiny"), checkpoint_every=100, d2m=replace(preset("tiny").d2m, iterations=0),
+                       pretrain=replace(preset("tiny").pretrain, steps=steps))
+    run_d2m(fake, settings, tmp_path, CPU, progress=False)
+    rows = _rows(tmp_path / "pretrain_losses.csv")
+    assert [int(r["step"]) for r in rows] == list(range(1, steps + 1))
+    assert all(math.isfinite(float(r[k])) for r in rows for k in ("loss_d", "loss_g", "d_real", "d_fake", "seconds"))
+
+
+def test_a_divergence_found_at_the_next_synchronisation_names_its_step(tmp_path, fake, monkeypatch):
+    from distill.gan import GANPretrainer
+
+    original = GANPretrainer.step
+
+    def poisoned(self):
+        if self.step_count == 2:
+            with torch.no_grad():
+                next(self.generator.parameters()).fill_(float("nan"))
+        return original(self)
+
+    monkeypatch.setattr(GANPretrainer, "step", poisoned)
+    settings = replace(preset("tiny"), checkpoint_every=2, pretrain=replace(preset("tiny").pretrain, steps=6))
+    with pytest.raises(UserError, match=r"pre-train diverged at step 3 \(loss_d=nan"):
+        run_d2m(fake, settings, tmp_path, CPU, progress=False)
+    kept = torch.load(tmp_path / "pretrain_state.pt", weights_only=True)
+    assert kept["state"]["step"] == 2  # checked before it was saved: no checkpoint holds the NaN
+    assert [int(r["step"]) for r in _rows(tmp_path / "pretrain_losses.csv")] == [1, 2]
 
 
 def test_dm_run_writes_a_synthetic_set(tmp_path, fake):

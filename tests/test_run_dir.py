@@ -114,7 +114,8 @@ def test_rank_config_yaml_reloads_and_checks_its_values(rank_run, tmp_path, caps
     assert "written by `d2m-nas rank`" in one_line_error(capsys)
     for key, value, expected in [("seed", True, "a whole number"), ("sample", 2.5, "a whole number"),
                                  ("bootstrap", [1, 2], "a whole number"), ("proxy", ["params"], "a single value"),
-                                 ("download", "yes", "true or false"), ("ensemble", "a=b+c", "a list of strings")]:
+                                 ("download", "yes", "true or false"), ("ensemble", "a=b+c", "a list of strings"),
+                                 ("checkpoints", [0.5, "x"], "numbers > 0 separated by commas")]:
         bad = tmp_path / "bad.yaml"
         bad.write_text(yaml.safe_dump({key: value}))
         code = main(["rank", "--config", str(bad), "--out", str(tmp_path / "never")])

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from d2m_nas.commands import add_download_option, add_split_options
-from d2m_nas.commands.option_types import COUNT, NON_NEGATIVE, POSITIVE, WHOLE
+from d2m_nas.commands.config_options import add_config_options
+from d2m_nas.commands.option_types import COUNT, POSITIVE, WHOLE
 
 HELP = "distill a dataset into a conditional generator (D2M) or a DM image set"
 DESCRIPTION = """Pre-train a class-conditional generator on the real dataset (unless --generator is given), then
@@ -23,6 +24,7 @@ WRITES_RUN_DIR = True
 
 
 def add_arguments(parser):
+    from d2m_nas.distillation import D2M_MATCHING
     parser.add_argument("--dataset", default="cifar10", help="dataset name (default: cifar10)")
     parser.add_argument("--preset", default="cpu", help="tiny | cpu | paper (default: cpu)")
     parser.add_argument("--method", default="d2m", choices=("d2m", "dm"), help="d2m (default) or dm")
@@ -40,11 +42,7 @@ def add_arguments(parser):
     group.add_argument("--optimizer", choices=("adam", "sgd"), help="D2M (or DM) optimiser")
     group.add_argument("--learn", choices=("all", "conditional", "embedding"),
                        help="generator parameters D2M learns")
-    group.add_argument("--lambda-pred", type=NON_NEGATIVE, help="weight of prediction matching (lambda)")
-    group.add_argument("--tau", type=POSITIVE, help="temperature of prediction matching")
-    group.add_argument("--attention-weight", type=NON_NEGATIVE, help="weight of attention-map matching")
-    group.add_argument("--embedding-weight", type=NON_NEGATIVE, help="weight of final-embedding matching")
-    group.add_argument("--power", type=POSITIVE, help="power p of the attention maps")
+    add_config_options(group, D2M_MATCHING, default_label="D2M")  # --power, --lambda-pred, ... (DM's differ)
     group.add_argument("--real-per-class", type=COUNT, metavar="N", help="real images per class per iteration")
     group.add_argument("--syn-per-class", type=COUNT, metavar="N", help="generated images per class per iteration")
     group.add_argument("--generator-width", type=COUNT, metavar="N", help="generator width (BigGAN ch)")
@@ -54,6 +52,7 @@ def add_arguments(parser):
 
 
 def settings_from_args(args):
+    from d2m_nas.commands.config_options import config_from_args
     from d2m_nas.distillation import D2M_MATCHING, preset, with_overrides
     from d2m_nas.errors import UserError
 
@@ -63,8 +62,6 @@ def settings_from_args(args):
         value = getattr(args, name, None)
         if value is not None and value < 1 and not (name in ("iterations", "pretrain_steps") and value == 0):
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    matching = {"lambda_pred": args.lambda_pred, "tau": args.tau, "attention_weight": args.attention_weight,
-                "embedding_weight": args.embedding_weight, "power": args.power}
     common = {"iterations": args.iterations, "lr": args.lr, "optimizer": args.optimizer,
               "real_per_class": args.real_per_class, "seed": args.seed}
     if args.method == "dm":
@@ -72,10 +69,11 @@ def settings_from_args(args):
         settings = with_overrides(settings, dm=dm, checkpoint_every=args.checkpoint_every)
         if args.dm_matching == "d2m":
             settings = with_overrides(settings, dm={"matching": D2M_MATCHING})
-        return with_overrides(settings, dm_matching=matching)
+        return with_overrides(settings, dm={"matching": config_from_args(settings.dm.matching, args)})
     return with_overrides(
         settings, pretrain={"steps": args.pretrain_steps, "seed": args.seed},
-        d2m=dict(common, syn_per_class=args.syn_per_class, learn=args.learn), matching=matching,
+        d2m=dict(common, syn_per_class=args.syn_per_class, learn=args.learn,
+                 matching=config_from_args(settings.d2m.matching, args)),
         generator_width=args.generator_width, checkpoint_every=args.checkpoint_every)
 
 

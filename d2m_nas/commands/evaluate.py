@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 from d2m_nas.commands import add_download_option
-from d2m_nas.commands.option_types import COUNT, NON_NEGATIVE, POSITIVE
+from d2m_nas.commands.config_options import add_config_options, config_from_args
+from d2m_nas.commands.option_types import COUNT
 
 HELP = "train ConvNet-3 on a synthetic set with the field's protocol and report test accuracy"
 DESCRIPTION = """Train the evaluation ConvNet on a synthetic set (SGD 0.01, momentum 0.9, wd 5e-4, batch 256, DSA,
@@ -22,25 +22,13 @@ WRITES_RUN_DIR = True
 
 
 def add_arguments(parser) -> None:
+    from d2m_nas.evaluation import EvalConfig
+
     parser.add_argument("synthetic", type=Path, metavar="SYNTHETIC",
                         help="a synthetic-set file, or a run directory holding synthetic.pt")
     parser.add_argument("--runs", type=COUNT, default=3, help="independent training runs (default: 3)")
-    parser.add_argument("--epochs", type=COUNT, default=None, help="training epochs (protocol: 1000)")
-    parser.add_argument("--lr", type=POSITIVE, default=None, help="SGD learning rate (protocol: 0.01)")
-    parser.add_argument("--momentum", type=NON_NEGATIVE, default=None, help="SGD momentum (protocol: 0.9)")
-    parser.add_argument("--weight-decay", type=NON_NEGATIVE, default=None, help="weight decay (protocol: 5e-4)")
-    parser.add_argument("--batch-size", type=COUNT, default=None, help="training batch size (protocol: 256)")
-    parser.add_argument("--no-dsa", action="store_true", help="train without DSA augmentation (protocol: with)")
-    parser.add_argument("--dsa-strategy", default=None,
-                        help="DSA op groups joined by '_' (protocol: color_crop_cutout_flip_scale_rotate)")
-    parser.add_argument("--model", default=None, metavar="SPEC",
-                        help="evaluation network: a ConvNet spec, e.g. convnet-d3-w128-relu-instancenorm-avgpool "
-                             "(protocol: ConvNet-3 at 32x32, -4 at 64x64, -5 at 128x128); for cross-architecture "
-                             "evaluation alexnet, alexnet-bn, vgg11, vgg11-bn, resnet18, resnet18-bn (the DC code's "
-                             "CIFAR networks; without -bn: AlexNet no norm, VGG-11/ResNet-18 instance norm) "
-                             "or timm:NAME (any timm model, e.g. timm:resnet10t; needs timm)")
-    parser.add_argument("--test-batch-size", type=COUNT, default=None,
-                        help="test batch size; speed and memory only (default: 1000)")
+    # overrides of the protocol (whose defaults depend on the set's image size)
+    add_config_options(parser.add_argument_group("the protocol's settings"), EvalConfig(), default_label="protocol")
     add_download_option(parser)
 
 
@@ -53,11 +41,7 @@ def run(args) -> int:
 
     synthetic = SyntheticSet.load(args.synthetic)  # fail on a bad file before creating a run directory
     config = field_protocol(int(synthetic.metadata["image_size"]))
-    overrides = {"epochs": args.epochs, "lr": args.lr, "momentum": args.momentum, "weight_decay": args.weight_decay,
-                 "batch_size": args.batch_size, "dsa_strategy": args.dsa_strategy, "model": args.model,
-                 "test_batch_size": args.test_batch_size}
-    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None},
-                                 dsa=not args.no_dsa)
+    config = config_from_args(config, args)
     config.validate()
     dataset = load_dataset(str(synthetic.metadata["dataset"]), args.data_root, args.download)
     device, out = start_run(args)

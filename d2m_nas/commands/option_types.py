@@ -14,8 +14,9 @@ class Number:
         self.kind, self.minimum, self.inclusive = kind, minimum, inclusive
         self.__name__ = kind.__name__  # argparse names the type in some of its own messages
 
-    def describe(self) -> str:
-        noun = "a whole number" if self.kind is int else "a number"
+    def describe(self, plural: bool = False) -> str:
+        noun = ("whole numbers" if plural else "a whole number") if self.kind is int else (
+            "numbers" if plural else "a number")
         return f"{noun} {'>=' if self.inclusive else '>'} {self.minimum:g}"
 
     def __call__(self, value):
@@ -31,16 +32,27 @@ class Number:
         return number
 
 
-def counts(value) -> tuple[int, ...]:
-    """An argparse `type` for a comma-separated list of counts (`3000,100`; a YAML list too)."""
-    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    try:
-        return tuple(COUNT(item.strip() if isinstance(item, str) else item) for item in items)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"must be whole numbers >= 1 separated by commas, got {value!r}") from None
-
-
 COUNT = Number(int, 1)  # sizes, steps, batches, samples: at least one
 WHOLE = Number(int, 0)  # seeds and phase lengths that may be zero
 POSITIVE = Number(float, 0, inclusive=False)  # learning rates, temperatures, budgets
 NON_NEGATIVE = Number(float, 0)  # loss weights, momentum, weight decay
+
+
+class Numbers:
+    """An argparse `type` for a comma-separated list of `item` numbers (`3000,100`), or a YAML list."""
+
+    def __init__(self, item: Number) -> None:
+        self.item = item
+        self.__name__ = "list"
+
+    def __call__(self, value) -> tuple:
+        items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+        try:
+            return tuple(self.item(item.strip() if isinstance(item, str) else item) for item in items)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"must be {self.item.describe(plural=True)} separated by commas, "
+                                             f"got {value!r}") from None
+
+
+COUNTS = Numbers(COUNT)  # stage sizes
+FRACTIONS = Numbers(POSITIVE)  # checkpoints, as fractions of a run

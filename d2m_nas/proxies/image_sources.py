@@ -26,6 +26,7 @@ import torch
 from d2m_nas.data import ImageDataset, sample_per_class
 from d2m_nas.synthetic import SyntheticSet
 from distill.generator import Generator, generate_per_class, sample_latents, to_normalized
+from distill.transfer import to_device
 
 
 class IndexStream:
@@ -39,7 +40,7 @@ class IndexStream:
 
     def next(self) -> torch.Tensor:
         if len(self.order) < self.batch_size:
-            fresh = torch.randperm(self.n, generator=self.generator).to(self.device)
+            fresh = to_device(torch.randperm(self.n, generator=self.generator), self.device)
             self.order = torch.cat([self.order, fresh])
         batch, self.order = self.order[: self.batch_size], self.order[self.batch_size:]
         return batch

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -44,6 +44,7 @@ from d2m_nas.proxies.image_sources import (GeneratorStream, ImageSource, RealStr
                                            replayed_stream, synthetic_file_set)
 from d2m_nas.synthetic import SyntheticSet
 from distill.dsa import DSA, DSAConfig
+from distill.transfer import to_device
 
 GENERATOR_SOURCES = {"d2m": "distilled", "d2m-stream": "distilled", "pretrained-generator": "pretrained"}
 SOURCES = ("d2m", "d2m-stream", "pretrained-generator", "random-subset", "real-stream", "dm")
@@ -66,22 +67,36 @@ class Stopped(Exception):
 
 @dataclass(frozen=True)
 class TrainingProxyConfig:
+    """A training-based proxy's settings; the documented fields are `rank`'s and `search`'s options
+    (`d2m_nas.commands.config_options`) and the keys of per-proxy settings (`random-subset[steps=400]`)."""
+
     source: str = "random-subset"
-    ipc: int | None = 10  # images per class of a fixed set (None where it does not apply)
-    steps: int = 200  # optimiser steps
-    batch_size: int = 64
-    lr: float = 0.05
+    ipc: int | None = field(default=10, metadata={  # None where it does not apply
+        "help": "images per class of the fixed sets (d2m, pretrained-generator, random-subset)", "minimum": 1,
+        "metavar": "K"})
+    steps: int = field(default=200, metadata={"help": "optimiser steps per architecture", "minimum": 1,
+                                              "metavar": "N"})
+    batch_size: int = field(default=64, metadata={
+        "help": "training minibatch size (at most the fixed set's size)", "flag": "--proxy-batch-size",
+        "minimum": 1, "metavar": "N"})
+    lr: float = field(default=0.05, metadata={"help": "SGD learning rate (Nesterov, cosine to 0 over the steps)",
+                                              "flag": "--proxy-lr", "above": 0, "metavar": "LR"})
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
-    augment: str = "flip"
+    augment: str = field(default="flip", metadata={"help": "training augmentation", "choices": AUGMENTATIONS})
     eval_batch_size: int = 500  # speed and memory only, never the score
-    # Fractions of `steps` after which the validation split is scored (the learning curve, and the
-    # fidelities a pruner sees); the last is always 1. Evaluation never changes the training.
-    checkpoints: tuple[float, ...] = DEFAULT_CHECKPOINTS
-    generator: str | None = None  # the generator checkpoint file (resolved from a run directory)
+    # The last checkpoint is always 1. Evaluation never changes the training.
+    checkpoints: tuple[float, ...] = field(default=DEFAULT_CHECKPOINTS, metadata={
+        "help": "fractions of --steps after which the validation split is scored: the learning curve, and the "
+                "intermediate scores a pruner sees", "metavar": "F[,F...]"})
+    generator: str | None = field(default=None, metadata={  # the checkpoint file, resolved from a run directory
+        "help": "a `d2m-nas distill` run directory (or generator checkpoint) for d2m, d2m-stream and "
+                "pretrained-generator", "metavar": "RUN"})
     generator_sha256: str | None = None  # first 16 hex digits: a re-distilled generator is another config
-    dm_set: str | None = None
+    dm_set: str | None = field(default=None, metadata={
+        "help": "a synthetic-set file (or a run directory holding synthetic.pt) for the dm proxy; its IPC is the "
+                "file's", "metavar": "FILE"})
     dm_set_sha256: str | None = None
 
     def validate(self) -> None:
@@ -403,7 +418,7 @@ def _augmentation(kind: str, rng: torch.Generator):
         return lambda x: dsa(x, generator=rng)
 
     def flip(x: torch.Tensor) -> torch.Tensor:  # horizontal flip of a random half, as one tensor op
-        mask = (torch.rand(x.shape[0], generator=rng) < 0.5).to(x.device).view(-1, 1, 1, 1)
+        mask = to_device(torch.rand(x.shape[0], generator=rng) < 0.5, x.device).view(-1, 1, 1, 1)
         return torch.where(mask, x.flip(3), x)
     return flip
 
