@@ -53,3 +53,16 @@ def test_the_memory_benchmark_measures_each_size_in_its_own_process(tmp_path, ca
     assert all(50 < r["peak_rss_mb"] < 8000 for r in rows[:2])  # a Python process with torch, not a stray value
     assert rows[2]["peak_ratio_last_to_first"] == rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
     assert len(pd.read_csv(tmp_path / "sample-40" / "results.csv")) == 40
+
+
+def test_the_matching_loss_scale_sums_each_term_over_the_classes(tmp_path, capsys):
+    from distill.losses import TERMS
+
+    assert load("matching_loss_scale").main(["--tiny", "--nets", "2", "--out", str(tmp_path / "s.jsonl")]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    per_net, summary = rows[:2], rows[2]
+    assert [r["net_seed"] for r in per_net] == [0, 1] and summary["nets"] == 2
+    for name in TERMS:  # the summary is the mean over the nets, weighted by the preset's weights
+        assert summary["mean"][name] == sum(r[name] for r in per_net) / 2 > 0
+        assert summary["weighted_mean"][name] == summary["mean"][name] * summary["weights"][name]
+    assert (tmp_path / "s.jsonl").read_text().count("\n") == 3
