@@ -76,6 +76,19 @@ def open_work(url: str, name: str, archs: list[str], seeds: list[int], heartbeat
     return study
 
 
+def longest_first(archs: list[str], trained: list, context) -> list[str]:
+    """`archs` in the order their items should be taken: for training proxies, the most FLOPs (at
+    each proxy's own network size) first, so the last items to finish are short ones and no worker
+    waits long at the end for another's big network; the sample's order otherwise."""
+    if not trained:
+        return list(archs)
+    from d2m_nas.proxies.zero_cost import score_zero_cost
+
+    flops = {arch: sum(score_zero_cost(arch, ["flops"], p.context_for(context))["flops"].score for p in trained)
+             for arch in archs}
+    return sorted(archs, key=lambda arch: -flops[arch])
+
+
 def work(study: optuna.Study, score: Scorer, heartbeat: int = 60, poll: float = 0.5,
          on_progress: Callable[[], None] | None = None) -> int:
     """Take and score items until none is waiting or running; returns how many this worker scored.

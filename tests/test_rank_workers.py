@@ -158,3 +158,20 @@ def test_a_creator_killed_while_enqueueing_is_taken_over(tmp_path):
     study = open_work(url, "half", ARCHS, [0], stalled_after=0.5)
     items = sorted(tuple(t.user_attrs[ITEM_ATTR]) for t in study.get_trials(states=(TrialState.WAITING,)))
     assert items == [(arch, 0) for arch in sorted(ARCHS)]  # every item once: the rest added, none twice
+
+
+def test_training_work_is_taken_biggest_network_first():
+    from d2m_nas.proxies import ProxyContext, create_proxy
+    from d2m_nas.proxies.zero_cost import score_zero_cost
+    from d2m_nas.rank_work import longest_first
+    from search_spaces.registry import create_space
+
+    space = create_space("nasbench201")
+    archs = space.sample(6, 0)
+    context = ProxyContext(space=space, dataset=None, model_options={"channels": 16, "cells_per_stage": 5})
+    trained = create_proxy("random-subset[channels=4,cells=1]")
+    order = longest_first(archs, [trained], context)
+    small = context.with_model_options({"channels": 4, "cells_per_stage": 1})  # the proxy's own size counts
+    flops = [score_zero_cost(a, ["flops"], small)["flops"].score for a in order]
+    assert sorted(order) == sorted(archs) and flops == sorted(flops, reverse=True) and order != archs
+    assert longest_first(archs, [], context) == archs  # zero-cost work: the sample's order

@@ -249,6 +249,7 @@ def run(args) -> int:
 def _open_work(args, inputs: Inputs, context, seeds: list[int]):
     """(the work study, each scored proxy's cache configuration)."""
     from d2m_nas import rank_work
+    from d2m_nas.proxies import TrainingProxy
     from d2m_nas.ranking import scored_proxies
     from d2m_nas.results_cache import config_key, proxy_config
 
@@ -256,7 +257,8 @@ def _open_work(args, inputs: Inputs, context, seeds: list[int]):
     configs = {p.name: proxy_config(p, context) for p in scored}
     name = rank_work.study_name(inputs.space.name, inputs.archs, seeds,
                                 {n: config_key(c) for n, c in configs.items()})
-    return rank_work.open_work(args.storage, name, inputs.archs, seeds, args.heartbeat), scored, configs
+    order = rank_work.longest_first(inputs.archs, [p for p in scored if isinstance(p, TrainingProxy)], context)
+    return rank_work.open_work(args.storage, name, order, seeds, args.heartbeat), scored, configs
 
 
 def _scorer(scored: list, context, cache, configs: dict):
