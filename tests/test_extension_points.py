@@ -86,7 +86,7 @@ def test_a_users_space_and_proxy_run_through_rank_and_search(registered, tmp_pat
     results = pd.read_csv(tmp_path / "rank" / "results.csv")
     width = results[results["proxy"] == "width"].set_index("arch")["score"]
     assert width["w64"] == 64.0 and len(results) == 16
-    assert "| width | 8 | +1.000" in capsys.readouterr().out
+    assert "| width | 8 | 1 | +1.000" in capsys.readouterr().out  # n archs, seeds, then ρ
     assert main(["search", "--proxy", "width", "--trials", "4", "--strategy", "random", *common,
                  "--out", str(tmp_path / "search")]) == 0
     assert len(pd.read_csv(tmp_path / "search" / "results.csv")) == 4
