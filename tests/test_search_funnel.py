@@ -3,6 +3,10 @@ rank average over them; every second charged once; a rerun answers from the cach
 
 from __future__ import annotations
 
+import importlib.util
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,6 +16,8 @@ from d2m_nas.proxies.ensemble import rank_average
 from d2m_nas.results_cache import ResultsCache
 from d2m_nas.search import SearchConfig, read_results, run_search
 from tests.test_search_optuna import SPACE, FakeProxy, fake_truths
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def funnel(tmp_path, trials=4, pool=12, seed=0, repeat=1):
@@ -76,7 +82,16 @@ def test_the_funnel_from_the_command_line_with_sizes_of_its_own(tmp_path, table,
                  "--ground-truth-file", str(table), "--device", "cpu", "--out", str(out)]) == 0
     frame = read_results(out / "results.csv")
     assert len(frame) == 2 and (frame["backend"] == "funnel").all() and frame["truth"].notna().all()
+    # the stage benchmark: the best truth can only fall from stage to stage, and the pick is a finalist
+    spec = importlib.util.spec_from_file_location("funnel_stages", REPO / "benchmarks" / "funnel_stages.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
     assert "| nasbench201-synflow+random-subset" in capsys.readouterr().out
+    assert script.main([str(out), "--ground-truth-file", str(table)]) == 0
+    line, summary = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [s["archs"] for s in line["stages"]] == [5, 2]
+    assert line["stages"][0]["best_truth"] >= line["stages"][1]["best_truth"] >= line["pick_truth"]
+    assert summary["studies"] == 1 and summary["mean_pick_truth"] == line["pick_truth"]
 
 
 def test_a_staged_funnel_screens_each_stage_on_the_survivors_of_the_one_before(tmp_path):
@@ -95,6 +110,9 @@ def test_a_staged_funnel_screens_each_stage_on_the_survivors_of_the_one_before(t
     order = np.argsort(-rank_average(np.array([[params[a], synflow[a]] for a in stage_two])), kind="stable")
     finalists = [stage_two[i] for i in order[:3]]  # then the vote of all screens so far, on the survivors
     assert frame["arch"].tolist() == finalists and sorted(proxy.components[2].calls) == sorted(finalists)
+    stages = json.loads((tmp_path / "run" / "funnel.json").read_text())["f"]
+    assert stages == [{"proxies": ["params"], "entered": pool}, {"proxies": ["synflow"], "entered": stage_two},
+                      {"trained": finalists}]
     assert summary["searches"][0]["studies"]["f"]["best_arch"] in finalists
     with ResultsCache(tmp_path / "run" / "cache.sqlite") as cache:  # every second once: the pool's params,
         spent = sum(cache.score(p, a, context).score.seconds for p, archs in  # the six's synflow, three trainings

@@ -6,10 +6,13 @@ scored so far (`--funnel M1,M2,...`: the number entering each screening stage; `
 number trained). The pick is the best rank average of all the ensemble's components over the K
 finalists (what `rank` measures for that ensemble, on a pool pre-screened by its cheap parts). No
 model of the space is fitted: every score is charged as proxy seconds once, and a rerun answers
-from the results cache.
+from the results cache. RUN_DIR/funnel.json records the architectures entering each stage.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -17,7 +20,10 @@ from tqdm import tqdm
 from d2m_nas.proxies import EnsembleProxy, ZeroCostProxy
 from d2m_nas.proxies.ensemble import rank_average
 from d2m_nas.search.driver import SearchDriver
+from distill.atomic import atomic_write_text
 from search_spaces.zero_cost import COUNT_METRICS
+
+STAGES_FILE = "funnel.json"
 
 
 def screen_of(proxy) -> list[list[ZeroCostProxy]]:
@@ -58,13 +64,16 @@ def run_funnel(driver: SearchDriver, study: str) -> None:
     passing = sizes[1:] + [config.trials or len(survivors)]
     driver.start_clock()
     scored: dict[str, list] = {arch: [] for arch in survivors}  # arch -> its screen results so far
+    record = []
     for number, (stage, keep) in enumerate(zip(stages, passing), start=1):
         bar = tqdm(survivors, desc=f"funnel {study}: screen {number}/{len(stages)}", unit="arch",
                    disable=not config.progress, leave=False, dynamic_ncols=True)
         for arch in bar:
             scored[arch] += [driver.cache.score(c, arch, context).score for c in stage]
+        record.append({"proxies": [c.label for c in stage], "entered": survivors})
         survivors = best_of(survivors, scored, keep)
     finalists = survivors
+    record_stages(driver.table.path.parent / STAGES_FILE, study, record + [{"trained": finalists}])
     # the screens' work, less the finalists' part (the ensemble charges that with its reference)
     driver.overhead_s += sum(r.seconds for arch, results in scored.items() if arch not in finalists
                              for r in results)
@@ -83,6 +92,14 @@ def best_of(archs: list[str], scored: dict[str, list], keep: int) -> list[str]:
     ranked = rank_average(values) if values.shape[1] > 1 else values[:, 0]
     order = np.argsort(-np.nan_to_num(ranked, nan=-np.inf), kind="stable")
     return [archs[i] for i in order[:keep]]
+
+
+def record_stages(path: Path, study: str, stages: list[dict]) -> None:
+    """Which architectures entered each stage of `study` (RUN_DIR/funnel.json, by study): what a
+    user checks when a pick disappoints — was the best one screened out, or ranked down at the end?"""
+    studies = json.loads(path.read_text()) if path.is_file() else {}
+    studies[study] = stages
+    atomic_write_text(path, json.dumps(studies, indent=1) + "\n")
 
 
 def _done(driver: SearchDriver, study: str) -> set[str]:

@@ -1,0 +1,74 @@
+"""Where does a funnel search lose the best architecture: in a screen, or in the final ranking?
+
+For each study of `search --backend funnel` runs (their RUN_DIR/funnel.json lists the architectures
+entering each stage), prints the best true accuracy among the architectures entering every stage,
+among the trained finalists, and of the pick (the best score in results.csv): a stage whose
+best falls below the target loses it there; a pick below its finalists' best loses it in the final
+rank average. One JSON line per study, then the mean over studies.
+
+    python benchmarks/funnel_stages.py RUN_DIR [RUN_DIR ...] --ground-truth cifar10:test:200 --data-root DATA_ROOT
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from d2m_nas.search import read_results
+from d2m_nas.search.funnel_backend import STAGES_FILE
+from search_spaces.ground_truth import GroundTruth, default_table_path
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", type=Path, help="funnel search run directories")
+    p.add_argument("--ground-truth", default="cifar10:test:200")
+    p.add_argument("--ground-truth-file", type=Path, help="default: DATA_ROOT/nb201/nb201_ground_truth.csv")
+    p.add_argument("--data-root", type=Path)
+    return p.parse_args(argv)
+
+
+def stage_ceilings(stages: list[dict], truths) -> list[dict]:
+    """Per stage: its name, how many entered and the best true accuracy among them."""
+    rows = []
+    for stage in stages:
+        archs = stage.get("entered", stage.get("trained"))
+        name = "+".join(stage["proxies"]) if "proxies" in stage else "trained"
+        rows.append({"stage": name, "archs": len(archs), "best_truth": float(truths.reindex(archs).max())})
+    return rows
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    table = args.ground_truth_file or default_table_path(args.data_root)
+    truths = GroundTruth.from_csv(table).column(args.ground_truth)
+    lines = []
+    for run in args.runs:
+        stages = json.loads((run / STAGES_FILE).read_text())
+        frame = read_results(run / "results.csv")
+        for study, record in stages.items():
+            rows = frame[frame["study"] == study]
+            pick = rows.loc[rows["score"].idxmax()] if len(rows) else None
+            lines.append({"benchmark": "funnel_stages", "run": str(run), "study": study,
+                          "stages": stage_ceilings(record, truths),
+                          "pick_arch": None if pick is None else pick["arch"],
+                          "pick_truth": None if pick is None else float(truths.get(pick["arch"], np.nan)),
+                          "proxy_s": float(rows["seconds"].sum())})
+    for line in lines:
+        print(json.dumps(line))
+    if lines:
+        first, depth = lines[0]["stages"], min(len(line["stages"]) for line in lines)
+        mean = {first[i]["stage"]: float(np.mean([x["stages"][i]["best_truth"] for x in lines])) for i in range(depth)}
+        print(json.dumps({"benchmark": "funnel_stages", "studies": len(lines), "mean_best_truth_entering": mean,
+                          "mean_pick_truth": float(np.nanmean([x["pick_truth"] for x in lines])),
+                          "std_pick_truth": float(np.nanstd([x["pick_truth"] for x in lines], ddof=1))
+                          if len(lines) > 1 else None,
+                          "mean_proxy_s": float(np.mean([x["proxy_s"] for x in lines]))}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
