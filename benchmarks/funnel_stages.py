@@ -4,7 +4,8 @@ For each study of `search --backend funnel` runs (their RUN_DIR/funnel.json list
 entering each stage), prints the best true accuracy among the architectures entering every stage,
 among the trained finalists, and of the pick (the best score in results.csv): a stage whose
 best falls below the target loses it there; a pick below its finalists' best loses it in the final
-rank average. One JSON line per study, then the mean over studies.
+rank average. Post hoc, what each single component would have picked among the same finalists.
+One JSON line per study, then the mean over studies.
 
     python benchmarks/funnel_stages.py RUN_DIR [RUN_DIR ...] --ground-truth cifar10:test:200 --data-root DATA_ROOT
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from d2m_nas.proxies.ensemble import rank_average
 from d2m_nas.search import read_results
 from d2m_nas.search.funnel_backend import STAGES_FILE
 from search_spaces.ground_truth import GroundTruth, default_table_path
@@ -41,6 +43,19 @@ def stage_ceilings(stages: list[dict], truths) -> list[dict]:
     return rows
 
 
+def final_rules(trained: dict, truths) -> dict[str, float]:
+    """Post hoc, on the same finalists: the true accuracy each single component would have picked,
+    and the rank average of all (the funnel's rule). What to try next, not a result: the rules are
+    compared on the data that suggested them."""
+    archs, components = trained["trained"], trained.get("components", {})
+    if not components:
+        return {}
+    table = np.array([components[label] for label in components], dtype=float).T  # archs x components
+    picks = {label: int(np.nanargmax(table[:, i])) for i, label in enumerate(components)}
+    picks["rank average"] = int(np.nanargmax(rank_average(table)))
+    return {rule: float(truths.get(archs[i], np.nan)) for rule, i in picks.items()}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     table = args.ground_truth_file or default_table_path(args.data_root)
@@ -56,7 +71,8 @@ def main(argv=None) -> int:
                           "stages": stage_ceilings(record, truths),
                           "pick_arch": None if pick is None else pick["arch"],
                           "pick_truth": None if pick is None else float(truths.get(pick["arch"], np.nan)),
-                          "proxy_s": float(rows["seconds"].sum())})
+                          "proxy_s": float(rows["seconds"].sum()),
+                          "pick_truth_by_final_rule_post_hoc": final_rules(record[-1], truths)})
     for line in lines:
         print(json.dumps(line))
     if lines:
@@ -66,7 +82,11 @@ def main(argv=None) -> int:
                           "mean_pick_truth": float(np.nanmean([x["pick_truth"] for x in lines])),
                           "std_pick_truth": float(np.nanstd([x["pick_truth"] for x in lines], ddof=1))
                           if len(lines) > 1 else None,
-                          "mean_proxy_s": float(np.mean([x["proxy_s"] for x in lines]))}))
+                          "mean_proxy_s": float(np.mean([x["proxy_s"] for x in lines])),
+                          "mean_pick_truth_by_final_rule_post_hoc": {
+                              rule: float(np.mean([x["pick_truth_by_final_rule_post_hoc"][rule] for x in lines]))
+                              for rule in lines[0]["pick_truth_by_final_rule_post_hoc"]
+                              if all(rule in x["pick_truth_by_final_rule_post_hoc"] for x in lines)}}))
     return 0
 
 

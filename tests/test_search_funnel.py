@@ -92,6 +92,9 @@ def test_the_funnel_from_the_command_line_with_sizes_of_its_own(tmp_path, table,
     assert [s["archs"] for s in line["stages"]] == [5, 2]
     assert line["stages"][0]["best_truth"] >= line["stages"][1]["best_truth"] >= line["pick_truth"]
     assert summary["studies"] == 1 and summary["mean_pick_truth"] == line["pick_truth"]
+    rules = line["pick_truth_by_final_rule_post_hoc"]
+    assert set(rules) == {"synflow", "random-subset[cells=1,channels=2]@tse_e", "rank average"}
+    assert rules["rank average"] == line["pick_truth"]  # the funnel's own rule, recomputed
 
 
 def test_a_staged_funnel_screens_each_stage_on_the_survivors_of_the_one_before(tmp_path):
@@ -111,8 +114,13 @@ def test_a_staged_funnel_screens_each_stage_on_the_survivors_of_the_one_before(t
     finalists = [stage_two[i] for i in order[:3]]  # then the vote of all screens so far, on the survivors
     assert frame["arch"].tolist() == finalists and sorted(proxy.components[2].calls) == sorted(finalists)
     stages = json.loads((tmp_path / "run" / "funnel.json").read_text())["f"]
+    components = {"params": [params[a] for a in finalists], "synflow": [synflow[a] for a in finalists],
+                  "fake": [FakeProxy().score(a, context).score for a in finalists]}
+    recorded = stages[2].pop("components")
     assert stages == [{"proxies": ["params"], "entered": pool}, {"proxies": ["synflow"], "entered": stage_two},
                       {"trained": finalists}]
+    assert recorded.keys() == components.keys()  # each component over the finalists, in their order
+    assert all(recorded[k] == pytest.approx(components[k]) for k in components)
     assert summary["searches"][0]["studies"]["f"]["best_arch"] in finalists
     with ResultsCache(tmp_path / "run" / "cache.sqlite") as cache:  # every second once: the pool's params,
         spent = sum(cache.score(p, a, context).score.seconds for p, archs in  # the six's synflow, three trainings

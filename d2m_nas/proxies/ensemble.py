@@ -140,12 +140,21 @@ class EnsembleProxy(Proxy):
         results = [self.scorer(c, arch, context) for c in self.components]
         return np.array([r.score for r in results], dtype=float), float(sum(r.seconds for r in results))
 
+    def _score_reference(self, context: ProxyContext) -> float:
+        """Score the reference architectures once per seed; the seconds spent now (0 when done)."""
+        if context.seed in self._reference:
+            return 0.0
+        rows = [self._component_scores(a, context) for a in self.reference_archs(context)]
+        self._reference[context.seed] = (np.stack([r[0] for r in rows]), sum(r[1] for r in rows))
+        return self._reference[context.seed][1]
+
+    def reference_table(self, context: ProxyContext) -> dict[str, list[float]]:
+        """Each component's scores over the reference architectures, in their order."""
+        self._score_reference(context)
+        return dict(zip(self.component_labels, self._reference[context.seed][0].T.tolist()))
+
     def score(self, arch: str, context: ProxyContext) -> ProxyScore:
-        charged = 0.0
-        if context.seed not in self._reference:
-            rows = [self._component_scores(a, context) for a in self.reference_archs(context)]
-            self._reference[context.seed] = (np.stack([r[0] for r in rows]), sum(r[1] for r in rows))
-            charged = self._reference[context.seed][1]
+        charged = self._score_reference(context)
         reference, _ = self._reference[context.seed]
         values, seconds = self._component_scores(arch, context)
         if arch in self.reference_archs(context):

@@ -73,7 +73,6 @@ def run_funnel(driver: SearchDriver, study: str) -> None:
         record.append({"proxies": [c.label for c in stage], "entered": survivors})
         survivors = best_of(survivors, scored, keep)
     finalists = survivors
-    record_stages(driver.table.path.parent / STAGES_FILE, study, record + [{"trained": finalists}])
     # the screens' work, less the finalists' part (the ensemble charges that with its reference)
     driver.overhead_s += sum(r.seconds for arch, results in scored.items() if arch not in finalists
                              for r in results)
@@ -83,6 +82,8 @@ def run_funnel(driver: SearchDriver, study: str) -> None:
                                       disable=not config.progress, dynamic_ncols=True)):
         if arch not in done:
             driver.record([driver.row(study, trial, driver.evaluate(arch))])
+    record_stages(driver.table.path.parent / STAGES_FILE, study,
+                  record + [{"trained": finalists, "components": proxy.reference_table(context)}])
 
 
 def best_of(archs: list[str], scored: dict[str, list], keep: int) -> list[str]:
