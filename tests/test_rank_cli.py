@@ -70,6 +70,8 @@ def test_options_can_come_from_a_config_file(tmp_path, table):
     (["--ground-truth", "cifar10:test:100"], "epochs must be one of 200, 12"),
     (["--sample", "0"], "--sample: must be a whole number >= 1"),
     (["--sample", "99999"], "--sample must be 1..15625"),
+    (["--zc-batch-size", "1"], "--zc-batch-size must be at least 2"),
+    (["--batch-size", "1"], "--zc-batch-size must be at least 2"),  # the older name still works
 ])
 def test_bad_input_is_one_line_error_exit_2(tmp_path, table, capsys, extra, fragment):
     argv = ["rank", "--proxy", "params", "--sample", "3", "--ground-truth", "cifar10:test:200",

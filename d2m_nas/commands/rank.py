@@ -83,9 +83,9 @@ def add_arguments(parser) -> None:
                         help="ground-truth CSV (default: <data-root>/nb201/nb201_ground_truth.csv)")
     parser.add_argument("--dataset", default="cifar10",
                         help="dataset whose training images feed the data-dependent proxies (default: cifar10)")
-    parser.add_argument("--batch-size", type=COUNT, default=64,
-                        help="minibatch size for snip, grad_norm, jacob_cov, naswot (default: 64, as the "
-                             "zero-cost reference)")
+    parser.add_argument("--zc-batch-size", "--batch-size", dest="batch_size", type=COUNT, default=64, metavar="N",
+                        help="the zero-cost proxies' minibatch (snip, grad_norm, jacob_cov, naswot; default: 64, as "
+                             "the zero-cost reference); a training proxy's is --proxy-batch-size")
     parser.add_argument("--one-per-isomorph", action="store_true",
                         help="sample K distinct isomorphism classes (no network counted twice) instead of K cells "
                              "drawn uniformly, duplicates included, as the published correlations do")
@@ -175,7 +175,7 @@ def read_inputs(args) -> Inputs:
     if not 0 < args.sample <= len(space):
         raise UserError(f"--sample must be 1..{len(space)} for {space.name}, got {args.sample}")
     if args.batch_size < 2:
-        raise UserError(f"--batch-size must be at least 2, got {args.batch_size}")
+        raise UserError(f"--zc-batch-size must be at least 2, got {args.batch_size}")
     top_k = parse_top_k(args.top_k)
 
     data_root = resolve_data_root(args.data_root)
@@ -204,7 +204,7 @@ def read_inputs(args) -> Inputs:
     if dataset is not None:
         train_indices, val_indices = split_train_val(dataset.y_train, args.val_per_class, args.split_seed)
         if args.batch_size > len(train_indices):
-            raise UserError(f"--batch-size {args.batch_size} exceeds the {len(train_indices)} training images of "
+            raise UserError(f"--zc-batch-size {args.batch_size} exceeds the {len(train_indices)} training images of "
                             f"{dataset.name}")
     proxies = build_proxies(names, args, dataset, train_indices)
     return Inputs(space, archs, proxies, ground_truth, truth_column, truths, dataset, train_indices, val_indices,

@@ -94,7 +94,9 @@ def add_arguments(parser) -> None:
                         "file between runs to reuse scores")
     parser.add_argument("--dataset", default="cifar10",
                         help="dataset whose training images feed data-dependent proxies (default: cifar10)")
-    parser.add_argument("--batch-size", type=COUNT, default=64, help="minibatch size of batch proxies (default: 64)")
+    parser.add_argument("--zc-batch-size", "--batch-size", dest="batch_size", type=COUNT, default=64, metavar="N",
+                        help="the zero-cost proxies' minibatch (snip, grad_norm, jacob_cov, naswot; default: 64); a "
+                             "training proxy's is --proxy-batch-size")
     add_split_options(parser)
     add_download_option(parser)
     add_size_options(parser)
@@ -159,7 +161,7 @@ def run(args) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.batch_size < 2:
-        raise UserError(f"--batch-size must be at least 2, got {args.batch_size}")
+        raise UserError(f"--zc-batch-size must be at least 2, got {args.batch_size}")
     data_root = resolve_data_root(args.data_root)
     truths, truth_column, references = None, "", None
     if args.ground_truth:
