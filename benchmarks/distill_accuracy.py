@@ -1,5 +1,6 @@
 """Does D2M help? Random real subset vs DM vs the pre-trained generator vs the D2M generator at
-IPC 1/10/50 under ONE evaluation protocol, plus the cost of re-distilling each IPC.
+IPC 1/10/50 under ONE evaluation protocol, on one or several evaluation networks (--models: the
+cross-architecture table), plus the cost of re-distilling each IPC.
 
 Needs a finished `d2m-nas distill` run (generator_pretrained.pt and generator.pt) and, for DM, one
 `d2m-nas distill --method dm --ipc K` run per IPC. Prints one JSON line per (method, IPC) and one
@@ -42,6 +43,9 @@ def parse_args(argv=None):
     p.add_argument("--ipcs", type=int, nargs="+", default=[1, 10, 50])
     p.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS,
                    help="methods to evaluate (none: only the re-distillation cost)")
+    p.add_argument("--models", nargs="+", default=[None], metavar="SPEC",
+                   help="evaluation networks (cross-architecture: convnet, alexnet, vgg11, resnet18, their -bn "
+                        "variants, timm:NAME; default: the protocol's ConvNet)")
     p.add_argument("--runs", type=int, default=3, help="evaluation runs (network seeds) per set")
     p.add_argument("--epochs", type=int, default=300, help="training epochs of the evaluation network")
     p.add_argument("--test-per-class", type=int, default=0, help="test images per class (0: the whole test split)")
@@ -69,7 +73,7 @@ def _done(out: Path | None) -> set[tuple]:
     done = set()
     for line in out.read_text().splitlines():
         rec = json.loads(line)
-        done.add((rec["benchmark"], rec.get("method"), rec["ipc"]))
+        done.add((rec["benchmark"], rec.get("method"), rec["ipc"], rec.get("model")))
     return done
 
 
@@ -87,9 +91,11 @@ def main(argv=None) -> None:
     common = {"dataset": args.dataset, "test_images": len(dataset.y_test), "threads": args.threads,
               "device": str(device), "seed": args.seed}
 
+    configs = {model: dataclasses.replace(config, model=model) if model else config for model in args.models}
     for ipc in args.ipcs:
-        for method in args.methods:
-            if ("distill_accuracy", method, ipc) in done:
+        for model, method in ((model, method) for method in args.methods for model in args.models):
+            model_config = configs[model]
+            if ("distill_accuracy", method, ipc, model_config.model_name()) in done:
                 continue
             if method in ("pretrained", "d2m") and args.d2m_run is None:
                 continue
@@ -104,14 +110,15 @@ def main(argv=None) -> None:
             else:
                 stage = "pretrained" if method == "pretrained" else "distilled"
                 synthetic = synthesize_from_generator(args.d2m_run, ipc, args.seed, device, stage)
-            report = evaluate_synthetic(synthetic, dataset, config, runs=args.runs, device=device,
+            report = evaluate_synthetic(synthetic, dataset, model_config, runs=args.runs, device=device,
                                         seed=args.seed, progress=False)
-            _emit({"benchmark": "distill_accuracy", "method": method, "ipc": ipc, "mean": report.mean,
+            _emit({"benchmark": "distill_accuracy", "method": method, "ipc": ipc,
+                   "model": model_config.model_name(), "mean": report.mean,
                    "std": report.std, "accuracies": report.accuracies, "runs": args.runs,
                    "protocol": report.describe_setup(), "differences": report.differences,
                    "eval_seconds": report.seconds, **common}, args.out)
 
-        if ("redistill_cost", None, ipc) in done or args.d2m_run is None:
+        if ("redistill_cost", None, ipc, None) in done or args.d2m_run is None:
             continue
         t0 = time.perf_counter()
         synthesize_from_generator(args.d2m_run, ipc, args.seed, device, "distilled")

@@ -150,3 +150,23 @@ def test_evaluate_end_to_end_with_alexnet(tmp_path, capsys):
     assert record["protocol"] == "reduced"
     assert record["differences"]["model"] == {"used": "alexnet", "protocol": FIELD_MODEL}
     assert summary == record["summary"] and f"AlexNet [protocol {FIELD_MODEL}], 1 epochs" in summary
+
+
+def test_the_distillation_benchmark_evaluates_every_set_on_every_network(tmp_path, capsys):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "distill_accuracy.py"
+    spec = importlib.util.spec_from_file_location("distill_accuracy", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "acc.jsonl"
+    argv = ["--dataset", "fake", "--methods", "random", "--ipcs", "1", "--epochs", "1", "--runs", "1",
+            "--models", "convnet-d1-w8-relu-instancenorm-avgpool", "alexnet", "--val-per-class", "2", "--out", str(out)]
+    script.main(argv)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["method"], r["model"]) for r in rows] == [("random", "convnet-d1-w8-relu-instancenorm-avgpool"),
+                                                         ("random", "alexnet")]
+    assert all(0 <= r["mean"] <= 100 and r["differences"] for r in rows)
+    capsys.readouterr()
+    script.main(argv)  # a rerun skips the (method, IPC, network) rows already written
+    assert capsys.readouterr().out == "" and len(out.read_text().splitlines()) == 2
