@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from d2m_nas.cli import main
@@ -148,3 +149,19 @@ def test_funnel_stages_belong_to_the_funnel_backend(tmp_path, capsys):
     assert main(["search", "--proxy", "params", "--trials", "2", "--funnel", "5", "--device", "cpu",
                  "--out", str(tmp_path / "r")]) == 2
     assert "--funnel sets the stages of the funnel backend" in capsys.readouterr().err
+
+
+def test_the_shortlist_ceiling_of_a_perfect_proxy_is_its_own_pick(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("shortlist_ceiling", REPO / "benchmarks" / "shortlist_ceiling.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    truths = np.arange(50, dtype=float)
+    rows = pd.DataFrame({"arch": [f"a{i}" for i in range(50)], "proxy": "params", "score": truths, "truth": truths,
+                         "truth_column": "acc"})
+    (tmp_path / "run").mkdir()
+    rows.to_csv(tmp_path / "run" / "results.csv", index=False)
+    assert script.main([str(tmp_path / "run"), "--pools", "20,50", "--keep", "5", "--seeds", "0-3"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(r["pool"], r["keep"]) for r in lines] == [(20, 5), (50, 5)]
+    assert all(r["best_in_shortlist_mean"] == r["proxy_pick_mean"] for r in lines)  # score = truth
+    assert lines[1]["proxy_pick_mean"] == 49.0  # the whole space: the best cell, every seed
