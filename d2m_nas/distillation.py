@@ -220,8 +220,10 @@ def train_phase(name: str, trainer, total: int, state_path: Path, csv_path: Path
             flushing = due or len(pending) >= SYNC_EVERY
             if flushing:  # the losses of SYNC_EVERY steps reach the host in one synchronisation
                 keys = list(losses)
-                values = torch.stack([torch.as_tensor(row[k]).detach().double().cpu() for row in pending
-                                      for k in keys]).view(len(pending), len(keys)).tolist()
+                cells = [row[k] for row in pending for k in keys]
+                flat = (torch.stack([v.detach().double() for v in cells]).tolist()
+                        if all(isinstance(v, torch.Tensor) for v in cells) else [float(v) for v in cells])
+                values = [flat[i * len(keys):(i + 1) * len(keys)] for i in range(len(pending))]
             # a step's time runs from the end of the one before, so the rows add up to the wall
             # time; on a GPU the step that synchronises carries the work queued before it
             seconds, clock = time.perf_counter() - clock, time.perf_counter()
