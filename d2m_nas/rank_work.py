@@ -46,8 +46,9 @@ def study_name(space: str, archs: list[str], seeds: list[int], proxy_keys: dict[
 
 
 def open_work(url: str, name: str, archs: list[str], seeds: list[int], heartbeat: int = 60,
-              stalled_after: float = 30.0) -> optuna.Study:
-    """The work study: created with every item enqueued, or joined once its creator has enqueued.
+              stalled_after: float = 30.0, order: Callable[[list[str]], list[str]] = list) -> optuna.Study:
+    """The work study: created with every item enqueued (architectures in `order(archs)`, computed
+    only by the process that enqueues), or joined once its creator has enqueued.
     A creator that died while enqueueing (no new item for `stalled_after` seconds) is taken over:
     the missing items are enqueued here."""
     storage = open_storage(url, heartbeat)
@@ -68,7 +69,7 @@ def open_work(url: str, name: str, archs: list[str], seeds: list[int], heartbeat
         else:
             return study
     present = {tuple(t.user_attrs[ITEM_ATTR]) for t in study.get_trials(deepcopy=False) if ITEM_ATTR in t.user_attrs}
-    for arch in archs:
+    for arch in order(archs):
         for seed in seeds:
             if (arch, seed) not in present:
                 study.enqueue_trial({}, user_attrs={ITEM_ATTR: [arch, seed]})

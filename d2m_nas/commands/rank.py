@@ -257,8 +257,10 @@ def _open_work(args, inputs: Inputs, context, seeds: list[int]):
     configs = {p.name: proxy_config(p, context) for p in scored}
     name = rank_work.study_name(inputs.space.name, inputs.archs, seeds,
                                 {n: config_key(c) for n, c in configs.items()})
-    order = rank_work.longest_first(inputs.archs, [p for p in scored if isinstance(p, TrainingProxy)], context)
-    return rank_work.open_work(args.storage, name, order, seeds, args.heartbeat), scored, configs
+    trained = [p for p in scored if isinstance(p, TrainingProxy)]
+    study = rank_work.open_work(args.storage, name, inputs.archs, seeds, args.heartbeat,
+                                order=lambda archs: rank_work.longest_first(archs, trained, context))
+    return study, scored, configs
 
 
 def _scorer(scored: list, context, cache, configs: dict):
