@@ -4,7 +4,9 @@ For each study of `search --backend funnel` runs (their RUN_DIR/funnel.json list
 entering each stage), prints the best true accuracy among the architectures entering every stage,
 among the trained finalists, and of the pick (the best score in results.csv): a stage whose
 best falls below the target loses it there; a pick below its finalists' best loses it in the final
-rank average. Post hoc, what each single component would have picked among the same finalists.
+rank average. Post hoc, what each single component would have picked among the same finalists,
+and which top K the last screen's cut would have kept under other rules (each component alone, the
+last screen alone, every screen together: the funnel's rule).
 One JSON line per study, then the mean over studies.
 
     python benchmarks/funnel_stages.py RUN_DIR [RUN_DIR ...] --ground-truth cifar10:test:200 --data-root DATA_ROOT
@@ -56,6 +58,33 @@ def final_rules(trained: dict, truths) -> dict[str, float]:
     return {rule: float(truths.get(archs[i], np.nan)) for rule, i in picks.items()}
 
 
+def last_cut_rules(stages: list[dict], truths) -> dict[str, float]:
+    """Post hoc, on the architectures entering the last screen: the best true accuracy among the
+    top K (K = the number trained) by each screen component alone, by the last screen's own rank
+    average, and by the rank average of every screen so far (the funnel's rule). Where the cut to
+    the trained set loses the best cell, which rule would have kept it. Needs the stages' scores
+    (funnel.json from this version on); {} for an older file."""
+    screens, trained = [s for s in stages if "proxies" in s], stages[-1].get("trained", [])
+    if not screens or not trained or any("scores" not in s for s in screens):
+        return {}
+    archs, k = screens[-1]["entered"], len(trained)
+    columns = {}
+    for screen in screens:
+        position = {arch: i for i, arch in enumerate(screen["entered"])}
+        for label, values in screen["scores"].items():
+            columns[label] = [values[position[arch]] for arch in archs]
+    table = np.array(list(columns.values()), dtype=float).T  # archs x components
+    last = [list(columns).index(label) for label in screens[-1]["scores"]]
+    rules = {label: table[:, i] for i, label in enumerate(columns)}
+    rules["last screen's rank average"] = rank_average(table[:, last]) if len(last) > 1 else table[:, last[0]]
+    rules["rank average of every screen (the funnel's rule)"] = rank_average(table)
+    best = {}
+    for rule, values in rules.items():
+        top = np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")[:k]
+        best[rule] = float(truths.reindex([archs[i] for i in top]).max())
+    return best
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     table = args.ground_truth_file or default_table_path(args.data_root)
@@ -72,7 +101,8 @@ def main(argv=None) -> int:
                           "pick_arch": None if pick is None else pick["arch"],
                           "pick_truth": None if pick is None else float(truths.get(pick["arch"], np.nan)),
                           "proxy_s": float(rows["seconds"].sum()),
-                          "pick_truth_by_final_rule_post_hoc": final_rules(record[-1], truths)})
+                          "pick_truth_by_final_rule_post_hoc": final_rules(record[-1], truths),
+                          "best_truth_kept_by_last_cut_rule_post_hoc": last_cut_rules(record, truths)})
     for line in lines:
         print(json.dumps(line))
     if lines:
@@ -86,7 +116,11 @@ def main(argv=None) -> int:
                           "mean_pick_truth_by_final_rule_post_hoc": {
                               rule: float(np.mean([x["pick_truth_by_final_rule_post_hoc"][rule] for x in lines]))
                               for rule in lines[0]["pick_truth_by_final_rule_post_hoc"]
-                              if all(rule in x["pick_truth_by_final_rule_post_hoc"] for x in lines)}}))
+                              if all(rule in x["pick_truth_by_final_rule_post_hoc"] for x in lines)},
+                          "mean_best_truth_kept_by_last_cut_rule_post_hoc": {
+                              rule: float(np.mean([x["best_truth_kept_by_last_cut_rule_post_hoc"][rule] for x in lines]))
+                              for rule in lines[0]["best_truth_kept_by_last_cut_rule_post_hoc"]
+                              if all(rule in x["best_truth_kept_by_last_cut_rule_post_hoc"] for x in lines)}}))
     return 0
 
 

@@ -30,6 +30,9 @@ Prints one JSON line per row and writes OUT/frontier.jsonl, OUT/frontier.md and 
 
 `--exclude-archs-of DIR ...` leaves out the architectures those runs scored: a hold-out check of
 a row picked on them (the study grows by new cells; the pick is judged on the new ones only).
+`--among-top params=0.25` keeps only the architectures in that proxy's best quarter of the sample:
+the frontier where a funnel's later stages work (after a cheap screen has kept the largest
+networks, what still tells good from best?).
 `--versus-source d2m=random-subset` adds, for every row of the d2m proxy, the paired difference
 to the same row of random-subset: image sources compared at equal budget.
 """
@@ -122,6 +125,9 @@ def main() -> int:
     parser.add_argument("--data-root", help="for the 12-epoch column (default: the product's data root)")
     parser.add_argument("--exclude-archs-of", nargs="+", type=Path, default=[], metavar="RUN_DIR",
                         help="leave out the architectures these runs scored (a hold-out check)")
+    parser.add_argument("--among-top", metavar="PROXY=FRACTION",
+                        help="keep only the architectures in PROXY's best FRACTION of the sample (after "
+                             "--exclude-archs-of), e.g. params=0.25: the population a screen passes on")
     parser.add_argument("--versus-source", action="append", default=[], metavar="A=B",
                         help="also compare image sources at equal budget: every row of training proxy A (its rule "
                              "and checkpoint, alone or in an ensemble) against the same row of B, paired (e.g. "
@@ -133,6 +139,8 @@ def main() -> int:
     excluded = {a for run in args.exclude_archs_of for a in pd.read_csv(run / "results.csv")["arch"]}
     archs = scores.dropna(how="any", subset=[c for c in scores.columns if c not in ("jacob_cov",)]).index
     archs = archs[~archs.isin(excluded)]
+    if args.among_top:
+        archs = among_top(scores.loc[archs], args.among_top)
     scores, seconds, truth = scores.loc[archs], seconds.loc[archs], truth.loc[archs]
     add_ensembles(scores, seconds)
     table = GroundTruth.from_csv(default_table_path(resolve_data_root(args.data_root)))
@@ -171,6 +179,17 @@ def main() -> int:
     (args.out / "frontier.md").write_text(markdown(rows, len(archs), crossovers) + pairs_markdown(pairs))
     plot(rows, args.out / "frontier.png", len(archs))
     return 0
+
+
+def among_top(scores: pd.DataFrame, spec: str) -> pd.Index:
+    """The architectures in the best FRACTION of PROXY's scores (spec "PROXY=FRACTION"), ties kept
+    together at the cut by ranking with the minimum rank."""
+    proxy, _, fraction = spec.partition("=")
+    if proxy not in scores or not 0 < float(fraction or 0) <= 1:
+        raise SystemExit(f"--among-top wants PROXY=FRACTION with PROXY one of {sorted(scores.columns)} and "
+                         f"0 < FRACTION <= 1, not {spec!r}")
+    ranks = scores[proxy].rank(ascending=False, method="min")
+    return scores.index[ranks <= round(float(fraction) * len(scores))]
 
 
 def source_pairs(scores: pd.DataFrame, truth: pd.Series, seconds: pd.DataFrame, specs: list[str], bootstrap: int,

@@ -118,6 +118,8 @@ def test_a_staged_funnel_screens_each_stage_on_the_survivors_of_the_one_before(t
     components = {"params": [params[a] for a in finalists], "synflow": [synflow[a] for a in finalists],
                   "fake": [FakeProxy().score(a, context).score for a in finalists]}
     recorded = stages[2].pop("components")
+    assert stages[0].pop("scores") == {"params": [params[a] for a in pool]}  # each screen's scores, as entered
+    assert stages[1].pop("scores")["synflow"] == pytest.approx([synflow[a] for a in stage_two])
     assert stages == [{"proxies": ["params"], "entered": pool}, {"proxies": ["synflow"], "entered": stage_two},
                       {"trained": finalists}]
     assert recorded.keys() == components.keys()  # each component over the finalists, in their order
@@ -128,6 +130,29 @@ def test_a_staged_funnel_screens_each_stage_on_the_survivors_of_the_one_before(t
                     ((proxy.components[0], pool), (proxy.components[1], stage_two), (proxy.components[2], finalists))
                     for a in archs)
     assert frame["seconds"].sum() == pytest.approx(spent)
+
+
+def test_a_stage_wise_funnel_cuts_and_picks_by_each_stages_own_components(tmp_path):
+    small = {"channels": 4, "cells_per_stage": 1}
+    context = ProxyContext(space=SPACE, dataset=None, model_options=small)
+    proxy = EnsembleProxy("params+synflow+fake", [create_proxy("params"), create_proxy("synflow"), FakeProxy()])
+    config = SearchConfig(backend="funnel", strategy="stage-wise", trials=3, funnel=(12, 6), study="f",
+                          progress=False)
+    summary = run_search(proxy, context, config, tmp_path / "run", truths=fake_truths(), truth_column="fake_acc")
+    frame = read_results(tmp_path / "run" / "results.csv")
+
+    pool = SPACE.sample(12, 0)
+    params = {a: create_proxy("params").score(a, context).score for a in pool}
+    stage_two = [pool[i] for i in np.argsort([-params[a] for a in pool], kind="stable")[:6]]
+    synflow = [create_proxy("synflow").score(a, context).score for a in stage_two]
+    finalists = [stage_two[i] for i in np.argsort(-np.array(synflow), kind="stable")[:3]]  # synflow alone cuts
+    assert frame["arch"].tolist() == finalists
+    fake = np.array([[FakeProxy().score(a, context).score] for a in finalists])
+    assert frame["score"].to_numpy() == pytest.approx(rank_average(fake))  # the trained part alone picks
+    best = finalists[int(np.argmax(fake[:, 0]))]
+    assert summary["searches"][0]["studies"]["f"]["best_arch"] == best
+    # a rank-average run of the same study would not reuse these ensemble scores: the voters are keyed
+    assert proxy.config()["voters"] == ["fake"]
 
 
 @pytest.mark.parametrize("options, fragment", [

@@ -19,10 +19,11 @@ machines with --storage postgresql://USER:PASSWORD@HOST:PORT/DB --study NAME, st
 The study opens in optuna-dashboard (optuna-dashboard sqlite:///RUN_DIR/study.db).
 
 Backends and strategies: optuna: tpe, random, nsga2 (maximise the score, minimise --cost);
-nni: evolution (regularised evolution), random, tpe (in-process, NNI 3.0); funnel: rank-average
-(an ensemble's zero-cost part screens --warm-start-pool architectures, or stage by stage with
---funnel: params over 3,000, then the vote over the best 100; its training part trains the top
---trials, the pick is the best rank average over them).
+nni: evolution (regularised evolution), random, tpe (in-process, NNI 3.0); funnel: rank-average,
+stage-wise (an ensemble's zero-cost part screens --warm-start-pool architectures, or stage by
+stage with --funnel: params over 3,000, then the vote over the best 100; its training part trains
+the top --trials; rank-average cuts and picks by the rank average of every component scored so
+far, stage-wise by each stage's own components: the pick by the trained ones alone).
 
 examples:
   d2m-nas search --space nasbench201 --proxy synflow --trials 100 --ground-truth cifar10:test:200

@@ -115,6 +115,7 @@ class EnsembleProxy(Proxy):
         self.uses_context_batch = any(c.uses_context_batch for c in components)
         self.scorer: Scorer = _direct  # a search routes component scores through its results cache
         self.reference: list[str] | None = None  # set by a funnel search: rank within its finalists
+        self.voters: list[str] | None = None  # set by a stage-wise funnel: the labels that rank (else all)
         self._reference: dict[int, tuple[np.ndarray, float]] = {}  # seed -> (scores, seconds spent)
 
     @property
@@ -126,6 +127,8 @@ class EnsembleProxy(Proxy):
 
         finalists = {} if self.reference is None else {
             "reference": hashlib.sha256(json.dumps(list(self.reference)).encode()).hexdigest()[:16]}
+        if self.voters is not None:
+            finalists["voters"] = list(self.voters)
         return finalists | {"rule": RULE, "reference_size": self.reference_size,
                 "components": [{"proxy": c.name, "label": c.label, "settings": proxy_settings(c)}
                                | ({"model_options": c.model_options} if c.model_options else {})
@@ -159,6 +162,7 @@ class EnsembleProxy(Proxy):
         values, seconds = self._component_scores(arch, context)
         if arch in self.reference_archs(context):
             seconds = 0.0  # its components' work is the reference's, charged once already
-        value = float(rank_average(values[None, :], reference)[0])
+        voting = [i for i, label in enumerate(self.component_labels) if self.voters is None or label in self.voters]
+        value = float(rank_average(values[None, voting], reference[:, voting])[0])
         return ProxyScore(value, seconds + charged, {
             "components": dict(zip(self.component_labels, values.tolist())), "reference_seconds": charged})

@@ -63,11 +63,12 @@ class NNIBackend(SearchBackend):
 
 
 class FunnelBackend(SearchBackend):
-    """Zero-cost screening of a pool, training of the top --trials, pick by the ensemble's rank
-    average over them (`d2m_nas.search.funnel_backend`)."""
+    """Zero-cost screening of a pool, training of the top --trials, pick by a rank average over
+    them (`d2m_nas.search.funnel_backend`): of every component (rank-average) or of each stage's
+    own (stage-wise)."""
 
     name = "funnel"
-    strategies = ("rank-average",)
+    strategies = ("rank-average", "stage-wise")
     uses_pool = True
 
     def check(self, proxy, config):

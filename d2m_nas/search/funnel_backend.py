@@ -4,9 +4,16 @@ proxies, then the trained ones. The first stage scores a seeded pool; each later
 the survivors of the one before, and a stage passes on the best rank average of every component
 scored so far (`--funnel M1,M2,...`: the number entering each screening stage; `--trials K`: the
 number trained). The pick is the best rank average of all the ensemble's components over the K
-finalists (what `rank` measures for that ensemble, on a pool pre-screened by its cheap parts). No
+finalists (what `rank` measures for that ensemble, on a pool pre-screened by its cheap parts).
+
+`--strategy stage-wise` instead ranks each stage, the pick included, by its own components alone:
+earlier stages only decide who enters. Why: a screen is weakest among the architectures it kept
+itself (range restriction; measured on NB201 among params' best quarter, params ranks at 0.55
+where synflow still ranks at 0.74: benchmarks/README.md, session 8), so its vote in later cuts
+mostly repeats its own cut. No
 model of the space is fitted: every score is charged as proxy seconds once, and a rerun answers
-from the results cache. RUN_DIR/funnel.json records the architectures entering each stage.
+from the results cache. RUN_DIR/funnel.json records the architectures entering each stage and
+their scores there.
 """
 
 from __future__ import annotations
@@ -63,20 +70,29 @@ def run_funnel(driver: SearchDriver, study: str) -> None:
     survivors = context.space.sample(min(sizes[0], len(context.space)), context.seed)
     passing = sizes[1:] + [config.trials or len(survivors)]
     driver.start_clock()
-    scored: dict[str, list] = {arch: [] for arch in survivors}  # arch -> its screen results so far
+    stage_wise = config.strategy == "stage-wise"
+    ranked_by: dict[str, list[float]] = {arch: [] for arch in survivors}  # arch -> what its next cut ranks
+    spent = dict.fromkeys(survivors, 0.0)  # arch -> seconds of its screens
     record = []
     for number, (stage, keep) in enumerate(zip(stages, passing), start=1):
         bar = tqdm(survivors, desc=f"funnel {study}: screen {number}/{len(stages)}", unit="arch",
                    disable=not config.progress, leave=False, dynamic_ncols=True)
+        scores = {}
         for arch in bar:
-            scored[arch] += [driver.cache.score(c, arch, context).score for c in stage]
-        record.append({"proxies": [c.label for c in stage], "entered": survivors})
-        survivors = best_of(survivors, scored, keep)
+            results = [driver.cache.score(c, arch, context).score for c in stage]
+            spent[arch] += sum(r.seconds for r in results)
+            scores[arch] = [r.score for r in results]
+            ranked_by[arch] = scores[arch] if stage_wise else ranked_by[arch] + scores[arch]
+        record.append({"proxies": [c.label for c in stage], "entered": survivors,
+                       "scores": {c.label: [scores[arch][i] for arch in survivors] for i, c in enumerate(stage)}})
+        survivors = best_of(survivors, ranked_by, keep)
     finalists = survivors
     # the screens' work, less the finalists' part (the ensemble charges that with its reference)
-    driver.overhead_s += sum(r.seconds for arch, results in scored.items() if arch not in finalists
-                             for r in results)
+    driver.overhead_s += sum(seconds for arch, seconds in spent.items() if arch not in finalists)
     proxy.reference = finalists  # the ensemble ranks within the finalists
+    if stage_wise:  # ... by its trained components alone
+        screened = {c.label for stage in stages for c in stage}
+        proxy.voters = [label for label in proxy.component_labels if label not in screened]
     done = _done(driver, study)  # a rerun records only what is missing
     for trial, arch in enumerate(tqdm(finalists, desc=f"funnel {study}: training", unit="arch",
                                       disable=not config.progress, dynamic_ncols=True)):
@@ -86,10 +102,10 @@ def run_funnel(driver: SearchDriver, study: str) -> None:
                   record + [{"trained": finalists, "components": proxy.reference_table(context)}])
 
 
-def best_of(archs: list[str], scored: dict[str, list], keep: int) -> list[str]:
-    """The `keep` best of `archs` by the rank average of their screen scores so far, best first
-    (ties: pool order)."""
-    values = np.array([[r.score for r in scored[arch]] for arch in archs], dtype=float)
+def best_of(archs: list[str], scores: dict[str, list[float]], keep: int) -> list[str]:
+    """The `keep` best of `archs` by the rank average of their `scores`, best first (ties: pool
+    order)."""
+    values = np.array([scores[arch] for arch in archs], dtype=float)
     ranked = rank_average(values) if values.shape[1] > 1 else values[:, 0]
     order = np.argsort(-np.nan_to_num(ranked, nan=-np.inf), kind="stable")
     return [archs[i] for i in order[:keep]]
