@@ -1,5 +1,5 @@
 """How large is each D2M matching term at the start of distillation? The figures behind the `cpu`
-preset's weights (D2M_MATCHING in d2m_nas/distillation.py): the weights bring the three terms to a
+preset's weights (D2M_MATCHING in d2m_nas/distill_runs.py): the weights bring the three terms to a
 comparable size, so their raw magnitudes have to be measured, not guessed.
 
 For each of `--nets` random frozen ConvNet-3s (the distillation's own feature extractor), the
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from d2m_nas.data import load_dataset, sample_per_class
-from d2m_nas.distillation import D2M_MATCHING
+from d2m_nas.distill_runs import D2M_MATCHING
 from d2m_nas.generator_files import synthesize_from_generator
 from distill.losses import TERMS, matching_losses, random_frozen_convnet
 

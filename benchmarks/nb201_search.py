@@ -8,7 +8,7 @@ table: never seen by the search). Prints one JSON line per search and one per (p
 with mean ± std over seeds, plus the table's reference points; every evaluation lands in
 OUT/<proxy>-<backend>-<strategy>/results.csv (the search-trajectory data).
 
-Each (proxy, search) gets its own results cache, so no search is sped up by another's scores;
+Each (proxy, search) gets its own score cache, so no search is sped up by another's scores;
 wall-clock is that of the search process (proxy + search loop + storage), proxy_s the proxy alone.
 Zero-cost proxies score full-size candidates (C16, N5); training-based proxies (d2m,
 random-subset, ...: docs/method.md §3) train scaled-down ones (--train-channels, --train-cells) for

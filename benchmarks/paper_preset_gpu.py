@@ -26,7 +26,7 @@ import torch
 
 from d2m_nas.data import DEFAULT_VAL_PER_CLASS, load_dataset
 from d2m_nas.devices import resolve_device
-from d2m_nas.distillation import PRESETS, run_d2m
+from d2m_nas.distill_runs import PRESETS, run_d2m
 from d2m_nas.generator_files import synthesize_from_generator
 from d2m_nas.evaluation import evaluate_synthetic, field_protocol
 from d2m_nas.random_subset import random_real_subset

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from d2m_nas.data import load_dataset, split_train_val
 from d2m_nas.devices import resolve_device, synchronize
-from d2m_nas.distillation import PRESETS, generator_config_for
+from d2m_nas.distill_runs import PRESETS, generator_config_for
 from d2m_nas.generator_files import save_generator
 from d2m_nas.proxies import ProxyContext, TrainingProxy, TrainingProxyConfig
 from d2m_nas.settings import resolve_data_root

@@ -1,7 +1,7 @@
 """Generator files: where a distill run keeps its generators, and reading, writing and sampling them.
 
 What `generate`, the training proxies and the plots need of a distilled generator, without the
-distillation orchestrator (`d2m_nas.distillation`) and its trainers. A run directory holds
+distillation orchestrator (`d2m_nas.distill_runs`) and its trainers. A run directory holds
 `generator_pretrained.pt` (the GAN before D2M) and `generator.pt` (after D2M); a command takes the
 directory or either file.
 """

@@ -4,7 +4,7 @@ sample, each (architecture, proxy seed) once.
 The work is an Optuna study whose trials are the items: one enqueued trial per (architecture,
 proxy seed), carrying it as a user attribute. A worker takes the next one with `study.optimize`
 (Optuna pops a waiting trial atomically, so two workers never take the same item), scores it
-with every proxy through its results cache and stores the scores in the trial (`results`), so a
+with every proxy through its score cache and stores the scores in the trial (`results`), so a
 process on another machine reads them from the storage. A worker that dies leaves its trial
 RUNNING; it is failed and re-queued with the same item (`d2m_nas.search.workers`: at once for a
 worker on this host, after two heartbeats of silence on RDB storages for one elsewhere), and a
@@ -13,7 +13,7 @@ worker with nothing to take waits while others run, so a dead one's item is neve
 The study's name is a hash of what determines the scores (space, sample, proxy seeds, every
 proxy's cache key), so the same command started on several machines with one `--storage` URL
 joins one study, and a changed setting starts another. When the work is done, each process
-copies the scores into its results cache and `run_ranking` writes results.csv and the summary
+copies the scores into its score cache and `run_ranking` writes results.csv and the summary
 from it: the same files as a single-process run.
 """
 
@@ -31,7 +31,7 @@ from typing import Callable, Iterator
 import optuna
 from optuna.trial import TrialState
 from d2m_nas.proxies.base import ProxyScore
-from d2m_nas.results_cache import ResultsCache
+from d2m_nas.score_cache import ScoreCache
 from d2m_nas.search.storage import open_storage, quiet
 from d2m_nas.search.workers import fail_dead_workers, retry_interrupted, worker_identity
 
@@ -128,7 +128,7 @@ def work(study: optuna.Study, score: Scorer, heartbeat: int = 60, poll: float = 
             on_progress()
 
 
-def collect(study: optuna.Study, cache: ResultsCache, space: str, configs: dict[str, dict], device: str) -> int:
+def collect(study: optuna.Study, cache: ScoreCache, space: str, configs: dict[str, dict], device: str) -> int:
     """Copy the scores of finished items into `cache` (the ones it lacks); returns how many."""
     added = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

@@ -35,7 +35,7 @@ from d2m_nas.proxies import EnsembleProxy, Proxy, ProxyContext, TrainingProxy, s
 from d2m_nas.proxies.ensemble import rank_average
 from d2m_nas.proxies.score_rules import RULES, final_rules
 from d2m_nas.report import expand_score_rules, ranking_notes, ranking_summary, ranking_table
-from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
+from d2m_nas.score_cache import ScoreCache, config_key, proxy_config
 from distill.atomic import atomic_write_text
 from search_spaces.base import SearchSpace
 
@@ -167,7 +167,7 @@ def _extra_cells(proxy: Proxy, extra: dict) -> list[str]:
     return cells + [getattr(proxy, "rule", "")] + [_cell(float(rules[rule])) for rule in RULES]
 
 
-def score_cached(arch: str, proxies: list[Proxy], context: ProxyContext, cache: ResultsCache | None,
+def score_cached(arch: str, proxies: list[Proxy], context: ProxyContext, cache: ScoreCache | None,
            configs: dict) -> dict:
     """Scores of `arch` by `proxies`: from the cache where it has them, the rest computed (and stored).
     `configs`: each proxy's cache configuration (the same for every arch and seed: built once)."""
@@ -224,10 +224,10 @@ def _ensemble_rows(results_path: Path, archs: list[str], ensembles: list[Ensembl
 
 
 def run_ranking(archs: list[str], proxies: list[Proxy], context: ProxyContext, truths: pd.Series,
-                settings: RankSettings, out_dir: Path, progress: bool = True, cache: ResultsCache | None = None
+                settings: RankSettings, out_dir: Path, progress: bool = True, cache: ScoreCache | None = None
                 ) -> dict:
     """Score every arch with every proxy at every proxy seed (resuming from results.csv), then the
-    ensembles, then summarise. With a results cache, scores another rank or search already computed
+    ensembles, then summarise. With a score cache, scores another rank or search already computed
     are reused, not recomputed."""
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path, curves_path = out_dir / "results.csv", out_dir / "curves.jsonl"

@@ -130,7 +130,7 @@ def test_every_registered_marker_is_carried_by_a_test():
 
 
 def test_the_demo_states_the_cpu_presets_pretraining_steps():
-    from d2m_nas.distillation import PRESETS
+    from d2m_nas.distill_runs import PRESETS
 
     demo = (Path(__file__).resolve().parents[1] / "scripts" / "demo.sh").read_text()
     assert f"the cpu preset uses {PRESETS['cpu'].pretrain.steps})" in demo

@@ -11,7 +11,7 @@ import torch
 
 from d2m_nas import cli
 from d2m_nas.data.sources import make_fake_dataset
-from d2m_nas.distillation import preset, run_d2m, run_dm
+from d2m_nas.distill_runs import preset, run_d2m, run_dm
 from d2m_nas.generator_files import synthesize_from_generator
 from d2m_nas.errors import UserError
 from d2m_nas.evaluation import EvalConfig, evaluate_synthetic
@@ -73,7 +73,7 @@ def _state(path):
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, fake, finished_run, monkeypatch):
     whole = finished_run  # the same settings, never interrupted (checkpoint_every does not change results)
     settings = replace(preset("tiny"), checkpoint_every=2)
-    monkeypatch.setattr("d2m_nas.distillation.SYNC_EVERY", 1)  # every row written at once, as on a CPU-bound run
+    monkeypatch.setattr("d2m_nas.distill_runs.SYNC_EVERY", 1)  # every row written at once, as on a CPU-bound run
 
     cut = tmp_path / "cut"
     first = run_d2m(fake, settings, cut, CPU, progress=False, stop_after=3)  # killed in pre-training
@@ -124,7 +124,7 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path
 
 
 def test_pretraining_logs_every_step_but_synchronises_every_few(tmp_path, fake):
-    from d2m_nas.distillation import SYNC_EVERY
+    from d2m_nas.distill_runs import SYNC_EVERY
 
     steps = 2 * SYNC_EVERY + 3
     settings = replace(preset("tiny"), checkpoint_every=100, d2m=replace(preset("tiny").d2m, iterations=0),

@@ -140,7 +140,7 @@ def test_rank_writes_ensemble_rows_from_its_components(tmp_path, table, capsys):
 
 
 def test_a_search_with_an_ensemble_scores_its_components_through_the_cache(tmp_path):
-    from d2m_nas.results_cache import ResultsCache, proxy_config
+    from d2m_nas.score_cache import ScoreCache, proxy_config
     from d2m_nas.search import SearchConfig, read_results, run_search
 
     space = create_space("nasbench201")
@@ -153,6 +153,6 @@ def test_a_search_with_an_ensemble_scores_its_components_through_the_cache(tmp_p
     frame = read_results(tmp_path / "run" / "results.csv")
     assert len(frame) == 4 and frame["score"].between(0, 1).all()
     assert frame["seconds"].iloc[0] >= (8 + 1) * 2 * 0.5  # the reference's scoring is charged once
-    with ResultsCache(tmp_path / "run" / "cache.sqlite") as cache:
+    with ScoreCache(tmp_path / "run" / "cache.sqlite") as cache:
         scored = {e["arch"] for e in cache.entries(proxy_config(a, context))}
     assert set(EnsembleProxy("ab", [a, b], 8).reference_archs(context)) <= scored

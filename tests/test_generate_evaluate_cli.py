@@ -113,7 +113,7 @@ def test_generator_method_needs_a_run_directory(tmp_path, capsys):
     assert "--method generator needs --generator RUN" in capsys.readouterr().err
 
 
-def fake_distillation_module(monkeypatch) -> dict:
+def fake_generator_files_module(monkeypatch) -> dict:
     """A stand-in d2m_nas.generator_files whose synthesize_from_generator records its call."""
     calls = {}
 
@@ -129,8 +129,8 @@ def fake_distillation_module(monkeypatch) -> dict:
     return calls
 
 
-def test_generator_path_saves_what_the_distillation_module_synthesizes(tmp_path, monkeypatch, capsys):
-    calls = fake_distillation_module(monkeypatch)
+def test_generator_path_saves_what_generator_files_synthesizes(tmp_path, monkeypatch, capsys):
+    calls = fake_generator_files_module(monkeypatch)
     (tmp_path / "run").mkdir()
     assert cli.main(["generate", "--generator", str(tmp_path / "run"), "--ipc", "2", "--stage", "pretrained",
                      "--seed", "5", "--device", "cpu", "--out", str(tmp_path / "g")]) == 0
@@ -141,7 +141,7 @@ def test_generator_path_saves_what_the_distillation_module_synthesizes(tmp_path,
 
 
 def test_a_generator_file_is_taken_and_a_missing_one_is_one_line(tmp_path, monkeypatch, capsys):
-    calls = fake_distillation_module(monkeypatch)
+    calls = fake_generator_files_module(monkeypatch)
     checkpoint = tmp_path / "generator.pt"
     checkpoint.write_bytes(b"read by the stand-in module only")
     assert cli.main(["generate", "--generator", str(checkpoint), "--ipc", "2", "--device", "cpu",

@@ -11,7 +11,7 @@ import torch
 
 from d2m_nas import cli
 from d2m_nas.data.sources import make_fake_dataset
-from d2m_nas.distillation import preset, run_d2m
+from d2m_nas.distill_runs import preset, run_d2m
 from d2m_nas.plots import image_grid_figure
 from d2m_nas.synthetic import SyntheticSet
 from test_report import archs_and_truths, write_rank_run, write_search_run, write_table

@@ -14,7 +14,7 @@ from d2m_nas.cli import main
 from d2m_nas.errors import UserError
 from d2m_nas.proxies import ProxyContext, create_proxy, score_architecture
 from d2m_nas.proxies.ensemble import rank_average
-from d2m_nas.results_cache import config_key, proxy_config
+from d2m_nas.score_cache import config_key, proxy_config
 from d2m_nas.search import SearchConfig, read_results, run_search
 from search_spaces.registry import create_space
 

@@ -200,7 +200,7 @@ def test_a_corrupt_cache_is_a_one_line_error(tmp_path, table, capsys):
             "--ground-truth-file", str(table), "--cache", str(cache), "--out", str(tmp_path / "run"), *TINY]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("d2m-nas rank: error: results cache") and "not a usable SQLite file" in err
+    assert err.startswith("d2m-nas rank: error: score cache") and "not a usable SQLite file" in err
     assert err.count("\n") == 1
 
 

@@ -20,7 +20,7 @@ from d2m_nas.data.sources import make_fake_dataset
 from d2m_nas.errors import UserError
 from d2m_nas.proxies import ProxyContext, TrainingProxyConfig, create_proxy
 from d2m_nas.proxies.score_rules import RULES, checkpoint_rules, final_rules, training_rules, window
-from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
+from d2m_nas.score_cache import ScoreCache, config_key, proxy_config
 from search_spaces.registry import create_space
 
 SPACE = create_space("nasbench201")
@@ -86,7 +86,7 @@ def test_checkpoints_do_not_change_the_training(fake, ctx):
 def test_the_rule_is_not_part_of_the_cache_key_and_a_hit_is_rescored(fake, ctx, tmp_path):
     by_acc, by_tse = create_proxy("random-subset", config()), create_proxy("random-subset@tse", config())
     assert config_key(proxy_config(by_acc, ctx)) == config_key(proxy_config(by_tse, ctx))
-    with ResultsCache(tmp_path / "cache.sqlite") as cache:
+    with ScoreCache(tmp_path / "cache.sqlite") as cache:
         first = cache.score(by_acc, ARCH, ctx)
         second = cache.score(by_tse, ARCH, ctx)
     assert not first.hit and second.hit

@@ -14,7 +14,7 @@ import pytest
 from d2m_nas.cli import main
 from d2m_nas.proxies import EnsembleProxy, ProxyContext, create_proxy
 from d2m_nas.proxies.ensemble import rank_average
-from d2m_nas.results_cache import ResultsCache
+from d2m_nas.score_cache import ScoreCache
 from d2m_nas.search import SearchConfig, read_results, run_search
 from tests.test_search_optuna import SPACE, FakeProxy, fake_truths
 
@@ -44,7 +44,7 @@ def test_the_funnel_trains_the_screens_top_k_and_picks_by_the_rank_average(tmp_p
     best = finalists[int(np.argmax(rank_average(values)))]
     assert summary["searches"][0]["studies"]["f"]["best_arch"] == best
     # every second once: the pool's params and the finalists' training, as the cache recorded them
-    with ResultsCache(tmp_path / "run" / "cache.sqlite") as cache:
+    with ScoreCache(tmp_path / "run" / "cache.sqlite") as cache:
         spent = sum(cache.score(p, a, context).score.seconds for p, archs in
                     ((proxy.components[0], pool), (proxy.components[1], finalists)) for a in archs)
     assert frame["seconds"].sum() == pytest.approx(spent)
@@ -125,7 +125,7 @@ def test_a_staged_funnel_screens_each_stage_on_the_survivors_of_the_one_before(t
     assert recorded.keys() == components.keys()  # each component over the finalists, in their order
     assert all(recorded[k] == pytest.approx(components[k]) for k in components)
     assert summary["searches"][0]["studies"]["f"]["best_arch"] in finalists
-    with ResultsCache(tmp_path / "run" / "cache.sqlite") as cache:  # every second once: the pool's params,
+    with ScoreCache(tmp_path / "run" / "cache.sqlite") as cache:  # every second once: the pool's params,
         spent = sum(cache.score(p, a, context).score.seconds for p, archs in  # the six's synflow, three trainings
                     ((proxy.components[0], pool), (proxy.components[1], stage_two), (proxy.components[2], finalists))
                     for a in archs)

@@ -20,7 +20,7 @@ import pytest
 from optuna.trial import TrialState
 
 from d2m_nas.proxies.base import Proxy, ProxyContext, ProxyScore
-from d2m_nas.results_cache import ResultsCache, proxy_config
+from d2m_nas.score_cache import ScoreCache, proxy_config
 from d2m_nas.search import SearchConfig, read_results, run_search
 from d2m_nas.search.optuna_backend import StudyMismatchError
 from d2m_nas.search.storage import StorageError, check_storage_url, default_storage_url, open_storage
@@ -358,7 +358,7 @@ def test_kill_minus_nine_mid_trial_then_the_same_command_resumes(tmp_path):
     assert not done_before & set(started_after)
     # the cache and the storage agree on every score
     config = proxy_config(FakeProxy(), ProxyContext(space=SPACE, dataset=None))
-    with ResultsCache(run_dir / "cache.sqlite") as cache:
+    with ScoreCache(run_dir / "cache.sqlite") as cache:
         assert {e["arch"] for e in cache.entries(config)} == set(frame["arch"])
         for arch, score in zip(frame["arch"], frame["score"]):
             assert cache.get(SPACE.name, arch, config, 0).score == pytest.approx(score)

@@ -14,12 +14,12 @@ import torch
 from d2m_nas.cli import main
 from d2m_nas.data import split_train_val
 from d2m_nas.data.sources import make_fake_dataset
-from d2m_nas.distillation import preset, run_d2m
+from d2m_nas.distill_runs import preset, run_d2m
 from d2m_nas.generator_files import load_generator, save_generator, synthesize_from_generator
 from d2m_nas.errors import UserError
 from d2m_nas.proxies import ProxyContext, TrainingProxy, TrainingProxyConfig, create_proxy
 from d2m_nas.ranking import RESULT_COLUMNS
-from d2m_nas.results_cache import config_key, proxy_config
+from d2m_nas.score_cache import config_key, proxy_config
 from d2m_nas.synthetic import SyntheticSet
 from search_spaces.registry import create_space
 

@@ -24,7 +24,7 @@ WRITES_RUN_DIR = True
 
 
 def add_arguments(parser):
-    from d2m_nas.distillation import D2M_MATCHING
+    from d2m_nas.distill_runs import D2M_MATCHING
     parser.add_argument("--dataset", default="cifar10", help="dataset name (default: cifar10)")
     parser.add_argument("--preset", default="cpu", help="tiny | cpu | paper (default: cpu)")
     parser.add_argument("--method", default="d2m", choices=("d2m", "dm"), help="d2m (default) or dm")
@@ -53,7 +53,7 @@ def add_arguments(parser):
 
 def settings_from_args(args):
     from d2m_nas.commands.config_options import config_from_args
-    from d2m_nas.distillation import D2M_MATCHING, preset, with_overrides
+    from d2m_nas.distill_runs import D2M_MATCHING, preset, with_overrides
     from d2m_nas.errors import UserError
 
     settings = preset(args.preset)
@@ -80,7 +80,7 @@ def settings_from_args(args):
 def run(args) -> int:
     from d2m_nas.cli import start_run
     from d2m_nas.data import load_dataset
-    from d2m_nas.distillation import run_d2m, run_dm
+    from d2m_nas.distill_runs import run_d2m, run_dm
     from d2m_nas.errors import UserError
 
     if args.method == "dm" and args.ipc is None:

@@ -95,7 +95,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=COUNT, default=1, metavar="N",
                         help="processes scoring the sample side by side on this machine (this one and N-1 more), "
                              "one torch thread each unless --threads says otherwise (default: 1); they share the work through Optuna "
-                             "storage (--storage, default RUN_DIR/work.db) and the results cache (--cache, default "
+                             "storage (--storage, default RUN_DIR/work.db) and the score cache (--cache, default "
                              "RUN_DIR/cache.sqlite). Pays off for training-based proxies")
     parser.add_argument("--storage", metavar="URL",
                         help="Optuna storage that holds the work: the same command started on several machines "
@@ -109,7 +109,7 @@ def add_arguments(parser) -> None:
     add_size_options(parser)
     add_top_k_option(parser)
     parser.add_argument("--bootstrap", type=WHOLE, default=1000, help="bootstrap resamples for the CIs (default: 1000)")
-    parser.add_argument("--cache", metavar="FILE", help="results cache shared with other rank and search runs: "
+    parser.add_argument("--cache", metavar="FILE", help="score cache shared with other rank and search runs: "
                         "scores it holds for the same architecture, proxy settings and seed are reused "
                         "(default: none; the run directory's results.csv alone makes a rerun resume)")
     add_split_options(parser)
@@ -215,7 +215,7 @@ def run(args) -> int:
     from d2m_nas.cli import start_run
     from d2m_nas.errors import UserError
     from d2m_nas.ranking import RankSettings, ResumeError, run_ranking
-    from d2m_nas.results_cache import CacheError, ResultsCache
+    from d2m_nas.score_cache import CacheError, ScoreCache
     from d2m_nas.search.storage import StorageError, check_storage_url
 
     if args.storage is not None:
@@ -235,7 +235,7 @@ def run(args) -> int:
     if shared and args.cache is None:
         args.cache = str(out_dir / "cache.sqlite")  # where the workers' scores meet
     try:
-        with (ResultsCache(args.cache) if args.cache else contextlib.nullcontext()) as cache:
+        with (ScoreCache(args.cache) if args.cache else contextlib.nullcontext()) as cache:
             if shared:
                 _work_shared(args, inputs, context, settings, out_dir, cache)
             run_ranking(inputs.archs, inputs.proxies, context, inputs.truths, settings, out_dir, cache=cache)
@@ -251,7 +251,7 @@ def _open_work(args, inputs: Inputs, context, seeds: list[int]):
     from d2m_nas import rank_work
     from d2m_nas.proxies import TrainingProxy
     from d2m_nas.ranking import scored_proxies
-    from d2m_nas.results_cache import config_key, proxy_config
+    from d2m_nas.score_cache import config_key, proxy_config
 
     scored, _ = scored_proxies(inputs.proxies)  # ensembles come from their components' rows at the end
     configs = {p.name: proxy_config(p, context) for p in scored}
@@ -314,7 +314,7 @@ def work_only(args_json: str) -> int:
     from d2m_nas.devices import resolve_device
     from d2m_nas.errors import UserError
     from d2m_nas.ranking import RankSettings
-    from d2m_nas.results_cache import ResultsCache
+    from d2m_nas.score_cache import ScoreCache
 
     args = argparse.Namespace(**json.loads(args_json))
     set_threads(args.threads or 1)
@@ -322,7 +322,7 @@ def work_only(args_json: str) -> int:
         inputs = read_inputs(args)
         context = inputs.context(args, resolve_device(args.device))
         seeds = RankSettings(args.sample, args.seed, args.ground_truth, "", proxy_seeds=args.proxy_seeds).seeds
-        with ResultsCache(args.cache) as cache:
+        with ScoreCache(args.cache) as cache:
             study, scored, configs = _open_work(args, inputs, context, seeds)
             rank_work.work(study, _scorer(scored, context, cache, configs), args.heartbeat)
     except UserError as exc:

@@ -8,7 +8,7 @@ from d2m_nas.commands.option_types import COUNT, COUNTS, POSITIVE
 
 HELP = "search an architecture space with Optuna or NNI using a cheap proxy"
 DESCRIPTION = """Ask a search backend (Optuna or NNI) for architectures, score each with a proxy through a
-results cache, and record every evaluation in RUN_DIR/results.csv (trial, architecture, proxy
+score cache, and record every evaluation in RUN_DIR/results.csv (trial, architecture, proxy
 score and seconds, and the true accuracy from --ground-truth for reporting only: the search never
 sees it). Stops at --trials finished evaluations of the study or after --time-budget seconds.
 
@@ -91,7 +91,7 @@ def add_arguments(parser) -> None:
                              "of 3,000, the vote over its best 100, training of the best --trials)")
     parser.add_argument("--heartbeat", type=COUNT, default=60, metavar="S",
                         help="RDB storages: heartbeat interval; a trial silent for 2S is failed and retried (default: 60)")
-    parser.add_argument("--cache", metavar="FILE", help="results cache (default: RUN_DIR/cache.sqlite); share one "
+    parser.add_argument("--cache", metavar="FILE", help="score cache (default: RUN_DIR/cache.sqlite); share one "
                         "file between runs to reuse scores")
     parser.add_argument("--dataset", default="cifar10",
                         help="dataset whose training images feed data-dependent proxies (default: cifar10)")
@@ -123,7 +123,7 @@ def run(args) -> int:
     from d2m_nas.commands.proxy_options import build_proxies
     from d2m_nas.proxies import ProxyContext, TrainingProxy, ZeroCostProxy, create_proxy, proxy_needs_data
     from d2m_nas.proxies.ensemble import parse_definitions
-    from d2m_nas.results_cache import CacheError
+    from d2m_nas.score_cache import CacheError
     from d2m_nas.search.driver import SearchConfig
     from d2m_nas.search.backends import backend_class
     from d2m_nas.search.optuna_backend import StudyMismatchError
@@ -157,7 +157,7 @@ def run(args) -> int:
         if args.storage is not None:
             if not backend_class(args.backend).study_options:
                 raise ValueError(f"--storage applies to the optuna backend; the {args.backend} backend resumes "
-                                 "from its results cache")
+                                 "from its score cache")
             check_storage_url(args.storage)
     except ValueError as exc:
         raise UserError(str(exc)) from None

@@ -95,12 +95,12 @@ class Proxy(ABC):
     # Scored on the context's shared minibatch (zero-cost proxies), so its batch size is part of
     # the score's configuration; training-based proxies carry their own batch size instead.
     uses_context_batch: bool = True
-    # Bumped when a change to the implementation changes its scores, so the results cache never
+    # Bumped when a change to the implementation changes its scores, so the score cache never
     # answers with a stale one. Version 1 adds nothing to the cache key (caches made before versions
     # existed stay valid).
     version: int = 1
     # Build options this proxy sets for itself over the command's (`synflow[channels=16,cells=5]`
-    # beside a training proxy at C8/N1); the results cache keys on the options in effect.
+    # beside a training proxy at C8/N1); the score cache keys on the options in effect.
     model_options: dict[str, Any] = {}
 
     def context_for(self, context: ProxyContext) -> ProxyContext:
@@ -115,7 +115,7 @@ class Proxy(ABC):
 
     @property
     def registered_name(self) -> str:
-        """The name the proxy is registered under, which the results cache keys on (a training proxy's
+        """The name the proxy is registered under, which the score cache keys on (a training proxy's
         display name may carry per-proxy settings, which its settings already hold)."""
         return self.name
 

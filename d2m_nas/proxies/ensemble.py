@@ -113,7 +113,7 @@ class EnsembleProxy(Proxy):
         self.reference_size = reference_size
         self.needs_data = any(c.needs_data for c in components)
         self.uses_context_batch = any(c.uses_context_batch for c in components)
-        self.scorer: Scorer = _direct  # a search routes component scores through its results cache
+        self.scorer: Scorer = _direct  # a search routes component scores through its score cache
         self.reference: list[str] | None = None  # set by a funnel search: rank within its finalists
         self.voters: list[str] | None = None  # set by a stage-wise funnel: the labels that rank (else all)
         self._reference: dict[int, tuple[np.ndarray, float]] = {}  # seed -> (scores, seconds spent)
@@ -123,7 +123,7 @@ class EnsembleProxy(Proxy):
         return [c.label for c in self.components]
 
     def config(self) -> dict:
-        from d2m_nas.results_cache import proxy_settings
+        from d2m_nas.score_cache import proxy_settings
 
         finalists = {} if self.reference is None else {
             "reference": hashlib.sha256(json.dumps(list(self.reference)).encode()).hexdigest()[:16]}

@@ -219,7 +219,7 @@ class TrainingProxy(Proxy):
         return f"{self.name}@{self.rule}"
 
     def config(self) -> dict:
-        """The settings that determine the recorded trace (the results cache's key). The eval batch
+        """The settings that determine the recorded trace (the score cache's key). The eval batch
         size and the score rule are left out: neither changes what is recorded. Files count by their
         content (sha256), not their path, so a moved run directory or another machine hits the cache."""
         settings = {k: v for k, v in asdict(self.settings).items() if k != "eval_batch_size"}

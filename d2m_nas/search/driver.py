@@ -19,7 +19,7 @@ import pandas as pd
 from d2m_nas.proxies.base import Proxy, ProxyContext
 from d2m_nas.proxies.ensemble import EnsembleProxy
 from d2m_nas.proxies.training import CheckpointCallback, Stopped
-from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
+from d2m_nas.score_cache import ScoreCache, config_key, proxy_config
 from d2m_nas.search.backends import backend_class
 from d2m_nas.search.results import ResultsTable
 from d2m_nas.search.workers import worker_identity
@@ -119,7 +119,7 @@ class SearchDriver:
     space_name: str
     proxy: Proxy
     context: ProxyContext
-    cache: ResultsCache
+    cache: ScoreCache
     table: ResultsTable
     config: SearchConfig
     truths: pd.Series | None = None  # true accuracy by arch, for the results table only

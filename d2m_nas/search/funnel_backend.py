@@ -12,7 +12,7 @@ itself (range restriction; measured on NB201 among params' best quarter, params 
 where synflow still ranks at 0.74: benchmarks/README.md, session 8), so its vote in later cuts
 mostly repeats its own cut. No
 model of the space is fitted: every score is charged as proxy seconds once, and a rerun answers
-from the results cache. RUN_DIR/funnel.json records the architectures entering each stage and
+from the score cache. RUN_DIR/funnel.json records the architectures entering each stage and
 their scores there.
 """
 

@@ -5,7 +5,7 @@ contract: one NNI categorical choice per entry of `space.choices()` (for NAS-Ben
 edges, with the same labels and operation names as our strings, so each NNI sample decodes to
 our canonical architecture string with `space.decode`). Frozen samples are not networks: the
 evaluator hands the architecture string to the search driver, which scores it through the
-results cache and the proxy and writes the same results table as the Optuna backend.
+score cache and the proxy and writes the same results table as the Optuna backend.
 
 NNI keeps no resumable record of its own here; resumption comes from determinism plus the
 cache: with the same seed the strategy proposes the same sequence, every architecture already

@@ -1,7 +1,7 @@
 """Run a search (or R seeded repeats of it) into a run directory.
 
 RUN_DIR/results.csv    one row per evaluation (see d2m_nas.search.results)
-RUN_DIR/cache.sqlite   the results cache (default; share one across runs with `cache_path`)
+RUN_DIR/cache.sqlite   the score cache (default; share one across runs with `cache_path`)
 RUN_DIR/study.db       the Optuna study (default storage)
 RUN_DIR/summary.json   the search summary `d2m-nas report` gives too (`search_summaries`): per
                        (backend, strategy, proxy), each study's pick, its true accuracy and
@@ -18,7 +18,7 @@ import pandas as pd
 
 from d2m_nas.formatting import finite_or_null
 from d2m_nas.proxies.base import Proxy, ProxyContext
-from d2m_nas.results_cache import ResultsCache
+from d2m_nas.score_cache import ScoreCache
 from d2m_nas.search.backends import create_backend
 from d2m_nas.search.driver import SearchConfig, SearchDriver
 from d2m_nas.search.results import ResultsTable, read_results, search_summaries
@@ -45,7 +45,7 @@ def run_search(proxy: Proxy, context: ProxyContext, config: SearchConfig, run_di
         from d2m_nas.proxies import create_proxy
 
         cost_proxy = create_proxy("params")
-    with ResultsCache(cache_path or run_dir / "cache.sqlite") as cache:
+    with ScoreCache(cache_path or run_dir / "cache.sqlite") as cache:
         for r in range(repeat):
             seed = config.seed + r
             name = study_name(config.study, seed, repeat)

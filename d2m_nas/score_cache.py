@@ -1,4 +1,4 @@
-"""A results cache: one proxy score per (space, architecture, proxy configuration, seed).
+"""A score cache: one proxy score per (space, architecture, proxy configuration, seed).
 
 Re-running a study or a search never scores the same thing twice, and a killed run resumes
 with everything it finished. The cache is a SQLite file (stdlib `sqlite3`), chosen over an
@@ -66,7 +66,7 @@ def _plain(value: Any, where: str) -> Any:
         return value
     if isinstance(value, Path):
         return str(value)
-    raise TypeError(f"{where} is a {type(value).__name__}, which the results cache cannot key on; give the "
+    raise TypeError(f"{where} is a {type(value).__name__}, which the score cache cannot key on; give the "
                     "proxy a config() method returning its settings as plain data")
 
 
@@ -113,7 +113,7 @@ class CachedScore:
     hit: bool  # True when the score came from the cache (nothing was computed)
 
 
-class ResultsCache:
+class ScoreCache:
     """Proxy scores in a SQLite file, safe to share between processes on one machine."""
 
     def __init__(self, path: str | Path) -> None:
@@ -125,18 +125,18 @@ class ResultsCache:
             tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if tables - _TABLES:  # never add our tables to someone else's database (an Optuna study.db, say)
                 self._db.close()
-                raise CacheError(f"{self.path} is not a d2m-nas results cache (it holds the tables "
+                raise CacheError(f"{self.path} is not a d2m-nas score cache (it holds the tables "
                                  f"{', '.join(sorted(tables - _TABLES)[:4])}); pass a new or cache file to --cache")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise CacheError(f"results cache {self.path} is not a usable SQLite file ({exc}); "
+            raise CacheError(f"score cache {self.path} is not a usable SQLite file ({exc}); "
                              "delete it or pass another cache path") from None
 
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "ResultsCache":
+    def __enter__(self) -> "ScoreCache":
         return self
 
     def __exit__(self, *exc) -> None:

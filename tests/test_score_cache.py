@@ -1,4 +1,4 @@
-"""The results cache: hit, miss, what the key distinguishes, several writers, resume after a kill."""
+"""The score cache: hit, miss, what the key distinguishes, several writers, resume after a kill."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from d2m_nas.proxies.base import Proxy, ProxyContext, ProxyScore
-from d2m_nas.results_cache import ResultsCache, config_key, proxy_config
+from d2m_nas.score_cache import ScoreCache, config_key, proxy_config
 from search_spaces.registry import create_space
 
 SPACE = create_space("nasbench201")
@@ -47,7 +47,7 @@ def context(seed: int = 0, **options) -> ProxyContext:
 
 def test_miss_then_hit_returns_the_stored_score(tmp_path):
     proxy = CountingProxy()
-    with ResultsCache(tmp_path / "cache.sqlite") as cache:
+    with ScoreCache(tmp_path / "cache.sqlite") as cache:
         first = cache.score(proxy, ARCHS[0], context())
         second = cache.score(proxy, ARCHS[0], context())
         assert (first.hit, second.hit) == (False, True)
@@ -55,13 +55,13 @@ def test_miss_then_hit_returns_the_stored_score(tmp_path):
         assert second.score.extra == {"note": "fake"}
         assert proxy.calls == [ARCHS[0]]
         assert len(cache) == 1
-    with ResultsCache(tmp_path / "cache.sqlite") as reopened:  # persists across processes and runs
+    with ScoreCache(tmp_path / "cache.sqlite") as reopened:  # persists across processes and runs
         assert reopened.score(proxy, ARCHS[0], context()).hit
         assert proxy.calls == [ARCHS[0]]
 
 
 def test_key_distinguishes_arch_seed_settings_and_model_options(tmp_path):
-    with ResultsCache(tmp_path / "cache.sqlite") as cache:
+    with ScoreCache(tmp_path / "cache.sqlite") as cache:
         cache.score(CountingProxy(), ARCHS[0], context())
         assert not cache.score(CountingProxy(), ARCHS[1], context()).hit
         assert not cache.score(CountingProxy(), ARCHS[0], context(seed=1)).hit
@@ -76,7 +76,7 @@ def test_key_distinguishes_arch_seed_settings_and_model_options(tmp_path):
 
 
 def test_first_writer_wins_between_two_connections(tmp_path):
-    one, two = ResultsCache(tmp_path / "c.sqlite"), ResultsCache(tmp_path / "c.sqlite")
+    one, two = ScoreCache(tmp_path / "c.sqlite"), ScoreCache(tmp_path / "c.sqlite")
     config = proxy_config(CountingProxy(), context())
     stored = one.put(SPACE.name, ARCHS[0], config, 0, ProxyScore(1.0, 0.1))
     again = two.put(SPACE.name, ARCHS[0], config, 0, ProxyScore(2.0, 0.2))
@@ -86,7 +86,7 @@ def test_first_writer_wins_between_two_connections(tmp_path):
 
 
 def test_nan_scores_round_trip(tmp_path):
-    with ResultsCache(tmp_path / "c.sqlite") as cache:
+    with ScoreCache(tmp_path / "c.sqlite") as cache:
         config = proxy_config(CountingProxy(), context())
         cache.put(SPACE.name, ARCHS[0], config, 0, ProxyScore(float("nan"), 0.1))
         assert torch.isnan(torch.tensor(cache.get(SPACE.name, ARCHS[0], config, 0).score))
@@ -111,7 +111,7 @@ def test_a_corrupt_cache_file_is_reported(tmp_path):
     path = tmp_path / "cache.sqlite"
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(ValueError, match="not a usable SQLite file"):
-        ResultsCache(path)
+        ScoreCache(path)
 
 
 
@@ -121,16 +121,16 @@ def test_an_optuna_study_database_is_refused_untouched(tmp_path):
     path = tmp_path / "study.db"
     optuna.create_study(storage=f"sqlite:///{path}", study_name="s")
     before = path.read_bytes()
-    with pytest.raises(ValueError, match="is not a d2m-nas results cache.*studies"):
-        ResultsCache(path)
+    with pytest.raises(ValueError, match="is not a d2m-nas score cache.*studies"):
+        ScoreCache(path)
     assert path.read_bytes() == before  # no tables added to the study
 
 
 KILLED_WRITER = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {tests!r})
-    from test_results_cache import ARCHS, CountingProxy, context
-    from d2m_nas.results_cache import ResultsCache
+    from test_score_cache import ARCHS, CountingProxy, context
+    from d2m_nas.score_cache import ScoreCache
 
     class KillOnFourth(CountingProxy):
         def score(self, arch, ctx):
@@ -138,7 +138,7 @@ KILLED_WRITER = textwrap.dedent("""
                 os.kill(os.getpid(), signal.SIGKILL)  # dies mid-evaluation, as a killed worker would
             return super().score(arch, ctx)
 
-    cache, proxy = ResultsCache(sys.argv[1]), KillOnFourth()
+    cache, proxy = ScoreCache(sys.argv[1]), KillOnFourth()
     for arch in ARCHS:
         cache.score(proxy, arch, context())
 """)
@@ -152,7 +152,7 @@ def test_resume_after_a_kill_keeps_finished_scores(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == -signal.SIGKILL, done.stderr
     proxy = CountingProxy()
-    with ResultsCache(tmp_path / "cache.sqlite") as cache:
+    with ScoreCache(tmp_path / "cache.sqlite") as cache:
         assert len(cache) == 3  # the three finished scores survived, nothing half-written
         hits = [cache.score(proxy, arch, context()).hit for arch in ARCHS]
     assert hits == [True, True, True, False, False]
