@@ -14,6 +14,8 @@ Parts:
               per second of the whole sample, and the speed-up over one worker
   distill     pre-training steps and D2M iterations per second at the `paper` preset's sizes
               (benchmarks/paper_preset_gpu.py, no evaluation), and the full preset's projection
+  class_batching  D2M and DM iterations per second at the `paper` preset's sizes, class by class
+              against all classes in one pass (benchmarks/class_batching.py), and their agreement
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--workers", default="1,4,16", help="process counts for the rank part (default: 1,4,16)")
     p.add_argument("--sample", type=int, default=64, help="architectures in the rank part's sample (default: 64)")
     p.add_argument("--steps", type=int, default=200, help="training steps per architecture in the rank part")
-    p.add_argument("--parts", default="tests,proxy_loop,rank,distill")
+    p.add_argument("--parts", default="tests,proxy_loop,rank,distill,class_batching")
     p.add_argument("--tiny", action="store_true", help="CPU, fake data, minimal sizes: checks the script only")
     p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "d2m-nas-device-check")
     return p.parse_args(argv)
@@ -103,7 +105,17 @@ def part_distill(args) -> dict:
     return {key: result[key] for key in ("device", "pretrain", "d2m", "projected_full_preset_h")}
 
 
-PARTS = {"tests": part_tests, "proxy_loop": part_proxy_loop, "rank": part_rank, "distill": part_distill}
+def part_class_batching(args) -> dict:
+    sizes = ["--preset", "tiny", "--iterations", "2"] if args.tiny else ["--preset", "paper", "--iterations", "20"]
+    command = [sys.executable, str(REPO / "benchmarks" / "class_batching.py"), "--device", args.device, *sizes]
+    done = _run(command, 300, threads=1 if args.tiny else None)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed")
+    return {"summaries": [row for row in _json_lines(done.stdout) if row.get("summary")]}
+
+
+PARTS = {"tests": part_tests, "proxy_loop": part_proxy_loop, "rank": part_rank, "distill": part_distill,
+         "class_batching": part_class_batching}
 
 
 def main(argv=None) -> dict:

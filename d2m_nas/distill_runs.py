@@ -87,8 +87,9 @@ PRESETS: dict[str, DistillSettings] = {
         generator_width=64, z_dim=128, embedding_dim=128,
         pretrain=PretrainConfig(steps=40000, batch_size=64, d_steps=4, ema_start=1000, ema_decay=0.9999,
                                 discriminator_width=64),
-        d2m=D2MConfig(iterations=5000, real_per_class=64, syn_per_class=32, lr=1e-4, matching=D2M_MATCHING),
-        dm=DMConfig(iterations=20000, real_per_class=256),
+        d2m=D2MConfig(iterations=5000, real_per_class=64, syn_per_class=32, lr=1e-4, matching=D2M_MATCHING,
+                      batch_classes=True),  # ten small passes would leave a GPU idle
+        dm=DMConfig(iterations=20000, real_per_class=256, batch_classes=True),
         checkpoint_every=500),
 }
 
@@ -134,9 +135,13 @@ def generator_config_for(settings: DistillSettings, dataset: ImageDataset) -> Ge
 
 # ------------------------------------------------------------------ the resumable training loop
 
-def _without(values: dict, key: str) -> dict:
-    """Settings minus the phase length: a run may be resumed to train for longer (or stop earlier)."""
-    return {k: v for k, v in values.items() if k != key}
+# What a run may change when it resumes: the phase's length (train longer, or stop earlier) and
+# how classes are batched (the same loss either way).
+RESUMABLE_CHANGES = ("steps", "iterations", "batch_classes")
+
+
+def _without(values: dict, *keys: str) -> dict:
+    return {k: v for k, v in values.items() if k not in keys}
 
 
 def _read_state(path: Path, settings: dict) -> dict | None:
@@ -144,7 +149,7 @@ def _read_state(path: Path, settings: dict) -> dict | None:
         return None
     try:
         payload = load_payload(path, STATE_FORMAT)
-        saved = {k: (_without(_without(v, "steps"), "iterations") if isinstance(v, dict) else v)
+        saved = {k: (_without(v, *RESUMABLE_CHANGES) if isinstance(v, dict) else v)
                  for k, v in payload.get("settings", {}).items()}
         check_same_settings(saved, settings, path)
     except CheckpointError as exc:
@@ -302,7 +307,8 @@ def run_d2m(dataset: ImageDataset, settings: DistillSettings, out: Path, device:
         _write_summary(out, {"pretrain": {"source": str(generator_path)}})
     elif not pretrained.exists():
         g_config = generator_config_for(settings, dataset)
-        pre_settings = {"generator": g_config.to_dict(), "pretrain": _without(settings.pretrain.to_dict(), "steps"),
+        pre_settings = {"generator": g_config.to_dict(),
+                        "pretrain": _without(settings.pretrain.to_dict(), *RESUMABLE_CHANGES),
                         **data_settings}
         trainer = GANPretrainer(g_config, settings.pretrain, images, labels, device)
         result = train_phase("pre-train", trainer, settings.pretrain.steps, out / "pretrain_state.pt",
@@ -314,7 +320,8 @@ def run_d2m(dataset: ImageDataset, settings: DistillSettings, out: Path, device:
 
     model, pre_meta = load_generator(pretrained, "pretrained", device)
     check_generator_fits(pre_meta, model, dataset, pretrained)
-    d2m_settings = {"generator": model.config.to_dict(), "d2m": _without(settings.d2m.to_dict(), "iterations"),
+    d2m_settings = {"generator": model.config.to_dict(),
+                    "d2m": _without(settings.d2m.to_dict(), *RESUMABLE_CHANGES),
                     **data_settings}
     trainer = D2MTrainer(model, settings.d2m, images, labels, dataset.mean, dataset.std, device)
     result = train_phase("D2M", trainer, settings.d2m.iterations, out / "d2m_state.pt", out / "losses.csv",
@@ -338,8 +345,8 @@ def run_dm(dataset: ImageDataset, settings: DistillSettings, out: Path, device: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     images, labels = distillation_images(dataset, val_per_class, split_seed)
-    dm_settings = {"dm": _without(settings.dm.to_dict(), "iterations"), "dataset": dataset.name, "num_train": len(labels),
-                   "val_per_class": val_per_class, "split_seed": split_seed}
+    dm_settings = {"dm": _without(settings.dm.to_dict(), *RESUMABLE_CHANGES), "dataset": dataset.name,
+                   "num_train": len(labels), "val_per_class": val_per_class, "split_seed": split_seed}
     try:
         trainer = DMTrainer(settings.dm, images, labels, dataset.mean, dataset.std, device)
     except ValueError as exc:

@@ -20,7 +20,7 @@ import torch
 from distill.dsa import DSA, DSAConfig
 from distill.errors import DivergenceError, all_finite
 from distill.generator import PARAMETER_GROUPS, Generator, sample_latents, to_normalized
-from distill.losses import MatchingConfig, matching_losses, random_frozen_convnet
+from distill.losses import MatchingConfig, matching_losses, matching_terms, random_frozen_convnet
 from distill.transfer import to_device
 from search_spaces.convnet import ConvNetSpec
 
@@ -37,6 +37,7 @@ class D2MConfig:
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     convnet: str = ""  # ConvNet string of the feature extractor; "" = depth by resolution, w128, instancenorm
     dsa_strategy: str = DSAConfig().strategy
+    batch_classes: bool = False  # every class in one generator and ConvNet pass: same loss, more memory
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -62,35 +63,65 @@ def make_optimizer(params: list[torch.nn.Parameter], name: str, lr: float, momen
 
 class ClassMatcher:
     """The part D2M and DM share: one iteration of class-wise matching through a fresh frozen
-    ConvNet under shared DSA draws; gradients are accumulated class by class (same sum, less memory)."""
+    ConvNet under shared DSA draws. Class by class (`batch_classes=False`: the gradients
+    accumulate, less memory) or every class in one pass of the ConvNet and of whatever renders the
+    synthetic images (`batch_classes=True`: fewer, larger kernels, what a GPU wants). Both make the
+    same random draws in the same order and compute the same loss: the frozen ConvNet is in eval
+    mode, so each image's features do not depend on the rest of its batch."""
 
     def __init__(self, matching: MatchingConfig, convnet: str, dsa_strategy: str, channels: int,
-                 num_classes: int, image_size: int, device: torch.device) -> None:
+                 num_classes: int, image_size: int, device: torch.device, batch_classes: bool = False) -> None:
         self.matching = matching
         self.spec = ConvNetSpec.parse(convnet) if convnet else None
         self.dsa = DSA(DSAConfig(strategy=dsa_strategy)) if dsa_strategy else None
         self.channels, self.num_classes, self.image_size = channels, num_classes, image_size
         self.device = device
+        self.batch_classes = batch_classes
 
     def accumulate(self, rng: torch.Generator, real_of: Callable[[int], torch.Tensor],
-                   syn_of: Callable[[int], torch.Tensor]) -> dict[str, float]:
+                   syn_draw: Callable[[int], object],
+                   syn_render: Callable[[list, list[int]], list[torch.Tensor]]) -> dict[str, float]:
+        """Backpropagate the iteration's loss; its terms summed over classes. `real_of(c)` is a real
+        batch of class c, `syn_draw(c)` what its synthetic batch is made from (latents), and
+        `syn_render(draws, classes)` the synthetic batches of those classes. Draws are made class by
+        class, real then synthetic then DSA, before any image is rendered."""
         net_seed = int(torch.randint(2 ** 31 - 1, (1,), generator=rng))
         net = random_frozen_convnet(self.spec, self.channels, self.num_classes, self.image_size, net_seed, self.device)
-        keys = ("attention", "embedding", "prediction", "total")
-        per_class = []
+        draws = []
         for c in range(self.num_classes):
-            real, syn = real_of(c), syn_of(c)
-            if self.dsa is not None:
-                draw = self.dsa.sample(1, self.image_size, self.device, generator=rng, shared=True)
-                real, syn = self.dsa.apply(real, draw), self.dsa.apply(syn, draw)
-            terms = matching_losses(net, real, syn, self.matching)
-            terms["total"].backward()  # a non-finite loss is caught below, before any optimiser step
-            per_class.append(torch.stack([terms[key].detach() for key in keys]))
-        rows = torch.stack(per_class).tolist()  # the iteration's one host synchronisation
+            real, syn = real_of(c), syn_draw(c)
+            augment = self.dsa.sample(1, self.image_size, self.device, generator=rng, shared=True) if self.dsa else None
+            draws.append((real, syn, augment))
+        keys = ("attention", "embedding", "prediction", "total")
+        if self.batch_classes:
+            terms = self._all_classes(net, draws, syn_render)
+            sum(t["total"] for t in terms).backward()  # a non-finite loss is caught below, before any step
+        else:
+            terms = []
+            for c, (real, syn, augment) in enumerate(draws):
+                [syn] = syn_render([syn], [c])
+                terms.append(matching_losses(net, self._augmented(real, augment), self._augmented(syn, augment),
+                                             self.matching))
+                terms[-1]["total"].backward()  # gradients accumulate class by class
+                terms[-1] = {key: terms[-1][key].detach() for key in keys}
+        rows = torch.stack([torch.stack([t[key].detach() for key in keys]) for t in terms]).tolist()  # one sync
         for c, row in enumerate(rows):
             if not math.isfinite(row[-1]):
                 raise DivergenceError(f"loss became {row[-1]} at class {c}")
         return {key: sum(row[i] for row in rows) for i, key in enumerate(keys)}
+
+    def _augmented(self, x: torch.Tensor, augment) -> torch.Tensor:
+        return x if augment is None else self.dsa.apply(x, augment)
+
+    def _all_classes(self, net, draws: list, syn_render) -> list[dict[str, torch.Tensor]]:
+        syns = syn_render([syn for _, syn, _ in draws], list(range(len(draws))))
+        reals = [self._augmented(real, augment) for real, _, augment in draws]
+        syns = [self._augmented(syn, augment) for syn, (_, _, augment) in zip(syns, draws)]
+        with torch.no_grad():
+            real_blocks = [b.split([len(x) for x in reals]) for b in net.block_outputs(torch.cat(reals))]
+        syn_blocks = [b.split([len(x) for x in syns]) for b in net.block_outputs(torch.cat(syns))]
+        return [matching_terms(net, [b[c] for b in real_blocks], [b[c] for b in syn_blocks], self.matching)
+                for c in range(len(draws))]
 
 
 class RealSampler:
@@ -123,7 +154,7 @@ class D2MTrainer:
         if len(self.real.by_class) != gcfg.num_classes:
             raise ValueError(f"the data has {len(self.real.by_class)} classes, the generator {gcfg.num_classes}")
         self.matcher = ClassMatcher(config.matching, config.convnet, config.dsa_strategy, gcfg.channels,
-                                    gcfg.num_classes, gcfg.image_size, device)
+                                    gcfg.num_classes, gcfg.image_size, device, config.batch_classes)
         learned = generator.parameter_groups()[config.learn]
         learned_ids = {id(p) for p in learned}
         for p in generator.parameters():
@@ -133,17 +164,23 @@ class D2MTrainer:
         self.rng = torch.Generator().manual_seed(config.seed + 2)
         self.step_count = 0
 
-    def _generated(self, c: int) -> torch.Tensor:
-        gcfg = self.generator.config
-        z = sample_latents(self.config.syn_per_class, gcfg.z_dim, self.rng, self.device)
-        y = torch.full((self.config.syn_per_class,), c, dtype=torch.long, device=self.device)
-        return to_normalized(self.generator(z, y), self.mean, self.std)
+    def _latents(self, c: int) -> torch.Tensor:
+        return sample_latents(self.config.syn_per_class, self.generator.config.z_dim, self.rng, self.device)
+
+    def _generated(self, latents: list[torch.Tensor], classes: list[int]) -> list[torch.Tensor]:
+        """The classes' images from their latents, in one generator pass (eval mode: BatchNorm on
+        running statistics, so each image is what it would be alone)."""
+        z = torch.cat(latents)
+        y = torch.cat([torch.full((len(zc),), c, dtype=torch.long, device=self.device)
+                       for zc, c in zip(latents, classes)])
+        return list(to_normalized(self.generator(z, y), self.mean, self.std).split([len(zc) for zc in latents]))
 
     def step(self) -> dict[str, float]:
         self.generator.eval()
         self.optimizer.zero_grad(set_to_none=True)
         losses = self.matcher.accumulate(
-            self.rng, lambda c: self.real.batch(c, self.config.real_per_class, self.rng), self._generated)
+            self.rng, lambda c: self.real.batch(c, self.config.real_per_class, self.rng), self._latents,
+            self._generated)
         if not all_finite(p.grad for p in self.learned):
             raise DivergenceError("a generator gradient became NaN/inf")
         self.optimizer.step()

@@ -28,6 +28,7 @@ class DMConfig:
     matching: MatchingConfig = field(default_factory=lambda: DM_MATCHING)
     convnet: str = ""
     dsa_strategy: str = DSAConfig().strategy
+    batch_classes: bool = False  # every class in one ConvNet pass: same loss, more memory
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -52,7 +53,7 @@ class DMTrainer:
         self.images = init.clone().requires_grad_(True)
         self.labels = torch.arange(num_classes).repeat_interleave(config.ipc)
         self.matcher = ClassMatcher(config.matching, config.convnet, config.dsa_strategy, images.shape[1],
-                                    num_classes, images.shape[-1], device)
+                                    num_classes, images.shape[-1], device, config.batch_classes)
         self.optimizer = make_optimizer([self.images], config.optimizer, config.lr, config.momentum)
         self.step_count = 0
 
@@ -60,8 +61,8 @@ class DMTrainer:
         ipc = self.config.ipc
         self.optimizer.zero_grad(set_to_none=True)
         losses = self.matcher.accumulate(
-            self.rng, lambda c: self.real.batch(c, self.config.real_per_class, self.rng),
-            lambda c: self.images[c * ipc:(c + 1) * ipc])
+            self.rng, lambda c: self.real.batch(c, self.config.real_per_class, self.rng), lambda c: c,
+            lambda classes, _: [self.images[c * ipc:(c + 1) * ipc] for c in classes])
         if not torch.isfinite(self.images.grad).all():
             raise DivergenceError("an image gradient became NaN/inf")
         self.optimizer.step()

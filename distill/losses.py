@@ -74,14 +74,20 @@ def matching_losses(net: ConvNet, real: torch.Tensor, syn: torch.Tensor, config:
                     ) -> dict[str, torch.Tensor]:
     """Every term for one class, and their weighted total. `real` needs no gradient; gradients
     flow to `syn` (and whatever produced it) only, as `net` is expected frozen."""
+    with torch.no_grad():
+        real_blocks = net.block_outputs(real)
+    return matching_terms(net, real_blocks, net.block_outputs(syn), config)
+
+
+def matching_terms(net: ConvNet, real_blocks: list[torch.Tensor], syn_blocks: list[torch.Tensor],
+                   config: MatchingConfig) -> dict[str, torch.Tensor]:
+    """The terms of one class from its block outputs (so a caller may run several classes
+    through `net` at once and split the outputs: the terms are class means, per image before)."""
     need_blocks = config.attention_weight > 0
     need_logits = config.lambda_pred > 0
     terms: dict[str, torch.Tensor] = {}
-    with torch.no_grad():
-        real_blocks = net.block_outputs(real)
-    syn_blocks = net.block_outputs(syn)
     real_emb, syn_emb = real_blocks[-1].flatten(1), syn_blocks[-1].flatten(1)
-    zero = syn.new_zeros(())
+    zero = syn_emb.new_zeros(())
     terms["attention"] = attention_loss(real_blocks, syn_blocks, config.power) if need_blocks else zero
     terms["embedding"] = embedding_loss(real_emb, syn_emb) if config.embedding_weight > 0 else zero
     if need_logits:

@@ -132,3 +132,36 @@ def test_dm_learns_pixels_initialised_from_real_images():
     assert losses["embedding"] > 0 and losses["attention"] == 0 and losses["prediction"] == 0
     assert not torch.equal(start, trainer.images)
     assert trainer.labels.tolist() == [c for c in range(10) for _ in range(2)]
+
+
+@pytest.mark.parametrize("convnet", [SMALL_NET, "convnet-d2-w8-relu-batchnorm-avgpool"])
+def test_d2m_with_all_classes_in_one_pass_takes_the_same_step(convnet):
+    """Same draws, same loss, same gradient, whether classes pass one by one or all at once (the
+    frozen ConvNet and the generator run in eval mode, so even BatchNorm is per image)."""
+    images, labels = _fake_data()
+    generator = _pretrained_like_generator()
+    trainers = []
+    for batch_classes in (False, True):
+        g = Generator(generator.config)
+        g.load_state_dict(generator.state_dict())
+        config = D2MConfig(iterations=2, real_per_class=4, syn_per_class=3, lr=1e-2, convnet=convnet,
+                           matching=MatchingConfig(attention_weight=100.0, lambda_pred=1000.0),
+                           batch_classes=batch_classes)
+        trainers.append(D2MTrainer(g, config, images, labels, (0.5,) * 3, (0.25,) * 3, torch.device("cpu")))
+    one_by_one, all_at_once = trainers
+    for _ in range(2):
+        a, b = one_by_one.step(), all_at_once.step()
+        assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-4) for k in a)
+        assert a["attention"] > 0 and a["prediction"] > 0
+    for p, q in zip(one_by_one.generator.parameters(), all_at_once.generator.parameters()):
+        assert torch.allclose(p, q, rtol=1e-4, atol=1e-6)
+    assert torch.equal(one_by_one.rng.get_state(), all_at_once.rng.get_state())  # the same draws were made
+
+
+def test_dm_with_all_classes_in_one_pass_takes_the_same_step():
+    images, labels = _fake_data()
+    trainers = [DMTrainer(DMConfig(ipc=2, iterations=1, real_per_class=4, convnet=SMALL_NET, batch_classes=b),
+                          images, labels, (0.5,) * 3, (0.25,) * 3, torch.device("cpu")) for b in (False, True)]
+    a, b = (t.step() for t in trainers)
+    assert a["embedding"] == pytest.approx(b["embedding"], rel=1e-5) and a["embedding"] > 0
+    assert torch.allclose(trainers[0].images, trainers[1].images, rtol=1e-5, atol=1e-6)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from dataclasses import replace
 
 import pytest
 import torch
+import yaml
 
 from d2m_nas import cli
 from d2m_nas.data.sources import make_fake_dataset
@@ -102,6 +104,20 @@ def test_resuming_with_other_settings_is_refused(tmp_path, fake):
     assert run_d2m(fake, longer, tmp_path, CPU, progress=False)["finished"]
 
 
+def test_a_run_started_class_by_class_resumes_with_all_classes_at_once(tmp_path, fake, finished_run):
+    """--batch-classes changes how, not what: a resumed run may switch it, and ends where the
+    uninterrupted class-by-class run did."""
+    settings = preset("tiny")
+    short = replace(settings, d2m=replace(settings.d2m, iterations=1))
+    assert run_d2m(fake, short, tmp_path, CPU, progress=False)["finished"]  # one D2M iteration, class by class
+    batched = replace(settings, d2m=replace(settings.d2m, batch_classes=True))  # then two more, all at once
+    assert run_d2m(fake, batched, tmp_path, CPU, progress=False)["finished"]
+    a, b = _state(finished_run / "generator.pt"), _state(tmp_path / "generator.pt")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-4, atol=1e-6) for k in a)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "batch_classes" not in summary["d2m"]["settings"]["d2m"]  # not part of what a resume must match
+
+
 def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, fake, monkeypatch):
     from distill.d2m import D2MTrainer
 
@@ -170,8 +186,10 @@ def test_cli_distill_tiny_then_start_from_its_generator(tmp_path, capsys):
     assert (first / "generator.pt").is_file()
     second = tmp_path / "second"
     assert cli.main(["distill", "--dataset", "fake", "--preset", "tiny", "--device", "cpu", "--out", str(second),
-                     "--generator", str(first / "generator_pretrained.pt"), "--learn", "conditional"]) == 0
+                     "--generator", str(first / "generator_pretrained.pt"), "--learn", "conditional",
+                     "--batch-classes"]) == 0
     assert not (second / "pretrain_state.pt").exists() and (second / "generator.pt").is_file()
+    assert yaml.safe_load((second / "config.yaml").read_text())["batch_classes"] is True
     assert cli.main(["distill", "--dataset", "fake", "--preset", "tiny", "--device", "cpu", "--method", "dm",
                      "--ipc", "1", "--out", str(tmp_path / "dm")]) == 0
     assert len(SyntheticSet.load(tmp_path / "dm")) == 10

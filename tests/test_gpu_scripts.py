@@ -32,7 +32,7 @@ def test_paper_preset_script_measures_rates_projects_and_evaluates(tmp_path, cap
 
 
 def test_device_check_runs_every_part_and_records_failures(tmp_path):
-    report = load("device_check").main(["--tiny", "--parts", "proxy_loop,rank,nosuch", "--workers", "1,2",
+    report = load("device_check").main(["--tiny", "--parts", "proxy_loop,rank,class_batching,nosuch", "--workers", "1,2",
                                         "--workdir", str(tmp_path)])
     parts = report["parts"]
     ratios = parts["proxy_loop"]["summaries"][0]["median_over_archs_of_best_ratio_to_bare"]
@@ -43,6 +43,9 @@ def test_device_check_runs_every_part_and_records_failures(tmp_path):
     for count in (1, 2):  # each count scored the whole sample into its own run directory
         assert len(pd.read_csv(tmp_path / "rank" / f"workers-{count}" / "results.csv")) == 4
     assert (tmp_path / "rank" / "workers-2" / "work.db").is_file()  # the two shared a work study
+    batching = {row["method"]: row for row in parts["class_batching"]["summaries"]}
+    assert batching.keys() == {"d2m", "dm"} and all(row["max_relative_loss_difference"] < 1e-4 and row["speedup"] > 0
+                                                   for row in batching.values())
     assert not parts["nosuch"]["ok"] and "KeyError" in parts["nosuch"]["error"]  # recorded, the rest still ran
 
 

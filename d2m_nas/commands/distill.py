@@ -47,6 +47,9 @@ def add_arguments(parser):
     group.add_argument("--syn-per-class", type=COUNT, metavar="N", help="generated images per class per iteration")
     group.add_argument("--generator-width", type=COUNT, metavar="N", help="generator width (BigGAN ch)")
     group.add_argument("--checkpoint-every", type=COUNT, metavar="N", help="steps between checkpoints")
+    group.add_argument("--batch-classes", action="store_true", default=None,
+                       help="match every class in one pass of the ConvNet (and the generator) instead of class by "
+                            "class: the same loss and draws, larger kernels (for a GPU), more memory")
     group.add_argument("--dm-matching", choices=("embedding", "d2m"),
                        help="DM loss: embedding (standard DM, default) or d2m (attention + embedding + prediction)")
 
@@ -63,7 +66,7 @@ def settings_from_args(args):
         if value is not None and value < 1 and not (name in ("iterations", "pretrain_steps") and value == 0):
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     common = {"iterations": args.iterations, "lr": args.lr, "optimizer": args.optimizer,
-              "real_per_class": args.real_per_class, "seed": args.seed}
+              "real_per_class": args.real_per_class, "seed": args.seed, "batch_classes": args.batch_classes}
     if args.method == "dm":
         dm = dict(common, ipc=args.ipc)
         settings = with_overrides(settings, dm=dm, checkpoint_every=args.checkpoint_every)
