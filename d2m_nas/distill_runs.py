@@ -87,9 +87,8 @@ PRESETS: dict[str, DistillSettings] = {
         generator_width=64, z_dim=128, embedding_dim=128,
         pretrain=PretrainConfig(steps=40000, batch_size=64, d_steps=4, ema_start=1000, ema_decay=0.9999,
                                 discriminator_width=64),
-        d2m=D2MConfig(iterations=5000, real_per_class=64, syn_per_class=32, lr=1e-4, matching=D2M_MATCHING,
-                      batch_classes=True),  # ten small passes would leave a GPU idle
-        dm=DMConfig(iterations=20000, real_per_class=256, batch_classes=True),
+        d2m=D2MConfig(iterations=5000, real_per_class=64, syn_per_class=32, lr=1e-4, matching=D2M_MATCHING),
+        dm=DMConfig(iterations=20000, real_per_class=256),
         checkpoint_every=500),
 }
 

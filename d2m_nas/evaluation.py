@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from d2m_nas.data import ImageDataset
 from d2m_nas.devices import synchronize
 from d2m_nas.errors import UserError
+from d2m_nas.precision import MEMORY_FORMATS, PRECISIONS, autocast, in_memory_format
 from d2m_nas.synthetic import SyntheticSet
 from d2m_nas.torchvision_compat import ensure_torchvision_importable
 from distill.dsa import DEFAULT_STRATEGY, DSA, DSAConfig
@@ -65,6 +66,10 @@ class EvalConfig:
     lr_decay_factor: float = 0.1  # applied once, at epoch `epochs // 2`
     test_batch_size: int = field(default=1000, metadata={  # speed and memory only, never the result
         "help": "test batch size; speed and memory only", "minimum": 1})
+    precision: str = field(default="fp32", metadata={
+        "help": "training and test arithmetic: fp32, or bf16 autocast (a protocol difference)", "choices": PRECISIONS})
+    memory_format: str = field(default="contiguous", metadata={  # float summation order only
+        "help": "tensor layout of the network and its batches", "choices": MEMORY_FORMATS})
 
     @property
     def lr_decay_epoch(self) -> int:
@@ -92,6 +97,10 @@ class EvalConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise UserError(f"--lr must be positive, got {self.lr}")
+        for name, allowed in (("precision", PRECISIONS), ("memory_format", MEMORY_FORMATS)):
+            if getattr(self, name) not in allowed:
+                raise UserError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, "
+                                f"got {getattr(self, name)!r}")
         if self.dsa:
             try:
                 DSAConfig(strategy=self.dsa_strategy).ops()
@@ -101,7 +110,7 @@ class EvalConfig:
 
 # Fields that change the result; the test batch size does not.
 PROTOCOL_FIELDS = ("model", "epochs", "lr", "momentum", "weight_decay", "batch_size", "dsa", "dsa_strategy",
-                   "lr_decay_factor")
+                   "lr_decay_factor", "precision")
 
 
 def field_protocol(image_size: int = 32) -> EvalConfig:
@@ -149,7 +158,8 @@ def train_on_images(images: torch.Tensor, labels: torch.Tensor, num_classes: int
     device = torch.device(device)
     x_all = images.detach().to(device, torch.float32)
     y_all = labels.detach().to(device, torch.long)
-    model = _build_model(config, x_all.shape[1], num_classes, x_all.shape[-1], seed).to(device)
+    model = in_memory_format(_build_model(config, x_all.shape[1], num_classes, x_all.shape[-1], seed).to(device),
+                             config.memory_format)
     model.train()
     generator = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on every device
     augment = DSA(DSAConfig(strategy=config.dsa_strategy)) if config.dsa else None
@@ -172,7 +182,8 @@ def train_on_images(images: torch.Tensor, labels: torch.Tensor, num_classes: int
             x, y = x_all[index], y_all[index]
             if augment is not None:
                 x = augment(x, generator=generator)
-            loss = F.cross_entropy(model(x), y)
+            with autocast(device, config.precision):
+                loss = F.cross_entropy(model(in_memory_format(x, config.memory_format)), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -185,7 +196,8 @@ def train_on_images(images: torch.Tensor, labels: torch.Tensor, num_classes: int
 
 @torch.inference_mode()
 def accuracy_on_test_split(model: nn.Module, dataset: ImageDataset, device: torch.device | str,
-                           batch_size: int = 1000) -> float:
+                           batch_size: int = 1000, precision: str = "fp32", memory_format: str = "contiguous"
+                           ) -> float:
     """Top-1 accuracy (percent) on the dataset's test split, normalising uint8 batches on the fly."""
     device = torch.device(device)
     model.eval()
@@ -193,7 +205,8 @@ def accuracy_on_test_split(model: nn.Module, dataset: ImageDataset, device: torc
     for start in range(0, len(dataset.y_test), batch_size):
         x = dataset.normalize(dataset.x_test[start:start + batch_size].to(device))
         y = dataset.y_test[start:start + batch_size].to(device)
-        correct += (model(x).argmax(1) == y).sum()
+        with autocast(device, precision):
+            correct += (model(in_memory_format(x, memory_format)).argmax(1) == y).sum()
     return 100.0 * int(correct) / max(1, len(dataset.y_test))
 
 
@@ -293,7 +306,8 @@ def evaluate_synthetic(synthetic: SyntheticSet, dataset: ImageDataset, config: E
                                     progress=progress, desc=f"run {run + 1}/{runs}")
             synchronize(device)
             t1 = time.perf_counter()
-            accuracies.append(accuracy_on_test_split(model, dataset, device, config.test_batch_size))
+            accuracies.append(accuracy_on_test_split(model, dataset, device, config.test_batch_size, config.precision,
+                                                     config.memory_format))
             t2 = time.perf_counter()
             train_seconds.append(t1 - t0)
             test_seconds.append(t2 - t1)

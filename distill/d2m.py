@@ -65,7 +65,8 @@ class ClassMatcher:
     """The part D2M and DM share: one iteration of class-wise matching through a fresh frozen
     ConvNet under shared DSA draws. Class by class (`batch_classes=False`: the gradients
     accumulate, less memory) or every class in one pass of the ConvNet and of whatever renders the
-    synthetic images (`batch_classes=True`: fewer, larger kernels, what a GPU wants). Both make the
+    synthetic images (`batch_classes=True`: fewer, larger kernels, meant for a GPU; on a 2-core CPU
+    at the cpu preset's sizes it is 0.67x as fast, benchmarks/class_batching.py). Both make the
     same random draws in the same order and compute the same loss: the frozen ConvNet is in eval
     mode, so each image's features do not depend on the rest of its batch."""
 

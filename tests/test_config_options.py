@@ -58,16 +58,16 @@ def test_a_list_from_a_config_file_comes_back_a_tuple():
     assert FRACTIONS([0.5, "1"]) == (0.5, 1.0)
 
 
-def test_the_products_configs_make_the_options_they_always_had():
+def test_the_products_configs_make_the_options_they_always_had_and_the_layout_and_precision_ones():
     proxy = argparse.ArgumentParser()
     add_config_options(proxy, TrainingProxyConfig())
     flags = {a.option_strings[0] for a in proxy._actions if a.option_strings} - {"-h"}
     assert flags == {"--ipc", "--steps", "--proxy-batch-size", "--proxy-lr", "--augment", "--checkpoints",
-                     "--generator", "--dm-set"}
+                     "--generator", "--dm-set", "--proxy-precision", "--proxy-memory-format"}
     evaluate = argparse.ArgumentParser()
     add_config_options(evaluate, EvalConfig(), default_label="protocol")
     flags = {a.option_strings[0] for a in evaluate._actions if a.option_strings} - {"-h"}
     assert flags == {"--model", "--epochs", "--lr", "--momentum", "--weight-decay", "--batch-size", "--no-dsa",
-                     "--dsa-strategy", "--test-batch-size"}
+                     "--dsa-strategy", "--test-batch-size", "--precision", "--memory-format"}
     assert config_from_args(EvalConfig(epochs=300), evaluate.parse_args(["--no-dsa"])) == EvalConfig(epochs=300,
                                                                                                     dsa=False)

@@ -115,3 +115,20 @@ def test_bad_config_values_are_user_errors(fake, subset, change, match):
 def test_zero_runs_is_a_user_error(fake, subset):
     with pytest.raises(UserError, match="--runs"):
         evaluate_synthetic(subset, fake, TINY, runs=0, progress=False)
+
+
+def test_bf16_is_a_protocol_difference_and_channels_last_only_a_layout(fake, subset):
+    bf16 = dataclasses.replace(TINY, precision="bf16")
+    assert protocol_differences(dataclasses.replace(EvalConfig(), precision="bf16")) == {
+        "precision": {"used": "bf16", "protocol": "fp32"}}
+    assert protocol_differences(dataclasses.replace(EvalConfig(), memory_format="channels_last")) == {}
+    cfg = dataclasses.replace(TINY, epochs=2)
+    plain = train_on_images(subset.images, subset.labels, 10, cfg, "cpu", seed=0)
+    last = train_on_images(subset.images, subset.labels, 10, dataclasses.replace(cfg, memory_format="channels_last"),
+                           "cpu", seed=0)
+    assert all(torch.allclose(p, q, rtol=1e-4, atol=1e-5) for p, q in zip(plain.state_dict().values(),
+                                                                         last.state_dict().values()))
+    report = evaluate_synthetic(subset, fake, bf16, runs=1, device="cpu", seed=0, progress=False)
+    assert report.mean > 50.0  # still learns the fake set under bf16 autocast
+    with pytest.raises(UserError, match="--precision must be one of fp32, bf16, got 'fp8'"):
+        dataclasses.replace(TINY, precision="fp8").validate()

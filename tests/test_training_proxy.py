@@ -310,3 +310,23 @@ def test_rank_runs_two_budgets_of_one_source_side_by_side(tmp_path, table, capsy
     steps = results.groupby("proxy")["steps"].first()
     assert steps["random-subset[ipc=2]"] == 3 and steps["random-subset[ipc=3,steps=2]"] == 2
     assert "| random-subset[ipc=2]@val_acc | 3 |" in capsys.readouterr().out
+
+
+def test_bf16_and_channels_last_are_settings_of_their_own_and_keep_the_earlier_cache_keys(fake, split):
+    ctx = context(fake, split)
+    plain = proxy("random-subset")
+    # a setting added after scores were cached is keyed only when set: the default's key is unchanged
+    assert not {"precision", "memory_format"} & set(proxy_config(plain, ctx)["settings"])
+    bf16, last = proxy("random-subset", precision="bf16"), proxy("random-subset", memory_format="channels_last")
+    keys = {config_key(proxy_config(p, ctx)) for p in (plain, bf16, last)}
+    assert len(keys) == 3
+    assert create_proxy("random-subset[precision=bf16]", TrainingProxyConfig()).settings.precision == "bf16"
+    with pytest.raises(UserError, match="precision must be one of fp32, bf16, got 'fp16'"):
+        create_proxy("random-subset[precision=fp16]", TrainingProxyConfig())
+
+    reference = plain.score(ARCHS[0], ctx).extra["trace"]["train_losses"]
+    # channels_last changes only the layout: the same losses up to the kernels' summation order
+    assert last.score(ARCHS[0], ctx).extra["trace"]["train_losses"] == pytest.approx(reference, rel=1e-4)
+    # bf16 rounds the matmuls: close to fp32's losses, not equal
+    rounded = bf16.score(ARCHS[0], ctx).extra["trace"]["train_losses"]
+    assert rounded == pytest.approx(reference, rel=0.05) and rounded != pytest.approx(reference, rel=1e-6)

@@ -49,7 +49,8 @@ def add_arguments(parser):
     group.add_argument("--checkpoint-every", type=COUNT, metavar="N", help="steps between checkpoints")
     group.add_argument("--batch-classes", action="store_true", default=None,
                        help="match every class in one pass of the ConvNet (and the generator) instead of class by "
-                            "class: the same loss and draws, larger kernels (for a GPU), more memory")
+                            "class: the same loss and draws, larger kernels, more memory; meant for a GPU (on a "
+                            "small CPU it is slower)")
     group.add_argument("--dm-matching", choices=("embedding", "d2m"),
                        help="DM loss: embedding (standard DM, default) or d2m (attention + embedding + prediction)")
 

@@ -76,7 +76,8 @@ def split_spec(spec: str) -> tuple[str, str | None]:
 # run. Training settings apply to training-based proxies; the network size (`channels`, `cells`,
 # as --channels/--cells) to any, so zero-cost proxies can score full-size candidates beside a
 # training proxy that trains scaled-down ones.
-TRAINING_SETTINGS = {"ipc": int, "steps": int, "batch_size": int, "lr": float, "augment": str}
+TRAINING_SETTINGS = {"ipc": int, "steps": int, "batch_size": int, "lr": float, "augment": str, "precision": str,
+                     "memory_format": str}
 MODEL_SETTINGS = {"channels": "channels", "cells": "cells_per_stage"}  # setting -> build option
 PER_PROXY_SETTINGS = {**TRAINING_SETTINGS, "channels": int, "cells": int}
 

@@ -38,6 +38,7 @@ from d2m_nas.data import ImageDataset
 from d2m_nas.generator_files import STAGES, load_generator, resolve_generator_path
 from d2m_nas.errors import UserError
 from d2m_nas.devices import synchronize
+from d2m_nas.precision import MEMORY_FORMATS, PRECISIONS, autocast, in_memory_format
 from d2m_nas.proxies import score_rules
 from d2m_nas.proxies.base import Proxy, ProxyContext, ProxyScore, Timer
 from d2m_nas.proxies.image_sources import (GeneratorStream, ImageSource, RealStream, generated_set, real_subset,
@@ -53,6 +54,7 @@ AUGMENTATIONS = ("flip", "dsa", "none")
 SEEDED_SOURCES = (*IPC_SOURCES, "d2m-stream")  # their images depend on the proxy seed
 REPLAY_LIMIT_BYTES = 1 << 30  # d2m-stream keeps its images for replay up to this size, else generates live
 DEFAULT_CHECKPOINTS = (0.125, 0.25, 0.5, 1.0)
+UNKEYED_DEFAULTS = {"precision": "fp32", "memory_format": "contiguous"}  # see TrainingProxyConfig
 # Called at every checkpoint before the last with (step, the rules there); True stops the run there.
 CheckpointCallback = Callable[[int, dict], bool]
 
@@ -98,6 +100,13 @@ class TrainingProxyConfig:
         "help": "a synthetic-set file (or a run directory holding synthetic.pt) for the dm proxy; its IPC is the "
                 "file's", "metavar": "FILE"})
     dm_set_sha256: str | None = None
+    # Added after scores were cached: keyed only when set, so the default keeps the earlier keys.
+    precision: str = field(default="fp32", metadata={
+        "help": "training and validation arithmetic: fp32, or bf16 autocast (its effect on the ranking is "
+                "measured in benchmarks/README.md)", "flag": "--proxy-precision", "choices": PRECISIONS})
+    memory_format: str = field(default="contiguous", metadata={
+        "help": "tensor layout of the candidate and its batches", "flag": "--proxy-memory-format",
+        "choices": MEMORY_FORMATS})
 
     def validate(self) -> None:
         """One-line UserError for values no proxy run can use (named as the CLI options)."""
@@ -113,6 +122,9 @@ class TrainingProxyConfig:
             raise UserError(f"--proxy-lr must be positive, got {self.lr}")
         if self.augment not in AUGMENTATIONS:
             raise UserError(f"--augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
+        for name, allowed in (("precision", PRECISIONS), ("memory_format", MEMORY_FORMATS)):
+            if getattr(self, name) not in allowed:
+                raise UserError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         points = tuple(self.checkpoints)
         if not points or list(points) != sorted(set(points)) or not 0 < points[0] or points[-1] != 1:
             raise UserError(f"--checkpoints must be increasing fractions in (0, 1] ending at 1, got {points}")
@@ -223,6 +235,9 @@ class TrainingProxy(Proxy):
         size and the score rule are left out: neither changes what is recorded. Files count by their
         content (sha256), not their path, so a moved run directory or another machine hits the cache."""
         settings = {k: v for k, v in asdict(self.settings).items() if k != "eval_batch_size"}
+        for name, default in UNKEYED_DEFAULTS.items():
+            if settings[name] == default:
+                del settings[name]
         for path, digest in (("generator", "generator_sha256"), ("dm_set", "dm_set_sha256")):
             if settings[digest] is not None:
                 settings[path] = None
@@ -367,6 +382,7 @@ class TrainingProxy(Proxy):
         stay on the device between checkpoints, the only host synchronisations."""
         cfg = self.settings
         device = next(model.parameters()).device
+        model = in_memory_format(model, cfg.memory_format)
         # The batch order and augmentation draw from their own stream, so they do not depend on how
         # the fixed set was drawn with the same seed.
         rng = torch.Generator().manual_seed(seed + 0x5EED)
@@ -384,7 +400,8 @@ class TrainingProxy(Proxy):
         model.train()
         for step in range(1, cfg.steps + 1):
             images, labels = next(batches)
-            loss = F.cross_entropy(model(augment(images)), labels)
+            with autocast(device, cfg.precision):
+                loss = F.cross_entropy(model(in_memory_format(augment(images), cfg.memory_format)), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -395,8 +412,9 @@ class TrainingProxy(Proxy):
             synchronize(device)
             trace["train_seconds"] += time.perf_counter() - clock
             with Timer(device) as eval_time:
-                accuracy, val_loss = (evaluate(model, *validation, cfg.eval_batch_size) if validation is not None
-                                      else (float("nan"), float("nan")))
+                with autocast(device, cfg.precision):
+                    accuracy, val_loss = (evaluate(model, *validation, cfg.eval_batch_size) if validation is not None
+                                          else (float("nan"), float("nan")))
             model.train()
             trace["eval_seconds"] += eval_time.seconds
             trace["train_losses"] = losses[:step].tolist()
@@ -432,7 +450,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     for start in range(0, len(labels), batch_size):
         logits = model(images[start:start + batch_size])
         target = labels[start:start + batch_size]
-        loss += F.cross_entropy(logits, target, reduction="sum")
+        loss += F.cross_entropy(logits.float(), target, reduction="sum")
         correct += (logits.argmax(1) == target).sum()
     n = max(1, len(labels))
     return 100.0 * int(correct) / n, float(loss) / n
