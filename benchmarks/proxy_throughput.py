@@ -5,6 +5,8 @@ training images per second of
   bare          forward + backward + SGD step on one pre-made batch already on the device
   fixed-set     TrainingProxy.train on a random real subset (pre-normalised floats on the device)
   fixed-noaug   the same without the flip augmentation (isolates its cost)
+  fixed-channels-last, fixed-bf16  the fixed-set loop with --proxy-memory-format channels_last, or
+                under --proxy-precision bf16 autocast
   real-stream   TrainingProxy.train over the whole training part (uint8 on the device, normalised per batch)
   generator     TrainingProxy.train on a d2m-stream: fresh generated images every step, drawn once
                 per seed and replayed to every architecture (the generation is outside the clock)
@@ -29,6 +31,7 @@ import platform
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -95,6 +98,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "proxy_throughput"))
+    parser.add_argument("--loops", type=lambda text: text.split(","), metavar="A,B",
+                        help="the loops to measure beside bare (default: all)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -125,11 +130,14 @@ def main() -> None:
                    "generator": TrainingProxy(TrainingProxyConfig(source="d2m-stream", steps=steps,
                                                                   batch_size=args.batch_size, generator=generator))}
         proxies["generator-live"] = proxies["generator"]
+        proxies["fixed-channels-last"] = TrainingProxy(replace(base, memory_format="channels_last"))
+        proxies["fixed-bf16"] = TrainingProxy(replace(base, precision="bf16"))
+        proxies = {name: proxy for name, proxy in proxies.items() if args.loops is None or name in args.loops}
         context = ProxyContext(space=space, dataset=dataset, device=device, seed=args.seed,
                                model_options={"channels": channels, "cells_per_stage": cells},
                                train_indices=train, val_indices=val)
-        x, y = proxies["fixed-set"].image_source(context).images[:args.batch_size], \
-            proxies["fixed-set"].image_source(context).labels[:args.batch_size]
+        fixed = TrainingProxy(base).image_source(context)
+        x, y = fixed.images[:args.batch_size], fixed.labels[:args.batch_size]
         ratios: dict[str, list[float]] = {name: [] for name in proxies}
         for arch in archs:
             seconds: dict[str, list[float]] = {"bare": [], **{name: [] for name in proxies}}
