@@ -98,15 +98,17 @@ def test_the_funnel_from_the_command_line_with_sizes_of_its_own(tmp_path, table,
     assert rules["rank average"] == line["pick_truth"]  # the funnel's own rule, recomputed
 
 
-def test_a_staged_funnel_screens_each_stage_on_the_survivors_of_the_one_before(tmp_path):
-    small = {"channels": 4, "cells_per_stage": 1}
-    context = ProxyContext(space=SPACE, dataset=None, model_options=small)
+def staged_funnel(tmp_path, strategy):
+    """params over 12, synflow over the best 6, a fake trained proxy over the best 3."""
+    context = ProxyContext(space=SPACE, dataset=None, model_options={"channels": 4, "cells_per_stage": 1})
     proxy = EnsembleProxy("params+synflow+fake", [create_proxy("params"), create_proxy("synflow"), FakeProxy()])
-    config = SearchConfig(backend="funnel", strategy="rank-average", trials=3, funnel=(12, 6), study="f",
-                          progress=False)
+    config = SearchConfig(backend="funnel", strategy=strategy, trials=3, funnel=(12, 6), study="f", progress=False)
     summary = run_search(proxy, context, config, tmp_path / "run", truths=fake_truths(), truth_column="fake_acc")
-    frame = read_results(tmp_path / "run" / "results.csv")
+    return context, proxy, summary, read_results(tmp_path / "run" / "results.csv")
 
+
+def test_a_staged_funnel_screens_each_stage_on_the_survivors_of_the_one_before(tmp_path):
+    context, proxy, summary, frame = staged_funnel(tmp_path, "rank-average")
     pool = SPACE.sample(12, 0)
     params = {a: create_proxy("params").score(a, context).score for a in pool}
     stage_two = sorted(pool, key=lambda a: -params[a])[:6]  # counted first: params alone over the pool
@@ -133,14 +135,7 @@ def test_a_staged_funnel_screens_each_stage_on_the_survivors_of_the_one_before(t
 
 
 def test_a_stage_wise_funnel_cuts_and_picks_by_each_stages_own_components(tmp_path):
-    small = {"channels": 4, "cells_per_stage": 1}
-    context = ProxyContext(space=SPACE, dataset=None, model_options=small)
-    proxy = EnsembleProxy("params+synflow+fake", [create_proxy("params"), create_proxy("synflow"), FakeProxy()])
-    config = SearchConfig(backend="funnel", strategy="stage-wise", trials=3, funnel=(12, 6), study="f",
-                          progress=False)
-    summary = run_search(proxy, context, config, tmp_path / "run", truths=fake_truths(), truth_column="fake_acc")
-    frame = read_results(tmp_path / "run" / "results.csv")
-
+    context, proxy, summary, frame = staged_funnel(tmp_path, "stage-wise")
     pool = SPACE.sample(12, 0)
     params = {a: create_proxy("params").score(a, context).score for a in pool}
     stage_two = [pool[i] for i in np.argsort([-params[a] for a in pool], kind="stable")[:6]]
