@@ -1,6 +1,7 @@
 """Numeric precision and memory layout of a training loop: bf16 autocast and channels_last, both
-off by default. What they do to a ranking or an accuracy is measured (benchmarks/README.md), not
-assumed: a training proxy keys its cached scores on them, and results record them."""
+off by default. Neither is assumed harmless: a training proxy keys its cached scores on them, the
+evaluation protocol reports bf16 as a difference, and benchmarks/README.md holds what was measured
+(speed on a CPU; channels_last's effect on a ranking)."""
 
 from __future__ import annotations
 

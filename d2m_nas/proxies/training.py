@@ -102,8 +102,8 @@ class TrainingProxyConfig:
     dm_set_sha256: str | None = None
     # Added after scores were cached: keyed only when set, so the default keeps the earlier keys.
     precision: str = field(default="fp32", metadata={
-        "help": "training and validation arithmetic: fp32, or bf16 autocast (its effect on the ranking is "
-                "measured in benchmarks/README.md)", "flag": "--proxy-precision", "choices": PRECISIONS})
+        "help": "training and validation arithmetic: fp32, or bf16 autocast (other scores, cached apart)",
+        "flag": "--proxy-precision", "choices": PRECISIONS})
     memory_format: str = field(default="contiguous", metadata={
         "help": "tensor layout of the candidate and its batches", "flag": "--proxy-memory-format",
         "choices": MEMORY_FORMATS})
