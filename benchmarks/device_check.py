@@ -1,6 +1,7 @@
 """The device check (issue 13): one command for a session that is lent a GPU, about 8 minutes,
-printing one JSON object. Every part is timed, and a part that fails is recorded with its error
-instead of stopping the rest (a lent device is too scarce to lose to one failure).
+printing one JSON object. Every part is timed, and a part that fails, or outruns what is left
+of --budget-s, is recorded with its error instead of stopping the rest (a lent device is too
+scarce to lose to one failure or one slow part).
 
     python benchmarks/device_check.py --device cuda --data-root DIR > device_check.json
     python benchmarks/device_check.py --tiny          # the same code path on the CPU, fake data, seconds
@@ -12,8 +13,9 @@ Parts:
   rank        `d2m-nas rank --workers N` with a training proxy at N = 1, 4 and 16 (one thread each,
               a fresh run directory and cache per count; benchmarks/rank_workers.py): architectures
               per second of the whole sample, and the speed-up over one worker
-  distill     pre-training steps and D2M iterations per second at the `paper` preset's sizes
-              (benchmarks/paper_preset_gpu.py, no evaluation), and the full preset's projection
+  distill     pre-training steps and D2M iterations per second at the `paper` preset's sizes, the
+              full preset's projection, and IPC 10 of random real / pre-trained G / D2M G under
+              the reduced protocol (benchmarks/paper_preset_gpu.py)
   class_batching  D2M and DM iterations per second at the `paper` preset's sizes, class by class
               against all classes in one pass (benchmarks/class_batching.py), and their agreement
 """
@@ -32,6 +34,9 @@ import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))  # its sibling modules, also when a test loads it by path
+
+from bounded_run import run_bounded  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -42,17 +47,39 @@ def parse_args(argv=None):
     p.add_argument("--workers", default="1,4,16", help="process counts for the rank part (default: 1,4,16)")
     p.add_argument("--sample", type=int, default=64, help="architectures in the rank part's sample (default: 64)")
     p.add_argument("--steps", type=int, default=200, help="training steps per architecture in the rank part")
+    p.add_argument("--pretrain-steps", type=int, default=1000, help="distill part: GAN pre-training steps")
+    p.add_argument("--iterations", type=int, default=200, help="distill part: D2M iterations")
+    p.add_argument("--eval-epochs", type=int, default=300, help="distill part: evaluation epochs per IPC-10 set")
     p.add_argument("--parts", default="tests,proxy_loop,rank,distill,class_batching")
+    p.add_argument("--budget-s", type=float, default=480,
+                   help="wall seconds for the whole check: a part still running when they are spent is stopped")
     p.add_argument("--tiny", action="store_true", help="CPU, fake data, minimal sizes: checks the script only")
     p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "d2m-nas-device-check")
     return p.parse_args(argv)
 
 
+class Deadline:
+    """What is left of --budget-s; every part's subprocesses are stopped when it is spent."""
+
+    def __init__(self, seconds: float):
+        self.ends = time.monotonic() + seconds
+
+    def left(self, cap: float) -> float:
+        left = min(cap, self.ends - time.monotonic())
+        if left <= 0:
+            raise TimeoutError("no time left in --budget-s")
+        return left
+
+
+DEADLINE = Deadline(float("inf"))
+
+
 def _run(command: list[str], timeout: float, threads: int | None = None) -> subprocess.CompletedProcess:
+    timeout = DEADLINE.left(timeout)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+    return run_bounded(command, timeout, env=env, cwd=REPO)
 
 
 def _json_lines(text: str) -> list[dict]:
@@ -80,7 +107,6 @@ def part_proxy_loop(args) -> dict:
 
 
 def part_rank(args) -> dict:
-    sys.path.insert(0, str(REPO / "benchmarks"))
     import rank_workers
 
     options = argparse.Namespace(tiny=args.tiny, ipc=50, steps=args.steps, dataset=args.dataset, seed=0,
@@ -88,21 +114,22 @@ def part_rank(args) -> dict:
     table = rank_workers.tiny_table(args.workdir) if args.tiny else None
     argv = rank_workers.rank_argv(options, 4 if args.tiny else args.sample, table)
     return {"runs": rank_workers.measure([int(w) for w in args.workers.split(",")], argv, args.workdir / "rank",
-                                         args.device)}
+                                         args.device, timeout=DEADLINE.left(900))}
 
 
 def part_distill(args) -> dict:
-    steps = ["--tiny", "--pretrain-steps", "2", "--iterations", "2"] if args.tiny else [
-        "--pretrain-steps", "300", "--iterations", "60"]
+    sizes = ["--tiny", "--pretrain-steps", "2", "--iterations", "2", "--epochs", "1", "--runs", "1", "--ipc", "2"] \
+        if args.tiny else ["--pretrain-steps", str(args.pretrain_steps), "--iterations", str(args.iterations),
+                           "--epochs", str(args.eval_epochs), "--runs", "2", "--ipc", "10"]
     command = [sys.executable, str(REPO / "benchmarks" / "paper_preset_gpu.py"), "--device", args.device,
-               "--epochs", "1", "--runs", "1", "--ipc", "2", "--out", str(args.workdir / "distill"), *steps]
+               "--out", str(args.workdir / "distill"), *sizes]
     if args.data_root:
         command += ["--data-root", str(args.data_root)]
     done = _run(command, 600, threads=1 if args.tiny else None)
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed")
     result = _json_lines(done.stdout)[-1]
-    return {key: result[key] for key in ("device", "pretrain", "d2m", "projected_full_preset_h")}
+    return {key: result[key] for key in ("device", "pretrain", "d2m", "projected_full_preset_h", "evaluation")}
 
 
 def part_class_batching(args) -> dict:
@@ -119,7 +146,9 @@ PARTS = {"tests": part_tests, "proxy_loop": part_proxy_loop, "rank": part_rank, 
 
 
 def main(argv=None) -> dict:
+    global DEADLINE
     args = parse_args(argv)
+    DEADLINE = Deadline(args.budget_s)
     if args.tiny:
         args.device = "cpu"
     args.workdir.mkdir(parents=True, exist_ok=True)

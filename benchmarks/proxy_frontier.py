@@ -33,6 +33,7 @@ a row picked on them (the study grows by new cells; the pick is judged on the ne
 `--among-top params=0.25` keeps only the architectures in that proxy's best quarter of the sample:
 the frontier where a funnel's later stages work (after a cheap screen has kept the largest
 networks, what still tells good from best?).
+`--ensemble params+synflow+random-subset@tse_e@400` adds that rank average as a row (any rows).
 `--versus-source d2m=random-subset` adds, for every row of the d2m proxy, the paired difference
 to the same row of random-subset: image sources compared at equal budget.
 """
@@ -102,8 +103,9 @@ def score_table(zero_cost: pd.DataFrame, traces: list[dict]) -> tuple[pd.DataFra
     return pd.DataFrame(scores), pd.DataFrame(seconds), truth
 
 
-def add_ensembles(scores: pd.DataFrame, seconds: pd.DataFrame) -> None:
-    """The ensembles of the module docstring, as new columns (rank average over the rows given)."""
+def add_ensembles(scores: pd.DataFrame, seconds: pd.DataFrame, extra: list[str] = ()) -> None:
+    """The ensembles of the module docstring, and each of `extra` ("A+B+...", row names), as new
+    columns (rank average over the rows given)."""
     def add(name: str, parts: list[str]) -> None:
         if all(p in scores for p in parts):
             scores[name] = rank_average(scores[parts].to_numpy())
@@ -114,6 +116,12 @@ def add_ensembles(scores: pd.DataFrame, seconds: pd.DataFrame) -> None:
     for column in [c for c in scores.columns if c.count("@") == 2]:
         add(f"synflow+naswot+{column}", ["synflow", "naswot", column])
         add(f"zc-vote+{column}", ["synflow", "jacob_cov", "snip", column])
+    for name in extra:  # after the loop above, which would extend them too
+        parts = name.split("+")
+        if not all(p in scores for p in parts):
+            raise SystemExit(f"--ensemble {name}: {', '.join(p for p in parts if p not in scores)} is not a row; "
+                             f"rows: {', '.join(scores.columns)}")
+        add(name, parts)
 
 
 def main() -> int:
@@ -132,6 +140,9 @@ def main() -> int:
                         help="also compare image sources at equal budget: every row of training proxy A (its rule "
                              "and checkpoint, alone or in an ensemble) against the same row of B, paired (e.g. "
                              "d2m=random-subset); repeatable")
+    parser.add_argument("--ensemble", action="append", default=[], metavar="A+B+...",
+                        help="also the rank average of these rows (e.g. params+synflow+random-subset@tse_e@400); "
+                             "repeatable")
     args = parser.parse_args()
 
     zero_cost, traces = read_runs(args.run_dirs, args.seed)
@@ -142,7 +153,7 @@ def main() -> int:
     if args.among_top:
         archs = among_top(scores.loc[archs], args.among_top)
     scores, seconds, truth = scores.loc[archs], seconds.loc[archs], truth.loc[archs]
-    add_ensembles(scores, seconds)
+    add_ensembles(scores, seconds, args.ensemble)
     table = GroundTruth.from_csv(default_table_path(resolve_data_root(args.data_root)))
     scores[TWELVE_EPOCH_ROW] = pd.to_numeric(table.frame[TWELVE_EPOCH], errors="coerce").reindex(
         archs).to_numpy()

@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))  # its sibling modules, also when a test loads it by path
+
+from bounded_run import run_bounded  # noqa: E402
 
 
 def rank_argv(args, sample: int, table: Path | None) -> list[str]:
@@ -42,8 +45,11 @@ def rank_argv(args, sample: int, table: Path | None) -> list[str]:
     return argv
 
 
-def measure(workers: list[int], argv: list[str], workdir: Path, device: str = "cpu") -> list[dict]:
-    """Run `d2m-nas <argv> --workers N` for each N into a fresh directory; one row per N."""
+def measure(workers: list[int], argv: list[str], workdir: Path, device: str = "cpu",
+            timeout: float | None = None) -> list[dict]:
+    """Run `d2m-nas <argv> --workers N` for each N into a fresh directory; one row per N. `timeout`
+    bounds all the runs together; a run cut by it is recorded with its error, and the rest skipped."""
+    ends = None if timeout is None else time.monotonic() + timeout
     rows = []
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "OMP_NUM_THREADS": "1"}
@@ -52,15 +58,20 @@ def measure(workers: list[int], argv: list[str], workdir: Path, device: str = "c
         out = workdir / f"workers-{count}"
         shutil.rmtree(out, ignore_errors=True)
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "d2m_nas", *argv, "--workers", str(count), "--out", str(out)],
-                              capture_output=True, text=True, env=env, cwd=REPO)
+        try:
+            done = run_bounded([sys.executable, "-m", "d2m_nas", *argv, "--workers", str(count), "--out", str(out)],
+                               None if ends is None else max(ends - time.monotonic(), 1), env=env, cwd=REPO)
+        except subprocess.TimeoutExpired:
+            rows.append({"workers": count, "archs": sample, "device": device, "error": "timed out"})
+            break
         wall = time.perf_counter() - started
         error = done.stderr.strip().splitlines()[-1] if done.returncode != 0 and done.stderr.strip() else None
         rows.append({"workers": count, "archs": sample, "wall_s": round(wall, 3),
                      "archs_per_s": sample / wall, "device": device, "returncode": done.returncode,
                      "error": error})
     for row in rows:
-        row["speedup_over_1"] = row["archs_per_s"] / rows[0]["archs_per_s"] if rows[0]["workers"] == 1 else None
+        measured = "archs_per_s" in row and rows[0]["workers"] == 1 and "archs_per_s" in rows[0]
+        row["speedup_over_1"] = row["archs_per_s"] / rows[0]["archs_per_s"] if measured else None
     return rows
 
 

@@ -37,7 +37,7 @@ class D2MConfig:
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     convnet: str = ""  # ConvNet string of the feature extractor; "" = depth by resolution, w128, instancenorm
     dsa_strategy: str = DSAConfig().strategy
-    batch_classes: bool = False  # every class in one generator and ConvNet pass: same loss, more memory
+    batch_classes: bool | None = None  # every class in one generator and ConvNet pass; None: on a GPU only
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -65,19 +65,20 @@ class ClassMatcher:
     """The part D2M and DM share: one iteration of class-wise matching through a fresh frozen
     ConvNet under shared DSA draws. Class by class (`batch_classes=False`: the gradients
     accumulate, less memory) or every class in one pass of the ConvNet and of whatever renders the
-    synthetic images (`batch_classes=True`: fewer, larger kernels, meant for a GPU; on a 2-core CPU
-    at the cpu preset's sizes it is 0.67x as fast, benchmarks/class_batching.py). Both make the
-    same random draws in the same order and compute the same loss: the frozen ConvNet is in eval
-    mode, so each image's features do not depend on the rest of its batch."""
+    synthetic images (`batch_classes=True`: fewer, larger kernels). `None` batches on CUDA only, as
+    measured by benchmarks/class_batching.py: on an H200 at the paper preset's sizes batching is
+    2.6x (D2M) and 1.4x (DM) as fast, on a 2-core CPU at the cpu preset's 0.67x and 0.71x. Both
+    ways make the same random draws in the same order and compute the same loss: the frozen
+    ConvNet is in eval mode, so each image's features do not depend on the rest of its batch."""
 
     def __init__(self, matching: MatchingConfig, convnet: str, dsa_strategy: str, channels: int,
-                 num_classes: int, image_size: int, device: torch.device, batch_classes: bool = False) -> None:
+                 num_classes: int, image_size: int, device: torch.device, batch_classes: bool | None = None) -> None:
         self.matching = matching
         self.spec = ConvNetSpec.parse(convnet) if convnet else None
         self.dsa = DSA(DSAConfig(strategy=dsa_strategy)) if dsa_strategy else None
         self.channels, self.num_classes, self.image_size = channels, num_classes, image_size
         self.device = device
-        self.batch_classes = batch_classes
+        self.batch_classes = device.type == "cuda" if batch_classes is None else batch_classes
 
     def accumulate(self, rng: torch.Generator, real_of: Callable[[int], torch.Tensor],
                    syn_draw: Callable[[int], object],

@@ -28,7 +28,7 @@ class DMConfig:
     matching: MatchingConfig = field(default_factory=lambda: DM_MATCHING)
     convnet: str = ""
     dsa_strategy: str = DSAConfig().strategy
-    batch_classes: bool = False  # every class in one ConvNet pass: same loss, more memory
+    batch_classes: bool | None = None  # every class in one ConvNet pass; None: on a GPU only
     seed: int = 0
 
     def __post_init__(self) -> None:

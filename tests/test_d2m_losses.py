@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distill.d2m import D2MConfig, D2MTrainer
+from distill.d2m import ClassMatcher, D2MConfig, D2MTrainer
 from distill.dm import DMConfig, DMTrainer
 from distill.generator import Generator, tiny_generator_config
 from distill.losses import (MatchingConfig, attention_loss, attention_map, embedding_loss, matching_losses,
@@ -165,3 +165,11 @@ def test_dm_with_all_classes_in_one_pass_takes_the_same_step():
     a, b = (t.step() for t in trainers)
     assert a["embedding"] == pytest.approx(b["embedding"], rel=1e-5) and a["embedding"] > 0
     assert torch.allclose(trainers[0].images, trainers[1].images, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("device, asked, batched", [("cpu", None, False), ("cuda", None, True),
+                                                    ("cuda", False, False), ("cpu", True, True)])
+def test_classes_are_batched_by_default_on_a_gpu_only(device, asked, batched):
+    """Measured (benchmarks/class_batching.py): faster on an H200, slower on a small CPU."""
+    matcher = ClassMatcher(MatchingConfig(), SMALL_NET, "color", 3, 10, 32, torch.device(device), asked)
+    assert matcher.batch_classes is batched

@@ -187,9 +187,9 @@ def test_cli_distill_tiny_then_start_from_its_generator(tmp_path, capsys):
     second = tmp_path / "second"
     assert cli.main(["distill", "--dataset", "fake", "--preset", "tiny", "--device", "cpu", "--out", str(second),
                      "--generator", str(first / "generator_pretrained.pt"), "--learn", "conditional",
-                     "--batch-classes"]) == 0
+                     "--no-batch-classes"]) == 0
     assert not (second / "pretrain_state.pt").exists() and (second / "generator.pt").is_file()
-    assert yaml.safe_load((second / "config.yaml").read_text())["batch_classes"] is True
+    assert yaml.safe_load((second / "config.yaml").read_text())["batch_classes"] is False
     assert cli.main(["distill", "--dataset", "fake", "--preset", "tiny", "--device", "cpu", "--method", "dm",
                      "--ipc", "1", "--out", str(tmp_path / "dm")]) == 0
     assert len(SyntheticSet.load(tmp_path / "dm")) == 10

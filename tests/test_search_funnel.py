@@ -150,6 +150,19 @@ def test_a_stage_wise_funnel_cuts_and_picks_by_each_stages_own_components(tmp_pa
     assert proxy.config()["voters"] == ["fake"]
 
 
+def test_a_stage_cuts_funnel_cuts_stage_wise_and_picks_by_every_component(tmp_path):
+    context, proxy, summary, frame = staged_funnel(tmp_path, "stage-cuts")
+    pool = SPACE.sample(12, 0)
+    params = {a: create_proxy("params").score(a, context).score for a in pool}
+    stage_two = [pool[i] for i in np.argsort([-params[a] for a in pool], kind="stable")[:6]]
+    synflow = {a: create_proxy("synflow").score(a, context).score for a in stage_two}
+    finalists = sorted(stage_two, key=lambda a: -synflow[a])[:3]  # synflow alone cuts, as stage-wise
+    assert frame["arch"].tolist() == finalists
+    every = np.array([[params[a], synflow[a], FakeProxy().score(a, context).score] for a in finalists])
+    assert frame["score"].to_numpy() == pytest.approx(rank_average(every))  # all three pick
+    assert proxy.voters is None and "voters" not in proxy.config()
+
+
 @pytest.mark.parametrize("options, fragment", [
     ([], "screens in 2 stages (params; synflow): give the number entering each with --funnel"),
     (["--funnel", "5"], "--funnel names 1 stage size(s), but params+synflow+random-subset"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from d2m_nas.commands import add_download_option, add_split_options
@@ -47,10 +48,10 @@ def add_arguments(parser):
     group.add_argument("--syn-per-class", type=COUNT, metavar="N", help="generated images per class per iteration")
     group.add_argument("--generator-width", type=COUNT, metavar="N", help="generator width (BigGAN ch)")
     group.add_argument("--checkpoint-every", type=COUNT, metavar="N", help="steps between checkpoints")
-    group.add_argument("--batch-classes", action="store_true", default=None,
+    group.add_argument("--batch-classes", action=argparse.BooleanOptionalAction, default=None,
                        help="match every class in one pass of the ConvNet (and the generator) instead of class by "
-                            "class: the same loss and draws, larger kernels, more memory; meant for a GPU (on a "
-                            "small CPU it is slower)")
+                            "class: the same loss and draws, larger kernels, more memory (default: on a GPU only; "
+                            "on an H200 2.6x as fast, on a 2-core CPU 0.67x)")
     group.add_argument("--dm-matching", choices=("embedding", "d2m"),
                        help="DM loss: embedding (standard DM, default) or d2m (attention + embedding + prediction)")
 

@@ -20,10 +20,11 @@ The study opens in optuna-dashboard (optuna-dashboard sqlite:///RUN_DIR/study.db
 
 Backends and strategies: optuna: tpe, random, nsga2 (maximise the score, minimise --cost);
 nni: evolution (regularised evolution), random, tpe (in-process, NNI 3.0); funnel: rank-average,
-stage-wise (an ensemble's zero-cost part screens --warm-start-pool architectures, or stage by
-stage with --funnel: params over 3,000, then the vote over the best 100; its training part trains
-the top --trials; rank-average cuts and picks by the rank average of every component scored so
-far, stage-wise by each stage's own components: the pick by the trained ones alone).
+stage-wise, stage-cuts (an ensemble's zero-cost part screens --warm-start-pool architectures, or
+stage by stage with --funnel: params over 3,000, then the vote over the best 100; its training
+part trains the top --trials; rank-average cuts and picks by the rank average of every component
+scored so far, stage-wise by each stage's own components: the pick by the trained ones alone;
+stage-cuts cuts as stage-wise and picks as rank-average).
 
 examples:
   d2m-nas search --space nasbench201 --proxy synflow --trials 100 --ground-truth cifar10:test:200

@@ -64,11 +64,11 @@ class NNIBackend(SearchBackend):
 
 class FunnelBackend(SearchBackend):
     """Zero-cost screening of a pool, training of the top --trials, pick by a rank average over
-    them (`d2m_nas.search.funnel_backend`): of every component (rank-average) or of each stage's
-    own (stage-wise)."""
+    them (`d2m_nas.search.funnel_backend`): of every component (rank-average), of each stage's
+    own (stage-wise), or cut by each stage's own and picked by every component (stage-cuts)."""
 
     name = "funnel"
-    strategies = ("rank-average", "stage-wise")
+    strategies = ("rank-average", "stage-wise", "stage-cuts")
     uses_pool = True
 
     def check(self, proxy, config):

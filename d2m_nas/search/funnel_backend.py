@@ -10,7 +10,10 @@ finalists (what `rank` measures for that ensemble, on a pool pre-screened by its
 earlier stages only decide who enters. Why: a screen is weakest among the architectures it kept
 itself (range restriction; measured on NB201 among params' best quarter, params ranks at 0.55
 where synflow still ranks at 0.74: benchmarks/README.md, session 8), so its vote in later cuts
-mostly repeats its own cut. No
+mostly repeats its own cut. `--strategy stage-cuts` cuts stage-wise but picks by the rank
+average of every component over the finalists: a short training run alone ranks the largest
+networks poorly (TSE-E after 400 steps: 0.68 among params' best quarter, 0.80 in that rank
+average; benchmarks/README.md, session 9), so the zero-cost scores still vote at the end. No
 model of the space is fitted: every score is charged as proxy seconds once, and a rerun answers
 from the score cache. RUN_DIR/funnel.json records the architectures entering each stage and
 their scores there.
@@ -70,7 +73,7 @@ def run_funnel(driver: SearchDriver, study: str) -> None:
     survivors = context.space.sample(min(sizes[0], len(context.space)), context.seed)
     passing = sizes[1:] + [config.trials or len(survivors)]
     driver.start_clock()
-    stage_wise = config.strategy == "stage-wise"
+    stage_wise = config.strategy in ("stage-wise", "stage-cuts")
     ranked_by: dict[str, list[float]] = {arch: [] for arch in survivors}  # arch -> what its next cut ranks
     spent = dict.fromkeys(survivors, 0.0)  # arch -> seconds of its screens
     record = []
@@ -90,7 +93,7 @@ def run_funnel(driver: SearchDriver, study: str) -> None:
     # the screens' work, less the finalists' part (the ensemble charges that with its reference)
     driver.overhead_s += sum(seconds for arch, seconds in spent.items() if arch not in finalists)
     proxy.reference = finalists  # the ensemble ranks within the finalists
-    if stage_wise:  # ... by its trained components alone
+    if config.strategy == "stage-wise":  # ... by its trained components alone
         screened = {c.label for stage in stages for c in stage}
         proxy.voters = [label for label in proxy.component_labels if label not in screened]
     done = _done(driver, study)  # a rerun records only what is missing
