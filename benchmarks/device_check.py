@@ -13,6 +13,9 @@ Parts:
   rank        `d2m-nas rank --workers N` with a training proxy at N = 1, 4 and 16 (one thread each,
               a fresh run directory and cache per count; benchmarks/rank_workers.py): architectures
               per second of the whole sample, and the speed-up over one worker
+  rank_mps    the rank part again under NVIDIA MPS (`nvidia-cuda-mps-control -d`), which lets the
+              workers' kernels share the GPU at once instead of time-slicing between their contexts
+              (not in the default parts: a machine may not allow it; a part that fails says so)
   distill     pre-training steps and D2M iterations per second at the `paper` preset's sizes, the
               full preset's projection, and IPC 10 of random real / pre-trained G / D2M G under
               the reduced protocol (benchmarks/paper_preset_gpu.py)
@@ -26,6 +29,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -117,6 +121,29 @@ def part_rank(args) -> dict:
                                          args.device, timeout=DEADLINE.left(900))}
 
 
+def part_rank_mps(args) -> dict:
+    control = shutil.which("nvidia-cuda-mps-control")
+    if control is None:
+        raise RuntimeError("nvidia-cuda-mps-control is not on PATH: no MPS here")
+    folder = args.workdir / "mps"
+    folder.mkdir(parents=True, exist_ok=True)
+    mps_env = {"CUDA_MPS_PIPE_DIRECTORY": str(folder), "CUDA_MPS_LOG_DIRECTORY": str(folder)}
+    saved = {key: os.environ.get(key) for key in mps_env}
+    os.environ.update(mps_env)  # the workers inherit it and connect to the daemon
+    try:
+        started = subprocess.run([control, "-d"], capture_output=True, text=True, timeout=DEADLINE.left(30))
+        if started.returncode != 0:
+            raise RuntimeError(f"nvidia-cuda-mps-control -d failed: {(started.stderr or started.stdout).strip()}")
+        return {"mps": True, **part_rank(args)}
+    finally:
+        subprocess.run([control], input="quit\n", capture_output=True, text=True, timeout=30)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def part_distill(args) -> dict:
     sizes = ["--tiny", "--pretrain-steps", "2", "--iterations", "2", "--epochs", "1", "--runs", "1", "--ipc", "2"] \
         if args.tiny else ["--pretrain-steps", str(args.pretrain_steps), "--iterations", str(args.iterations),
@@ -141,8 +168,8 @@ def part_class_batching(args) -> dict:
     return {"summaries": [row for row in _json_lines(done.stdout) if row.get("summary")]}
 
 
-PARTS = {"tests": part_tests, "proxy_loop": part_proxy_loop, "rank": part_rank, "distill": part_distill,
-         "class_batching": part_class_batching}
+PARTS = {"tests": part_tests, "proxy_loop": part_proxy_loop, "rank": part_rank, "rank_mps": part_rank_mps,
+         "distill": part_distill, "class_batching": part_class_batching}
 
 
 def main(argv=None) -> dict:

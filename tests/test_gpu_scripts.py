@@ -3,9 +3,14 @@
 import importlib.util
 import json
 import math
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -47,6 +52,46 @@ def test_device_check_runs_every_part_and_records_failures(tmp_path):
     assert batching.keys() == {"d2m", "dm"} and all(row["max_relative_loss_difference"] < 1e-4 and row["speedup"] > 0
                                                    for row in batching.values())
     assert not parts["nosuch"]["ok"] and "KeyError" in parts["nosuch"]["error"]  # recorded, the rest still ran
+
+
+def test_device_check_stops_a_part_at_its_budget_and_records_what_it_could_not_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-cuda-mps-control here (nor on CI)
+    started = time.perf_counter()
+    report = load("device_check").main(["--tiny", "--parts", "rank_mps,rank,tests", "--workers", "1,2",
+                                        "--budget-s", "4", "--workdir", str(tmp_path)])
+    parts = report["parts"]
+    assert not parts["rank_mps"]["ok"] and "nvidia-cuda-mps-control is not on PATH" in parts["rank_mps"]["error"]
+    assert parts["rank"]["runs"][-1]["error"] == "timed out"  # stopped mid-run, its worker processes with it
+    assert not parts["tests"]["ok"] and "no time left" in parts["tests"]["error"]
+    assert time.perf_counter() - started < 30
+
+
+def test_a_bounded_run_kills_the_commands_children_at_its_timeout(tmp_path):
+    run_bounded = load("bounded_run").run_bounded
+    pid_file = tmp_path / "child.pid"
+    script = (f"import subprocess, sys, time; child = subprocess.Popen([sys.executable, '-c', 'import time; "
+              f"time.sleep(60)']); open({str(pid_file)!r}, 'w').write(str(child.pid)); time.sleep(60)")
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_bounded([sys.executable, "-c", script], 3)
+    stat = Path(f"/proc/{int(pid_file.read_text())}/stat")
+    time.sleep(0.2)  # the grandchild went with it (gone, or a zombie left for init to reap):
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"  # nothing holds a GPU
+
+
+def test_the_device_data_root_keeps_the_first_images_of_each_class(tmp_path):
+    source = tmp_path / "full"
+    (source / "cifar10").mkdir(parents=True)
+    (source / "nb201").mkdir()
+    (source / "nb201" / "nb201_ground_truth.csv").write_text("arch,cifar10_test_acc\n")
+    labels = np.tile(np.arange(10, dtype=np.uint8), 5)  # 5 of each class, interleaved
+    images = np.arange(len(labels), dtype=np.uint8)[:, None, None, None] * np.ones((1, 32, 32, 3), np.uint8)
+    np.savez(source / "cifar10" / "cifar10.npz", x_train=images, y_train=labels, x_test=images, y_test=labels)
+    load("device_data").main(["--data-root", str(source), "--out", str(tmp_path / "small"),
+                              "--train-per-class", "2", "--test-per-class", "1"])
+    small = np.load(tmp_path / "small" / "cifar10" / "cifar10.npz")
+    assert small["y_train"].tolist() == labels[:20].tolist() and small["x_train"][:, 0, 0, 0].tolist() == list(range(20))
+    assert small["y_test"].tolist() == list(range(10))
+    assert (tmp_path / "small" / "nb201" / "nb201_ground_truth.csv").is_file()
 
 
 def test_the_memory_benchmark_measures_each_size_in_its_own_process(tmp_path, capsys):
