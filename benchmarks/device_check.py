@@ -63,7 +63,7 @@ def parse_args(argv=None):
 
 
 class Deadline:
-    """What is left of --budget-s; every part's subprocesses are stopped when it is spent."""
+    """What is left of --budget-s (args.deadline); every part's subprocesses stop when it is spent."""
 
     def __init__(self, seconds: float):
         self.ends = time.monotonic() + seconds
@@ -75,11 +75,8 @@ class Deadline:
         return left
 
 
-DEADLINE = Deadline(float("inf"))
-
-
-def _run(command: list[str], timeout: float, threads: int | None = None) -> subprocess.CompletedProcess:
-    timeout = DEADLINE.left(timeout)
+def _run(args, command: list[str], cap: float, threads: int | None = None) -> subprocess.CompletedProcess:
+    timeout = args.deadline.left(cap)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
@@ -91,7 +88,7 @@ def _json_lines(text: str) -> list[dict]:
 
 
 def part_tests(args) -> dict:
-    done = _run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "tests"], 900)
+    done = _run(args, [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "tests"], 900)
     counts = {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed|skipped|deselected|error)", done.stdout)}
     return {"returncode": done.returncode, **counts, "tail": done.stdout.strip().splitlines()[-1:]}
 
@@ -104,7 +101,7 @@ def part_proxy_loop(args) -> dict:
                "--workdir", str(args.workdir / "throughput"), *(tiny if args.tiny else real)]
     if args.data_root:
         command += ["--data-root", str(args.data_root)]
-    done = _run(command, 600, threads=1 if args.tiny else None)
+    done = _run(args, command, 600, threads=1 if args.tiny else None)
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed")
     return {"summaries": [row for row in _json_lines(done.stdout) if row.get("summary")]}
@@ -118,7 +115,7 @@ def part_rank(args) -> dict:
     table = rank_workers.tiny_table(args.workdir) if args.tiny else None
     argv = rank_workers.rank_argv(options, 4 if args.tiny else args.sample, table)
     return {"runs": rank_workers.measure([int(w) for w in args.workers.split(",")], argv, args.workdir / "rank",
-                                         args.device, timeout=DEADLINE.left(900))}
+                                         args.device, timeout=args.deadline.left(900))}
 
 
 def part_rank_mps(args) -> dict:
@@ -131,7 +128,7 @@ def part_rank_mps(args) -> dict:
     saved = {key: os.environ.get(key) for key in mps_env}
     os.environ.update(mps_env)  # the workers inherit it and connect to the daemon
     try:
-        started = subprocess.run([control, "-d"], capture_output=True, text=True, timeout=DEADLINE.left(30))
+        started = subprocess.run([control, "-d"], capture_output=True, text=True, timeout=args.deadline.left(30))
         if started.returncode != 0:
             raise RuntimeError(f"nvidia-cuda-mps-control -d failed: {(started.stderr or started.stdout).strip()}")
         return {"mps": True, **part_rank(args)}
@@ -152,7 +149,7 @@ def part_distill(args) -> dict:
                "--out", str(args.workdir / "distill"), *sizes]
     if args.data_root:
         command += ["--data-root", str(args.data_root)]
-    done = _run(command, 600, threads=1 if args.tiny else None)
+    done = _run(args, command, 600, threads=1 if args.tiny else None)
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed")
     result = _json_lines(done.stdout)[-1]
@@ -162,7 +159,7 @@ def part_distill(args) -> dict:
 def part_class_batching(args) -> dict:
     sizes = ["--preset", "tiny", "--iterations", "2"] if args.tiny else ["--preset", "paper", "--iterations", "20"]
     command = [sys.executable, str(REPO / "benchmarks" / "class_batching.py"), "--device", args.device, *sizes]
-    done = _run(command, 300, threads=1 if args.tiny else None)
+    done = _run(args, command, 300, threads=1 if args.tiny else None)
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed")
     return {"summaries": [row for row in _json_lines(done.stdout) if row.get("summary")]}
@@ -173,9 +170,8 @@ PARTS = {"tests": part_tests, "proxy_loop": part_proxy_loop, "rank": part_rank, 
 
 
 def main(argv=None) -> dict:
-    global DEADLINE
     args = parse_args(argv)
-    DEADLINE = Deadline(args.budget_s)
+    args.deadline = Deadline(args.budget_s)
     if args.tiny:
         args.device = "cpu"
     args.workdir.mkdir(parents=True, exist_ok=True)
