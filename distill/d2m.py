@@ -6,7 +6,10 @@ embedding matching and prediction matching (distill.losses); the gradient update
 subset of the generator's parameters.
 
 The generator runs in eval mode (BatchNorm on its running statistics) during D2M, so what is
-optimised is exactly the function `generate_per_class` samples from afterwards.
+optimised is exactly the function `generate_per_class` samples from afterwards. With a latent
+pool (`latent_pool` K), each class's generated batch is drawn from its K learned latents instead
+of fresh z, and the latents are learned with the chosen parameters: the first K images of each
+class become distilled images, through the generator's prior, while larger IPCs add fresh draws.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import torch
 
 from distill.dsa import DSA, DSAConfig
 from distill.errors import DivergenceError, all_finite
-from distill.generator import PARAMETER_GROUPS, Generator, sample_latents, to_normalized
+from distill.generator import PARAMETER_GROUPS, Generator, sample_latents, to_normalized, with_latent_pool
 from distill.losses import MatchingConfig, matching_losses, matching_terms, random_frozen_convnet
 from distill.transfer import to_device
 from search_spaces.convnet import ConvNetSpec
@@ -33,7 +36,8 @@ class D2MConfig:
     lr: float = 1e-4
     optimizer: str = "adam"  # or "sgd"
     momentum: float = 0.9  # SGD only
-    learn: str = "all"  # which generator parameters: all | conditional | embedding
+    learn: str = "all"  # which generator parameters: all | conditional | embedding | latents
+    latent_pool: int = 0  # learned latents per class, matched instead of fresh draws (0: fresh z only)
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     convnet: str = ""  # ConvNet string of the feature extractor; "" = depth by resolution, w128, instancenorm
     dsa_strategy: str = DSAConfig().strategy
@@ -47,6 +51,10 @@ class D2MConfig:
             raise ValueError(f"learn must be one of {', '.join(PARAMETER_GROUPS)}, got {self.learn!r}")
         if min(self.real_per_class, self.syn_per_class) < 1 or self.iterations < 0:
             raise ValueError("D2M needs real_per_class, syn_per_class >= 1 and iterations >= 0")
+        if self.latent_pool < 0:
+            raise ValueError(f"latent_pool must be >= 0, got {self.latent_pool}")
+        if self.learn == "latents" and not self.latent_pool:
+            raise ValueError("learning the latents alone needs a latent pool (latent_pool >= 1)")
         if self.convnet:
             ConvNetSpec.parse(self.convnet)
         DSAConfig(strategy=self.dsa_strategy).ops()
@@ -149,7 +157,9 @@ class D2MTrainer:
                  mean, std, device: torch.device) -> None:
         self.config = config
         self.device = device
-        self.generator = generator.to(device).eval()
+        # a pool is drawn once, from its own seed, so it does not shift the iterations' draws
+        generator = with_latent_pool(generator.to(device), config.latent_pool, config.seed + 4)
+        self.generator = generator.eval()
         self.mean, self.std = tuple(mean), tuple(std)
         gcfg = generator.config
         self.real = RealSampler(images, labels, mean, std, device)
@@ -167,11 +177,16 @@ class D2MTrainer:
         self.step_count = 0
 
     def _latents(self, c: int) -> torch.Tensor:
+        """Fresh z, or with a latent pool which of class c's learned latents to match (indices)."""
+        if self.generator.learned_z is not None:
+            return torch.randperm(self.generator.config.latent_pool, generator=self.rng)[:self.config.syn_per_class]
         return sample_latents(self.config.syn_per_class, self.generator.config.z_dim, self.rng, self.device)
 
     def _generated(self, latents: list[torch.Tensor], classes: list[int]) -> list[torch.Tensor]:
         """The classes' images from their latents, in one generator pass (eval mode: BatchNorm on
         running statistics, so each image is what it would be alone)."""
+        if self.generator.learned_z is not None:
+            latents = [self.generator.learned_z[c][to_device(i, self.device)] for i, c in zip(latents, classes)]
         z = torch.cat(latents)
         y = torch.cat([torch.full((len(zc),), c, dtype=torch.long, device=self.device)
                        for zc, c in zip(latents, classes)])

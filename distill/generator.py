@@ -10,7 +10,7 @@ embedding and the conditional-BN projections are a small, expressive subset to f
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -31,6 +31,7 @@ class GeneratorConfig:
     width: int = 64  # BigGAN's "ch": 256 channels per block at 32x32 with width 64
     embedding_dim: int = 128  # the shared class embedding
     spectral_norm: bool = True  # BigGAN normalises G's weights too
+    latent_pool: int = 0  # learned latents per class (D2M's --latent-pool): the first images of each class
 
     def __post_init__(self) -> None:
         if self.image_size not in CHANNEL_MULTIPLIERS:
@@ -38,6 +39,8 @@ class GeneratorConfig:
         for name in ("num_classes", "channels", "z_dim", "width", "embedding_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"generator {name} must be positive, got {getattr(self, name)}")
+        if self.latent_pool < 0:
+            raise ValueError(f"generator latent_pool must be >= 0, got {self.latent_pool}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,6 +112,10 @@ class Generator(nn.Module):
                 nn.init.orthogonal_(weight)
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=1.0)
+        # K learned latents per class (GLaD's idea, with the weights kept): generation takes them
+        # first, then random draws, so any IPC still comes from one generator without optimisation
+        self.learned_z = nn.Parameter(torch.randn(config.num_classes, config.latent_pool, config.z_dim)) \
+            if config.latent_pool else None
         if not sn:  # start the conditional gains near 1 and biases near 0 (spectral norm would undo this)
             for block in self.blocks:
                 for cbn in (block.bn1, block.bn2):
@@ -124,16 +131,34 @@ class Generator(nn.Module):
         return self.output(h)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Named subsets D2M can learn: 'all', 'conditional' (shared embedding + conditional-BN
-        projections), 'embedding' (the shared class embedding only)."""
+        """Named subsets D2M can learn: 'all' (the learned latents too), 'conditional' (shared
+        embedding + conditional-BN projections), 'embedding' (the shared class embedding only),
+        'latents' (the learned latents only; empty without a pool)."""
         conditional = list(self.shared.parameters())
         for block in self.blocks:
             conditional += list(block.bn1.parameters()) + list(block.bn2.parameters())
         return {"all": list(self.parameters()), "conditional": conditional,
-                "embedding": list(self.shared.parameters())}
+                "embedding": list(self.shared.parameters()),
+                "latents": [] if self.learned_z is None else [self.learned_z]}
 
 
-PARAMETER_GROUPS = ("all", "conditional", "embedding")
+PARAMETER_GROUPS = ("all", "conditional", "embedding", "latents")
+
+
+def with_latent_pool(model: Generator, pool: int, seed: int) -> Generator:
+    """`model` with `pool` learned latents per class: itself when it has that many, else a copy of
+    its weights with a fresh pool drawn from N(0, I) by `seed` (none when pool is 0)."""
+    if model.config.latent_pool == pool:
+        return model
+    device = next(model.parameters()).device
+    pooled = Generator(replace(model.config, latent_pool=pool)).to(device)
+    weights = {k: v for k, v in model.state_dict().items() if k != "learned_z"}
+    pooled.load_state_dict(weights, strict=pool == 0)  # all but the pool: it is drawn below
+    if pool:
+        with torch.no_grad():
+            z = torch.randn(pooled.learned_z.shape, generator=torch.Generator().manual_seed(seed))
+            pooled.learned_z.copy_(z)
+    return pooled.train(model.training)
 
 
 def to_normalized(images: torch.Tensor, mean, std) -> torch.Tensor:
@@ -154,13 +179,17 @@ def generate_per_class(model: Generator, ipc: int, seed: int, device, batch_size
     """`ipc` images of every class in [-1, 1], ordered by class; the same seed gives the same
     images whatever the batch size. BatchNorm uses its running statistics (eval mode), so a batch
     does not affect its neighbours. z is drawn in class order, so an IPC-K set is not a prefix of
-    an IPC-2K set of the same seed."""
+    an IPC-2K set of the same seed. A generator with learned latents takes them first: the
+    first min(ipc, pool) images of each class are its learned ones, whatever the seed."""
     was_training = model.training
     model.eval()
     rng = torch.Generator().manual_seed(seed)
     num_classes = model.config.num_classes
     labels = torch.arange(num_classes).repeat_interleave(ipc)
     z = sample_latents(len(labels), model.config.z_dim, rng, "cpu")
+    learned = min(ipc, model.config.latent_pool)
+    if learned:
+        z.view(num_classes, ipc, -1)[:, :learned] = model.learned_z[:, :learned].detach().cpu()
     parts = []
     for start in range(0, len(labels), batch_size):
         parts.append(model(z[start:start + batch_size].to(device), labels[start:start + batch_size].to(device)).cpu())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -173,3 +175,25 @@ def test_classes_are_batched_by_default_on_a_gpu_only(device, asked, batched):
     """Measured (benchmarks/class_batching.py): faster on an H200, slower on a small CPU."""
     matcher = ClassMatcher(MatchingConfig(), SMALL_NET, "color", 3, 10, 32, torch.device(device), asked)
     assert matcher.batch_classes is batched
+
+
+@pytest.mark.parametrize("learn", ["latents", "all"])
+def test_d2m_learns_its_latent_pool_alone_or_with_the_weights(learn):
+    images, labels = _fake_data()
+    generator = _pretrained_like_generator()
+    config = D2MConfig(iterations=1, real_per_class=4, syn_per_class=2, lr=1e-2, convnet=SMALL_NET, learn=learn,
+                       latent_pool=3)
+    trainer = D2MTrainer(generator, config, images, labels, (0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    assert trainer.generator.learned_z.shape == (10, 3, generator.config.z_dim)
+    before = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+    losses = trainer.step()
+    assert all(math.isfinite(v) for v in losses.values())
+    changed = {k for k, v in trainer.generator.state_dict().items() if not torch.equal(before[k], v)}
+    assert "learned_z" in changed and (changed == {"learned_z"}) == (learn == "latents")
+
+
+def test_learning_the_latents_alone_needs_a_pool():
+    with pytest.raises(ValueError, match="needs a latent pool"):
+        D2MConfig(learn="latents")
+    with pytest.raises(ValueError, match="latent_pool must be >= 0"):
+        D2MConfig(latent_pool=-1)

@@ -118,6 +118,25 @@ def test_a_run_started_class_by_class_resumes_with_all_classes_at_once(tmp_path,
     assert "batch_classes" not in summary["d2m"]["settings"]["d2m"]  # not part of what a resume must match
 
 
+def test_a_latent_pool_is_learned_saved_and_resumed_to_the_same_generator(tmp_path, fake, finished_run):
+    settings = replace(preset("tiny"), checkpoint_every=1)
+    pooled = replace(settings, d2m=replace(settings.d2m, latent_pool=3))
+    start = finished_run / "generator_pretrained.pt"  # D2M alone, from the finished run's pre-training
+    assert run_d2m(fake, pooled, tmp_path / "whole", CPU, generator_path=start, progress=False)["finished"]
+    cut = tmp_path / "cut"
+    assert not run_d2m(fake, pooled, cut, CPU, generator_path=start, progress=False, stop_after=2)["finished"]
+    other = replace(settings, d2m=replace(settings.d2m, latent_pool=2))
+    with pytest.raises(UserError, match="other settings.*latent_pool"):
+        run_d2m(fake, other, cut, CPU, generator_path=start, progress=False)
+    assert run_d2m(fake, pooled, cut, CPU, generator_path=start, progress=False)["finished"]
+    a, b = _state(tmp_path / "whole" / "generator.pt"), _state(cut / "generator.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    drawn = torch.randn(a["learned_z"].shape, generator=torch.Generator().manual_seed(pooled.d2m.seed + 4))
+    assert a["learned_z"].shape[:2] == (10, 3) and not torch.allclose(a["learned_z"], drawn)  # learned, not left
+    assert "learned_z" not in _state(start)
+    assert len(synthesize_from_generator(cut, 5, 0, CPU)) == 50  # IPC above the pool: 3 learned + 2 drawn a class
+
+
 def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, fake, monkeypatch):
     from distill.d2m import D2MTrainer
 
@@ -190,6 +209,10 @@ def test_cli_distill_tiny_then_start_from_its_generator(tmp_path, capsys):
                      "--no-batch-classes"]) == 0
     assert not (second / "pretrain_state.pt").exists() and (second / "generator.pt").is_file()
     assert yaml.safe_load((second / "config.yaml").read_text())["batch_classes"] is False
+    assert cli.main(["distill", "--dataset", "fake", "--preset", "tiny", "--device", "cpu", "--out",
+                     str(tmp_path / "pool"), "--generator", str(first / "generator_pretrained.pt"),
+                     "--learn", "latents", "--latent-pool", "2"]) == 0
+    assert _state(tmp_path / "pool" / "generator.pt")["learned_z"].shape[:2] == (10, 2)
     assert cli.main(["distill", "--dataset", "fake", "--preset", "tiny", "--device", "cpu", "--method", "dm",
                      "--ipc", "1", "--out", str(tmp_path / "dm")]) == 0
     assert len(SyntheticSet.load(tmp_path / "dm")) == 10
@@ -201,6 +224,8 @@ def test_cli_distill_tiny_then_start_from_its_generator(tmp_path, capsys):
     (["--preset", "huge"], "unknown preset"),
     (["--resume"], "no interrupted run"),
     (["--iterations", "-1"], "--iterations: must be a whole number >= 0"),
+    (["--method", "dm", "--ipc", "1", "--latent-pool", "2"], "--latent-pool applies to --method d2m"),
+    (["--learn", "latents"], "needs a latent pool"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, message):
     code = cli.main(["distill", "--dataset", "fake", "--device", "cpu", "--out", str(tmp_path / "r"), *argv])

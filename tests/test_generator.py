@@ -7,7 +7,8 @@ import torch
 
 from distill.diffaugment import diff_augment
 from distill.discriminator import Discriminator, DiscriminatorConfig
-from distill.generator import Generator, GeneratorConfig, generate_per_class, tiny_generator_config, to_normalized
+from distill.generator import (Generator, GeneratorConfig, generate_per_class, tiny_generator_config, to_normalized,
+                              with_latent_pool)
 
 
 @pytest.mark.parametrize("size", [32, 64, 128])
@@ -72,3 +73,26 @@ def test_diffaugment_keeps_shape_is_seeded_and_differentiable():
     assert x.grad is not None and x.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="unknown DiffAugment"):
         diff_augment(x, "color,blur")
+
+
+def test_a_latent_pool_comes_first_in_each_class_and_fresh_draws_after_it():
+    torch.manual_seed(0)
+    plain = Generator(tiny_generator_config(num_classes=3))
+    pooled = with_latent_pool(plain, 2, seed=7)
+    assert with_latent_pool(pooled, 2, seed=99) is pooled  # already that pool: kept, not redrawn
+    assert torch.equal(pooled.learned_z, with_latent_pool(plain, 2, seed=7).learned_z)  # drawn by its seed
+    weights = {k: v for k, v in pooled.state_dict().items() if k != "learned_z"}
+    assert all(torch.equal(v, plain.state_dict()[k]) for k, v in weights.items()) and weights.keys() == plain.state_dict().keys()
+    assert pooled.parameter_groups()["latents"] == [pooled.learned_z] and plain.parameter_groups()["latents"] == []
+    images, labels = generate_per_class(pooled, 4, seed=1, device="cpu")
+    fresh, _ = generate_per_class(plain, 4, seed=1, device="cpu")
+    with torch.no_grad():
+        for c in range(3):
+            learned = pooled.eval()(pooled.learned_z[c], torch.full((2,), c))
+            assert torch.allclose(images[4 * c:4 * c + 2], learned, atol=1e-6)  # the pool first ...
+            assert torch.equal(images[4 * c + 2:4 * c + 4], fresh[4 * c + 2:4 * c + 4])  # ... then the seed's draws
+    one, _ = generate_per_class(pooled, 1, seed=5, device="cpu")  # IPC under the pool: learned images only
+    assert torch.allclose(one, images[::4], atol=1e-6)
+    assert with_latent_pool(pooled, 0, seed=0).learned_z is None
+    with pytest.raises(ValueError, match="latent_pool"):
+        GeneratorConfig(latent_pool=-1)
