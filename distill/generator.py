@@ -151,7 +151,8 @@ def with_latent_pool(model: Generator, pool: int, seed: int) -> Generator:
     if model.config.latent_pool == pool:
         return model
     device = next(model.parameters()).device
-    pooled = Generator(replace(model.config, latent_pool=pool)).to(device)
+    with torch.random.fork_rng(devices=[]):  # building it draws initial weights: leave the caller's RNG alone
+        pooled = Generator(replace(model.config, latent_pool=pool)).to(device)
     weights = {k: v for k, v in model.state_dict().items() if k != "learned_z"}
     pooled.load_state_dict(weights, strict=pool == 0)  # all but the pool: it is drawn below
     if pool:
