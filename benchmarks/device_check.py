@@ -107,7 +107,7 @@ def part_proxy_loop(args) -> dict:
     return {"summaries": [row for row in _json_lines(done.stdout) if row.get("summary")]}
 
 
-def part_rank(args) -> dict:
+def part_rank(args, extra_env: dict[str, str] | None = None) -> dict:
     import rank_workers
 
     options = argparse.Namespace(tiny=args.tiny, ipc=50, steps=args.steps, dataset=args.dataset, seed=0,
@@ -115,7 +115,8 @@ def part_rank(args) -> dict:
     table = rank_workers.tiny_table(args.workdir) if args.tiny else None
     argv = rank_workers.rank_argv(options, 4 if args.tiny else args.sample, table)
     return {"runs": rank_workers.measure([int(w) for w in args.workers.split(",")], argv, args.workdir / "rank",
-                                         args.device, timeout=args.deadline.left(900))}
+                                         args.device, timeout=args.deadline.left(900),
+                                         extra_env=extra_env)}
 
 
 def part_rank_mps(args) -> dict:
@@ -124,21 +125,17 @@ def part_rank_mps(args) -> dict:
         raise RuntimeError("nvidia-cuda-mps-control is not on PATH: no MPS here")
     folder = args.workdir / "mps"
     folder.mkdir(parents=True, exist_ok=True)
-    mps_env = {"CUDA_MPS_PIPE_DIRECTORY": str(folder), "CUDA_MPS_LOG_DIRECTORY": str(folder)}
-    saved = {key: os.environ.get(key) for key in mps_env}
-    os.environ.update(mps_env)  # the workers inherit it and connect to the daemon
+    # the daemon and the workers meet in this folder; the workers get it through their environment
+    pipes = {"CUDA_MPS_PIPE_DIRECTORY": str(folder), "CUDA_MPS_LOG_DIRECTORY": str(folder)}
+    mps_env = {**os.environ, **pipes}
     try:
-        started = subprocess.run([control, "-d"], capture_output=True, text=True, timeout=args.deadline.left(30))
+        started = subprocess.run([control, "-d"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                 env=mps_env, timeout=args.deadline.left(30))
         if started.returncode != 0:
             raise RuntimeError(f"nvidia-cuda-mps-control -d failed: {(started.stderr or started.stdout).strip()}")
-        return {"mps": True, **part_rank(args)}
+        return {"mps": True, **part_rank(args, extra_env=pipes)}
     finally:
-        subprocess.run([control], input="quit\n", capture_output=True, text=True, timeout=30)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        subprocess.run([control], input="quit\n", capture_output=True, text=True, env=mps_env, timeout=30)
 
 
 def part_distill(args) -> dict:

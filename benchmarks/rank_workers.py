@@ -46,13 +46,14 @@ def rank_argv(args, sample: int, table: Path | None) -> list[str]:
 
 
 def measure(workers: list[int], argv: list[str], workdir: Path, device: str = "cpu",
-            timeout: float | None = None) -> list[dict]:
+            timeout: float | None = None, extra_env: dict[str, str] | None = None) -> list[dict]:
     """Run `d2m-nas <argv> --workers N` for each N into a fresh directory; one row per N. `timeout`
-    bounds all the runs together; a run cut by it is recorded with its error, and the rest skipped."""
+    bounds all the runs together; a run cut by it is recorded with its error, and the rest skipped.
+    `extra_env` is added to the runs' environment (e.g. where an MPS daemon listens)."""
     ends = None if timeout is None else time.monotonic() + timeout
     rows = []
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", **(extra_env or {})}
     sample = int(argv[argv.index("--sample") + 1])
     for count in workers:
         out = workdir / f"workers-{count}"

@@ -3,9 +3,11 @@
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +66,28 @@ def test_device_check_stops_a_part_at_its_budget_and_records_what_it_could_not_r
     assert parts["rank"]["runs"][-1]["error"] == "timed out"  # stopped mid-run, its worker processes with it
     assert not parts["tests"]["ok"] and "no time left" in parts["tests"]["error"]
     assert time.perf_counter() - started < 30
+
+
+def test_device_check_runs_rank_under_an_mps_daemon_and_stops_it(tmp_path, monkeypatch):
+    log = tmp_path / "control.log"  # a stand-in for nvidia-cuda-mps-control: records how it was called
+    control = tmp_path / "bin" / "nvidia-cuda-mps-control"
+    control.parent.mkdir()
+    control.write_text(f'#!/bin/sh\necho "args=$* pipe=$CUDA_MPS_PIPE_DIRECTORY stdin=$(cat)" >> {log}\n')
+    control.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{control.parent}:{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_MPS_PIPE_DIRECTORY", raising=False)
+    seen = {}
+    fake_workers = types.SimpleNamespace(  # the rank part itself is tested above: here only what reaches it
+        tiny_table=lambda workdir: None, rank_argv=lambda options, sample, table: ["rank"],
+        measure=lambda *args, timeout=None, extra_env=None: seen.update(extra_env) or [{"workers": 1}])
+    monkeypatch.setitem(sys.modules, "rank_workers", fake_workers)
+    report = load("device_check").main(["--tiny", "--parts", "rank_mps", "--workers", "1", "--workdir", str(tmp_path)])
+    part = report["parts"]["rank_mps"]
+    assert part["ok"] and part["mps"] and part["runs"] == [{"workers": 1}]
+    pipe = str(tmp_path / "mps")
+    assert seen == {"CUDA_MPS_PIPE_DIRECTORY": pipe, "CUDA_MPS_LOG_DIRECTORY": pipe}  # the workers find the daemon
+    assert log.read_text().splitlines() == [f"args=-d pipe={pipe} stdin=", f"args= pipe={pipe} stdin=quit"]
+    assert "CUDA_MPS_PIPE_DIRECTORY" not in os.environ  # this process's environment is left as it was
 
 
 def test_a_bounded_run_kills_the_commands_children_at_its_timeout(tmp_path):
