@@ -6,10 +6,13 @@ among the trained finalists, and of the pick (the best score in results.csv): a 
 best falls below the target loses it there; a pick below its finalists' best loses it in the final
 rank average. Post hoc, what each single component would have picked among the same finalists,
 and which top K the last screen's cut would have kept under other rules (each component alone, the
-last screen alone, every screen together: the funnel's rule).
+last screen alone, every screen together: the funnel's rule). With --reference, also what another
+benchmark column would have picked among the finalists (e.g. cifar10:valid:200, an independent
+200-epoch training on another split): a ceiling on what any cheaper final rule can be expected to find.
 One JSON line per study, then the mean over studies.
 
-    python benchmarks/funnel_stages.py RUN_DIR [RUN_DIR ...] --ground-truth cifar10:test:200 --data-root DATA_ROOT
+    python benchmarks/funnel_stages.py RUN_DIR [RUN_DIR ...] --ground-truth cifar10:test:200 --data-root DATA_ROOT \
+        --reference cifar10:valid:200 cifar10:test:12
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ground-truth", default="cifar10:test:200")
     p.add_argument("--ground-truth-file", type=Path, help="default: DATA_ROOT/nb201/nb201_ground_truth.csv")
     p.add_argument("--data-root", type=Path)
+    p.add_argument("--reference", nargs="*", default=[], metavar="KEY",
+                   help="ground-truth columns whose pick among the finalists is printed beside the rules'")
     return p.parse_args(argv)
 
 
@@ -45,16 +50,19 @@ def stage_ceilings(stages: list[dict], truths) -> list[dict]:
     return rows
 
 
-def final_rules(trained: dict, truths) -> dict[str, float]:
+def final_rules(trained: dict, truths, references: dict | None = None) -> dict[str, float]:
     """Post hoc, on the same finalists: the true accuracy each single component would have picked,
     and the rank average of all (the funnel's rule). What to try next, not a result: the rules are
-    compared on the data that suggested them."""
+    compared on the data that suggested them. `references` (label -> benchmark column) add the
+    pick each column would have made: not a proxy, a ceiling."""
     archs, components = trained["trained"], trained.get("components", {})
     if not components:
         return {}
     table = np.array([components[label] for label in components], dtype=float).T  # archs x components
     picks = {label: int(np.nanargmax(table[:, i])) for i, label in enumerate(components)}
     picks["rank average"] = int(np.nanargmax(rank_average(table)))
+    for label, column in (references or {}).items():
+        picks[f"reference {label}"] = int(np.nanargmax(column.reindex(archs).to_numpy(dtype=float)))
     return {rule: float(truths.get(archs[i], np.nan)) for rule, i in picks.items()}
 
 
@@ -88,7 +96,9 @@ def last_cut_rules(stages: list[dict], truths) -> dict[str, float]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     table = args.ground_truth_file or default_table_path(args.data_root)
-    truths = GroundTruth.from_csv(table).column(args.ground_truth)
+    ground_truth = GroundTruth.from_csv(table)
+    truths = ground_truth.column(args.ground_truth)
+    references = {key: ground_truth.column(key) for key in args.reference}
     lines = []
     for run in args.runs:
         stages = json.loads((run / STAGES_FILE).read_text())
@@ -101,7 +111,7 @@ def main(argv=None) -> int:
                           "pick_arch": None if pick is None else pick["arch"],
                           "pick_truth": None if pick is None else float(truths.get(pick["arch"], np.nan)),
                           "proxy_s": float(rows["seconds"].sum()),
-                          "pick_truth_by_final_rule_post_hoc": final_rules(record[-1], truths),
+                          "pick_truth_by_final_rule_post_hoc": final_rules(record[-1], truths, references),
                           "best_truth_kept_by_last_cut_rule_post_hoc": last_cut_rules(record, truths)})
     for line in lines:
         print(json.dumps(line))

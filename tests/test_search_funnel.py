@@ -88,14 +88,16 @@ def test_the_funnel_from_the_command_line_with_sizes_of_its_own(tmp_path, table,
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     assert "| nasbench201-synflow+random-subset" in capsys.readouterr().out
-    assert script.main([str(out), "--ground-truth-file", str(table)]) == 0
+    assert script.main([str(out), "--ground-truth-file", str(table), "--reference", "cifar10:test:12"]) == 0
     line, summary = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [s["archs"] for s in line["stages"]] == [5, 2]
     assert line["stages"][0]["best_truth"] >= line["stages"][1]["best_truth"] >= line["pick_truth"]
     assert summary["studies"] == 1 and summary["mean_pick_truth"] == line["pick_truth"]
     rules = line["pick_truth_by_final_rule_post_hoc"]
-    assert set(rules) == {"synflow", "random-subset[cells=1,channels=2]@tse_e", "rank average"}
+    assert set(rules) == {"synflow", "random-subset[cells=1,channels=2]@tse_e", "rank average",
+                          "reference cifar10:test:12"}
     assert rules["rank average"] == line["pick_truth"]  # the funnel's own rule, recomputed
+    assert rules["reference cifar10:test:12"] == line["stages"][-1]["best_truth"]  # this table's 12 = its 200
 
 
 def staged_funnel(tmp_path, strategy):
