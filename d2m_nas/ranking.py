@@ -59,6 +59,7 @@ class RankSettings:
     top_k: tuple = (0.1, 10)
     bootstrap: int = 1000
     proxy_seeds: int = 1  # every architecture is scored with proxy seeds seed .. seed + proxy_seeds - 1
+    archs_file: str | None = None  # the architectures came from this file, not from a sample
 
     @property
     def seeds(self) -> list[int]:
@@ -78,6 +79,31 @@ def sample_archs(space: SearchSpace, k: int, seed: int, one_per_isomorph: bool =
         if len(chosen) == k:
             return list(chosen.values())
     raise ValueError(f"{space.name} has only {len(chosen)} isomorphism classes; --sample {k} is too many")
+
+
+def read_archs(path: str | Path, space: SearchSpace) -> list[str]:
+    """The architectures a text file lists, one per line in the space's notation, canonical and in
+    file order; '#' starts a comment. ValueError (one line, naming the line) for anything else."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--archs {path}: cannot read it ({exc.__class__.__name__}: "
+                         f"{getattr(exc, 'strerror', None) or exc})") from None
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            arch = space.parse(text)
+        except ValueError as exc:
+            raise ValueError(f"--archs {path}, line {number}: {exc}") from None
+        if arch in first_line:
+            raise ValueError(f"--archs {path}, line {number}: repeats line {first_line[arch]} ({arch})")
+        first_line[arch] = number
+    if not first_line:
+        raise ValueError(f"--archs {path} lists no architecture")
+    return list(first_line)
 
 
 def _read_done(path: Path) -> set[tuple[str, str, int]]:
@@ -273,7 +299,7 @@ def summarise(out_dir: Path, archs: list[str], proxies: list[Proxy], settings: R
     frame = expand_score_rules(pd.read_csv(out_dir / "results.csv"))
     frame = frame[frame["seed"].isin(settings.seeds) & frame["arch"].isin(set(archs))]
     summary = {"space": context.space.name, "n_archs": len(archs), "seed": settings.seed,
-               "proxy_seeds": settings.seeds,
+               "proxy_seeds": settings.seeds, **({"archs_file": settings.archs_file} if settings.archs_file else {}),
                "ground_truth": settings.ground_truth_key, "truth_column": settings.truth_column,
                "device": str(context.device), "batch_size": context.batch_size,
                "dataset": context.dataset.name if context.dataset is not None else None,

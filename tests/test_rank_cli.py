@@ -250,6 +250,40 @@ def test_one_per_isomorph_and_a_warning_for_another_datasets_truth(tmp_path, tab
     assert "isomorphism classes; --sample 15625 is too many" in capsys.readouterr().err
 
 
+def test_rank_scores_the_architectures_a_file_lists_in_its_order(tmp_path, table):
+    chosen = [all_archs()[i] for i in (9930, 6111, 0)]
+    listing = tmp_path / "finalists.txt"
+    listing.write_text(f"# a search's finalists\n{chosen[0]}\n\n  {chosen[1]}  # the best cell\n{chosen[2]}\n")
+    out = tmp_path / "run"
+    assert main(["rank", "--proxy", "params", "--archs", str(listing), "--ground-truth", "cifar10:test:200",
+                 "--ground-truth-file", str(table), "--out", str(out), *TINY]) == 0
+    assert pd.read_csv(out / "results.csv")["arch"].tolist() == chosen
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_archs"] == 3 and summary["archs_file"] == str(listing)
+
+
+@pytest.mark.parametrize("content, extra, fragment", [
+    (None, [], "cannot read it"),
+    ("", [], "lists no architecture"),
+    ("# nothing but a comment\n", [], "lists no architecture"),
+    ("{0}\n|nor_conv_3x3~0|+|bogus~0|\n", [], "line 2:"),
+    ("{0}\n{1}\n{0}\n", [], "line 3: repeats line 1"),
+    ("{0}\n", ["--sample", "5"], "give it without --sample and --one-per-isomorph"),
+    ("{0}\n", ["--one-per-isomorph"], "give it without --sample and --one-per-isomorph"),
+])
+def test_a_bad_architecture_file_is_a_one_line_error_and_writes_nothing(tmp_path, table, capsys, content, extra,
+                                                                          fragment):
+    listing = tmp_path / "archs.txt"
+    if content is not None:
+        listing.write_text(content.format(*all_archs()[:2]))
+    out = tmp_path / "run"
+    assert main(["rank", "--proxy", "params", "--archs", str(listing), *extra, "--ground-truth", "cifar10:test:200",
+                 "--ground-truth-file", str(table), "--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("d2m-nas rank: error:") and fragment in err and "\n" not in err
+    assert not out.exists()
+
+
 def test_a_table_from_before_the_peak_memory_kind_column_resumes_with_it_added(tmp_path, table):
     from d2m_nas.ranking import LEGACY_COLUMNS, RESULT_COLUMNS
 

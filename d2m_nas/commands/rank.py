@@ -16,7 +16,7 @@ DESCRIPTION = """Score K architectures of a space with one or more proxies and r
 
 The sample is K distinct architectures drawn uniformly, with the seed, from the whole space
 (for nasbench201 all 15,625 cells, isomorphic ones included, as in the published zero-cost
-correlations). Writes RUN_DIR/results.csv (one row per architecture, proxy and proxy seed),
+correlations), or the architectures a file lists (--archs: a search's finalists, a paper's cells). Writes RUN_DIR/results.csv (one row per architecture, proxy and proxy seed),
 summary.json and summary.md; rerunning with the same --out resumes.
 
 Training-based proxies (d2m, d2m-stream, pretrained-generator, random-subset, real-stream, dm)
@@ -40,6 +40,8 @@ examples:
       --sample 50 --proxy-seeds 2 --ground-truth cifar10:test:200
   d2m-nas rank --proxy zc-vote,naswot+random-subset@tse_e --ipc 500 --steps 400 --proxy-batch-size 128 \
       --channels 8 --cells 1 --sample 200 --ground-truth cifar10:test:200
+  d2m-nas rank --archs finalists.txt --proxy 'random-subset[ipc=5000,steps=4700,channels=16,cells=5]@tse_e' \
+      --ground-truth cifar10:test:200 --device cuda
 """
 WRITES_RUN_DIR = True
 
@@ -74,8 +76,11 @@ def add_arguments(parser) -> None:
                              "one may carry its own budget, NAME[ipc=K,steps=N,batch_size=B,lr=LR,augment=A], over "
                              "--ipc/--steps/..., and its score rule, NAME@RULE; any may set its own network size, "
                              "NAME[channels=C,cells=N], over --channels/--cells")
-    parser.add_argument("--sample", type=COUNT, default=100, metavar="K",
+    parser.add_argument("--sample", type=COUNT, metavar="K",
                         help="number of architectures, drawn with --seed (default: 100)")
+    parser.add_argument("--archs", metavar="FILE",
+                        help="score the architectures this text file lists, one per line (# starts a comment), "
+                             "instead of a sample; every worker and machine of the study reads the same file")
     parser.add_argument("--ground-truth", metavar="KEY",
                         help="required: ground-truth column, e.g. cifar10:test:200 (no default, since 12- vs "
                              "200-epoch or valid vs test columns rank differently)")
@@ -148,7 +153,7 @@ def read_inputs(args) -> Inputs:
     from d2m_nas.errors import UserError
     from d2m_nas.proxies import proxy_needs_data, split_spec
     from d2m_nas.proxies.ensemble import is_ensemble_spec, parse_definitions
-    from d2m_nas.ranking import sample_archs
+    from d2m_nas.ranking import read_archs, sample_archs
     from d2m_nas.settings import resolve_data_root
     from d2m_nas.provenance import record_read
     from search_spaces.ground_truth import GroundTruth, GroundTruthError, default_table_path
@@ -172,8 +177,11 @@ def read_inputs(args) -> Inputs:
     if len(set(bases)) != len(bases):
         raise UserError(f"--proxy lists a proxy twice: {args.proxy} (rank reports every score rule of a "
                         "training-based proxy from one run)")
-    if not 0 < args.sample <= len(space):
-        raise UserError(f"--sample must be 1..{len(space)} for {space.name}, got {args.sample}")
+    if args.archs and (args.sample is not None or args.one_per_isomorph):
+        raise UserError("--archs lists the architectures: give it without --sample and --one-per-isomorph")
+    sample = 100 if args.sample is None else args.sample
+    if not args.archs and not 0 < sample <= len(space):
+        raise UserError(f"--sample must be 1..{len(space)} for {space.name}, got {sample}")
     if args.batch_size < 2:
         raise UserError(f"--zc-batch-size must be at least 2, got {args.batch_size}")
     top_k = parse_top_k(args.top_k)
@@ -189,7 +197,8 @@ def read_inputs(args) -> Inputs:
         raise UserError(str(exc)) from None
 
     try:
-        archs = sample_archs(space, args.sample, args.seed, args.one_per_isomorph)
+        archs = read_archs(args.archs, space) if args.archs else \
+            sample_archs(space, sample, args.seed, args.one_per_isomorph)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.shard:
@@ -228,7 +237,7 @@ def run(args) -> int:
     if inputs.needs_data:  # once the inputs are known to be good: an error comes alone
         warn_if_other_dataset(args.dataset, inputs.ground_truth, args.ground_truth)
     context = inputs.context(args, device)
-    settings = RankSettings(sample=args.sample, seed=args.seed, ground_truth_key=args.ground_truth,
+    settings = RankSettings(sample=len(inputs.archs), seed=args.seed, archs_file=args.archs, ground_truth_key=args.ground_truth,
                             truth_column=inputs.truth_column, top_k=inputs.top_k, bootstrap=args.bootstrap,
                             proxy_seeds=args.proxy_seeds)
     shared = args.workers > 1 or args.storage is not None
@@ -321,7 +330,7 @@ def work_only(args_json: str) -> int:
     try:
         inputs = read_inputs(args)
         context = inputs.context(args, resolve_device(args.device))
-        seeds = RankSettings(args.sample, args.seed, args.ground_truth, "", proxy_seeds=args.proxy_seeds).seeds
+        seeds = RankSettings(len(inputs.archs), args.seed, args.ground_truth, "", proxy_seeds=args.proxy_seeds).seeds
         with ScoreCache(args.cache) as cache:
             study, scored, configs = _open_work(args, inputs, context, seeds)
             rank_work.work(study, _scorer(scored, context, cache, configs), args.heartbeat)
