@@ -9,10 +9,15 @@ and which top K the last screen's cut would have kept under other rules (each co
 last screen alone, every screen together: the funnel's rule). With --reference, also what another
 benchmark column would have picked among the finalists (e.g. cifar10:valid:200, an independent
 200-epoch training on another split): a ceiling on what any cheaper final rule can be expected to find.
+--finalists-out writes every study's finalists to a file for `d2m-nas rank --archs`, and --final-scores
+reads such rank runs back: each of their proxies and score rules becomes a final rule (another
+fidelity, more proxy seeds) judged on the same finalists without running the searches again.
 One JSON line per study, then the mean over studies.
 
     python benchmarks/funnel_stages.py RUN_DIR [RUN_DIR ...] --ground-truth cifar10:test:200 --data-root DATA_ROOT \
-        --reference cifar10:valid:200 cifar10:test:12
+        --reference cifar10:valid:200 cifar10:test:12 --finalists-out finalists.txt
+    d2m-nas rank --archs finalists.txt --proxy 'random-subset[channels=16,cells=5]' ... --out RANK_RUN
+    python benchmarks/funnel_stages.py RUN_DIR [RUN_DIR ...] --data-root DATA_ROOT --final-scores RANK_RUN
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from d2m_nas.proxies.ensemble import rank_average
+from d2m_nas.report import expand_score_rules
 from d2m_nas.search import read_results
 from d2m_nas.search.funnel_backend import STAGES_FILE
 from search_spaces.ground_truth import GroundTruth, default_table_path
@@ -37,6 +44,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-root", type=Path)
     p.add_argument("--reference", nargs="*", default=[], metavar="KEY",
                    help="ground-truth columns whose pick among the finalists is printed beside the rules'")
+    p.add_argument("--final-scores", nargs="*", default=[], type=Path, metavar="RANK_RUN",
+                   help="rank run directories whose scores (mean over proxy seeds) are final rules too")
+    p.add_argument("--finalists-out", type=Path, metavar="FILE",
+                   help="write the finalists of every study here, one per line, for rank --archs")
     return p.parse_args(argv)
 
 
@@ -50,20 +61,28 @@ def stage_ceilings(stages: list[dict], truths) -> list[dict]:
     return rows
 
 
-def final_rules(trained: dict, truths, references: dict | None = None) -> dict[str, float]:
+def final_rules(trained: dict, truths, columns: dict[str, pd.Series] | None = None) -> dict[str, float]:
     """Post hoc, on the same finalists: the true accuracy each single component would have picked,
     and the rank average of all (the funnel's rule). What to try next, not a result: the rules are
-    compared on the data that suggested them. `references` (label -> benchmark column) add the
-    pick each column would have made: not a proxy, a ceiling."""
+    compared on the data that suggested them. `columns` (label -> score by architecture: a benchmark
+    column, another run's scores) add the pick each would have made, where it scores every finalist."""
     archs, components = trained["trained"], trained.get("components", {})
     if not components:
         return {}
     table = np.array([components[label] for label in components], dtype=float).T  # archs x components
     picks = {label: int(np.nanargmax(table[:, i])) for i, label in enumerate(components)}
     picks["rank average"] = int(np.nanargmax(rank_average(table)))
-    for label, column in (references or {}).items():
-        picks[f"reference {label}"] = int(np.nanargmax(column.reindex(archs).to_numpy(dtype=float)))
+    for label, column in (columns or {}).items():
+        values = column.reindex(archs).to_numpy(dtype=float)
+        if not np.isnan(values).any():
+            picks[label] = int(np.argmax(values))
     return {rule: float(truths.get(archs[i], np.nan)) for rule, i in picks.items()}
+
+
+def rank_run_scores(run: Path) -> dict[str, pd.Series]:
+    """'RUN: PROXY' -> mean score over proxy seeds by architecture, for every proxy and score rule."""
+    frame = expand_score_rules(pd.read_csv(run / "results.csv"))
+    return {f"{run.name}: {label}": rows.groupby("arch")["score"].mean() for label, rows in frame.groupby("proxy")}
 
 
 def last_cut_rules(stages: list[dict], truths) -> dict[str, float]:
@@ -98,7 +117,10 @@ def main(argv=None) -> int:
     table = args.ground_truth_file or default_table_path(args.data_root)
     ground_truth = GroundTruth.from_csv(table)
     truths = ground_truth.column(args.ground_truth)
-    references = {key: ground_truth.column(key) for key in args.reference}
+    columns = {f"reference {key}": ground_truth.column(key) for key in args.reference}
+    for run in args.final_scores:
+        columns.update(rank_run_scores(run))
+    finalists: dict[str, None] = {}
     lines = []
     for run in args.runs:
         stages = json.loads((run / STAGES_FILE).read_text())
@@ -106,15 +128,19 @@ def main(argv=None) -> int:
         for study, record in stages.items():
             rows = frame[frame["study"] == study]
             pick = rows.loc[rows["score"].idxmax()] if len(rows) else None
+            finalists.update(dict.fromkeys(record[-1].get("trained", [])))
             lines.append({"benchmark": "funnel_stages", "run": str(run), "study": study,
                           "stages": stage_ceilings(record, truths),
                           "pick_arch": None if pick is None else pick["arch"],
                           "pick_truth": None if pick is None else float(truths.get(pick["arch"], np.nan)),
                           "proxy_s": float(rows["seconds"].sum()),
-                          "pick_truth_by_final_rule_post_hoc": final_rules(record[-1], truths, references),
+                          "pick_truth_by_final_rule_post_hoc": final_rules(record[-1], truths, columns),
                           "best_truth_kept_by_last_cut_rule_post_hoc": last_cut_rules(record, truths)})
     for line in lines:
         print(json.dumps(line))
+    if args.finalists_out:
+        args.finalists_out.write_text(f"# the finalists of {len(lines)} funnel studies: {' '.join(map(str, args.runs))}\n"
+                                      + "".join(f"{arch}\n" for arch in finalists))
     if lines:
         first, depth = lines[0]["stages"], min(len(line["stages"]) for line in lines)
         mean = {first[i]["stage"]: float(np.mean([x["stages"][i]["best_truth"] for x in lines])) for i in range(depth)}

@@ -98,6 +98,19 @@ def test_the_funnel_from_the_command_line_with_sizes_of_its_own(tmp_path, table,
                           "reference cifar10:test:12"}
     assert rules["rank average"] == line["pick_truth"]  # the funnel's own rule, recomputed
     assert rules["reference cifar10:test:12"] == line["stages"][-1]["best_truth"]  # this table's 12 = its 200
+    # the finalists rescored by another run (here params), read back as a final rule
+    finalists = tmp_path / "finalists.txt"
+    assert script.main([str(out), "--ground-truth-file", str(table), "--finalists-out", str(finalists)]) == 0
+    trained = frame["arch"].tolist()
+    assert [x for x in finalists.read_text().splitlines() if not x.startswith("#")] == trained
+    rescored = tmp_path / "rescored"
+    assert main(["rank", "--archs", str(finalists), "--proxy", "params", "--ground-truth", "cifar10:test:200",
+                 "--ground-truth-file", str(table), "--channels", "4", "--cells", "1", "--out", str(rescored)]) == 0
+    capsys.readouterr()
+    assert script.main([str(out), "--ground-truth-file", str(table), "--final-scores", str(rescored)]) == 0
+    rules = json.loads(capsys.readouterr().out.splitlines()[0])["pick_truth_by_final_rule_post_hoc"]
+    params = pd.read_csv(rescored / "results.csv").set_index("arch")["score"]
+    assert rules["rescored: params"] == frame.set_index("arch").loc[params.idxmax(), "truth"]
 
 
 def staged_funnel(tmp_path, strategy):
