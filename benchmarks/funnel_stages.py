@@ -16,7 +16,7 @@ One JSON line per study, then the mean over studies.
 
     python benchmarks/funnel_stages.py RUN_DIR [RUN_DIR ...] --ground-truth cifar10:test:200 --data-root DATA_ROOT \
         --reference cifar10:valid:200 cifar10:test:12 --finalists-out finalists.txt
-    d2m-nas rank --archs finalists.txt --proxy 'random-subset[channels=16,cells=5]' ... --out RANK_RUN
+    d2m-nas rank --archs finalists.txt --proxy 'random-subset[channels=16,cells=5]' --proxy-seeds 3 ... --out RANK_RUN
     python benchmarks/funnel_stages.py RUN_DIR [RUN_DIR ...] --data-root DATA_ROOT --final-scores RANK_RUN
 """
 
@@ -139,8 +139,8 @@ def main(argv=None) -> int:
     for line in lines:
         print(json.dumps(line))
     if args.finalists_out:
-        args.finalists_out.write_text(f"# the finalists of {len(lines)} funnel studies: {' '.join(map(str, args.runs))}\n"
-                                      + "".join(f"{arch}\n" for arch in finalists))
+        header = f"# the finalists of {len(lines)} funnel studies: {' '.join(map(str, args.runs))}\n"
+        args.finalists_out.write_text(header + "".join(f"{arch}\n" for arch in finalists))
     if lines:
         first, depth = lines[0]["stages"], min(len(line["stages"]) for line in lines)
         mean = {first[i]["stage"]: float(np.mean([x["stages"][i]["best_truth"] for x in lines])) for i in range(depth)}

@@ -16,8 +16,9 @@ DESCRIPTION = """Score K architectures of a space with one or more proxies and r
 
 The sample is K distinct architectures drawn uniformly, with the seed, from the whole space
 (for nasbench201 all 15,625 cells, isomorphic ones included, as in the published zero-cost
-correlations), or the architectures a file lists (--archs: a search's finalists, a paper's cells). Writes RUN_DIR/results.csv (one row per architecture, proxy and proxy seed),
-summary.json and summary.md; rerunning with the same --out resumes.
+correlations), or the architectures a file lists (--archs: a search's finalists, a paper's cells).
+Writes RUN_DIR/results.csv (one row per architecture, proxy and proxy seed), summary.json and
+summary.md; rerunning with the same --out resumes.
 
 Training-based proxies (d2m, d2m-stream, pretrained-generator, random-subset, real-stream, dm)
 build each candidate at --channels/--cells, train it for --steps SGD steps on their images and
@@ -40,8 +41,8 @@ examples:
       --sample 50 --proxy-seeds 2 --ground-truth cifar10:test:200
   d2m-nas rank --proxy zc-vote,naswot+random-subset@tse_e --ipc 500 --steps 400 --proxy-batch-size 128 \
       --channels 8 --cells 1 --sample 200 --ground-truth cifar10:test:200
-  d2m-nas rank --archs finalists.txt --proxy 'random-subset[ipc=5000,steps=4700,channels=16,cells=5]@tse_e' \
-      --ground-truth cifar10:test:200 --device cuda
+  d2m-nas rank --archs finalists.txt --proxy 'random-subset[ipc=500,steps=400,channels=16,cells=5]@tse_e' \
+      --proxy-seeds 3 --ground-truth cifar10:test:200 --device cuda
 """
 WRITES_RUN_DIR = True
 
@@ -237,9 +238,9 @@ def run(args) -> int:
     if inputs.needs_data:  # once the inputs are known to be good: an error comes alone
         warn_if_other_dataset(args.dataset, inputs.ground_truth, args.ground_truth)
     context = inputs.context(args, device)
-    settings = RankSettings(sample=len(inputs.archs), seed=args.seed, archs_file=args.archs, ground_truth_key=args.ground_truth,
+    settings = RankSettings(sample=len(inputs.archs), seed=args.seed, ground_truth_key=args.ground_truth,
                             truth_column=inputs.truth_column, top_k=inputs.top_k, bootstrap=args.bootstrap,
-                            proxy_seeds=args.proxy_seeds)
+                            proxy_seeds=args.proxy_seeds, archs_file=args.archs)
     shared = args.workers > 1 or args.storage is not None
     if shared and args.cache is None:
         args.cache = str(out_dir / "cache.sqlite")  # where the workers' scores meet
