@@ -18,7 +18,9 @@ Parts:
               (not in the default parts: a machine may not allow it; a part that fails says so)
   distill     pre-training steps and D2M iterations per second at the `paper` preset's sizes, the
               full preset's projection, and IPC 10 of random real / pre-trained G / D2M G under
-              the reduced protocol (benchmarks/paper_preset_gpu.py)
+              the reduced protocol (benchmarks/paper_preset_gpu.py); --latent-pool K distills with
+              K learned latents per class, --cross-arch alexnet,vgg11,resnet18 evaluates the three
+              sets on those networks too
   class_batching  D2M and DM iterations per second at the `paper` preset's sizes, class by class
               against all classes in one pass (benchmarks/class_batching.py), and their agreement
 """
@@ -54,6 +56,9 @@ def parse_args(argv=None):
     p.add_argument("--pretrain-steps", type=int, default=1000, help="distill part: GAN pre-training steps")
     p.add_argument("--iterations", type=int, default=200, help="distill part: D2M iterations")
     p.add_argument("--eval-epochs", type=int, default=300, help="distill part: evaluation epochs per IPC-10 set")
+    p.add_argument("--latent-pool", type=int, default=0, metavar="K", help="distill part: learned latents per class")
+    p.add_argument("--cross-arch", default="", metavar="SPEC,...",
+                   help="distill part: evaluation networks besides the protocol's ConvNet (e.g. alexnet,vgg11,resnet18)")
     p.add_argument("--parts", default="tests,proxy_loop,rank,distill,class_batching")
     p.add_argument("--budget-s", type=float, default=480,
                    help="wall seconds for the whole check: a part still running when they are spent is stopped")
@@ -142,8 +147,11 @@ def part_distill(args) -> dict:
     sizes = ["--tiny", "--pretrain-steps", "2", "--iterations", "2", "--epochs", "1", "--runs", "1", "--ipc", "2"] \
         if args.tiny else ["--pretrain-steps", str(args.pretrain_steps), "--iterations", str(args.iterations),
                            "--epochs", str(args.eval_epochs), "--runs", "2", "--ipc", "10"]
+    models = [m for m in args.cross_arch.split(",") if m]
     command = [sys.executable, str(REPO / "benchmarks" / "paper_preset_gpu.py"), "--device", args.device,
-               "--out", str(args.workdir / "distill"), *sizes]
+               "--out", str(args.workdir / "distill"), "--latent-pool", str(args.latent_pool), *sizes]
+    if models:
+        command += ["--cross-arch", *models]
     if args.data_root:
         command += ["--data-root", str(args.data_root)]
     done = _run(args, command, 600, threads=1 if args.tiny else None)

@@ -30,6 +30,7 @@ from d2m_nas.distill_runs import PRESETS, run_d2m
 from d2m_nas.generator_files import synthesize_from_generator
 from d2m_nas.evaluation import evaluate_synthetic, field_protocol
 from d2m_nas.random_subset import random_real_subset
+from search_spaces.cifar_nets import canonical_eval_network
 
 
 def parse_args(argv=None):
@@ -41,10 +42,20 @@ def parse_args(argv=None):
     p.add_argument("--ipc", type=int, default=10)
     p.add_argument("--epochs", type=int, default=300, help="evaluation epochs (protocol: 1000)")
     p.add_argument("--runs", type=int, default=2, help="evaluation runs per set")
+    p.add_argument("--latent-pool", type=int, default=0, metavar="K",
+                   help="learned latents per class (distill --latent-pool; default 0: none)")
+    p.add_argument("--cross-arch", nargs="*", default=[], metavar="SPEC",
+                   help="evaluation networks besides the protocol's ConvNet (alexnet, vgg11, resnet18, timm:NAME): "
+                        "the sets' accuracies on each go to `by_model`")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tiny", action="store_true", help="fake data and the tiny preset's sizes: a CPU check")
     p.add_argument("--out", type=Path, required=True, help="scratch run directory (replaced)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    try:  # before minutes of distillation, not after
+        args.cross_arch = [canonical_eval_network(name) for name in args.cross_arch]
+    except ValueError as exc:
+        p.error(f"--cross-arch: {exc}")
+    return args
 
 
 def main(argv=None) -> dict:
@@ -54,7 +65,7 @@ def main(argv=None) -> dict:
     base = PRESETS["tiny"] if args.tiny else full
     settings = dataclasses.replace(
         base, pretrain=dataclasses.replace(base.pretrain, steps=args.pretrain_steps),
-        d2m=dataclasses.replace(base.d2m, iterations=args.iterations),
+        d2m=dataclasses.replace(base.d2m, iterations=args.iterations, latent_pool=args.latent_pool),
         checkpoint_every=max(args.pretrain_steps, args.iterations))  # one checkpoint per phase: time the steps
     dataset = load_dataset("fake" if args.tiny else "cifar10", args.data_root)
     val_per_class = 5 if args.tiny else DEFAULT_VAL_PER_CLASS
@@ -71,14 +82,17 @@ def main(argv=None) -> dict:
     sets = {"random": random_real_subset(dataset, args.ipc, args.seed, val_per_class),
             "pretrained": synthesize_from_generator(args.out, args.ipc, args.seed, device, stage="pretrained"),
             "d2m": synthesize_from_generator(args.out, args.ipc, args.seed, device)}
-    accuracy = {}
-    for name, synthetic in sets.items():
-        report = evaluate_synthetic(synthetic, dataset, protocol, runs=args.runs, device=device, seed=args.seed,
-                                    progress=False)
-        accuracy[name] = {"mean": report.mean, "std": report.std, "runs": args.runs}
+    by_model = {}  # the protocol's ConvNet first
+    for model in [protocol.model, *args.cross_arch]:
+        config = dataclasses.replace(protocol, model=model)
+        by_model[config.model] = {}
+        for name, synthetic in sets.items():
+            report = evaluate_synthetic(synthetic, dataset, config, runs=args.runs, device=device, seed=args.seed,
+                                        progress=False)
+            by_model[config.model][name] = {"mean": report.mean, "std": report.std, "runs": args.runs}
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
-        "tiny": args.tiny, "dataset": dataset.name, "ipc": args.ipc,
+        "tiny": args.tiny, "dataset": dataset.name, "ipc": args.ipc, "latent_pool": args.latent_pool,
         "pretrain": {"steps": phases["pretrain"]["step"], "seconds": phases["pretrain"]["elapsed_s"],
                      "steps_per_s": pretrain_rate},
         "d2m": {"iterations": phases["d2m"]["step"], "seconds": phases["d2m"]["elapsed_s"],
@@ -87,7 +101,8 @@ def main(argv=None) -> dict:
         # the full preset at the measured rates (the sizes are the paper preset's unless --tiny)
         "projected_full_preset_h": (full.pretrain.steps / pretrain_rate + full.d2m.iterations / d2m_rate) / 3600,
         "evaluation": {"epochs": args.epochs, "protocol_epochs": field_protocol(dataset.image_size).epochs,
-                       "test_images": int(len(dataset.y_test)), "accuracy": accuracy},
+                       "test_images": int(len(dataset.y_test)), "accuracy": by_model[protocol.model],
+                       **({"by_model": by_model} if args.cross_arch else {})},
         "wall_s": time.perf_counter() - started,
     }
     print(json.dumps(result), flush=True)

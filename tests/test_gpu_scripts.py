@@ -38,6 +38,29 @@ def test_paper_preset_script_measures_rates_projects_and_evaluates(tmp_path, cap
     assert '"projected_full_preset_h"' in capsys.readouterr().out  # one JSON line on stdout
 
 
+def test_paper_preset_script_distills_a_latent_pool_and_evaluates_other_networks(tmp_path):
+    from d2m_nas.generator_files import load_generator
+
+    result = load("paper_preset_gpu").main(["--tiny", "--pretrain-steps", "1", "--iterations", "2", "--epochs", "1",
+                                            "--runs", "1", "--ipc", "2", "--latent-pool", "3",
+                                            "--cross-arch", "alexnet", "--out", str(tmp_path / "run")])
+    assert result["latent_pool"] == 3
+    evaluation = result["evaluation"]
+    assert list(evaluation["by_model"]) == [next(iter(evaluation["by_model"])), "alexnet"]
+    assert evaluation["accuracy"] == next(iter(evaluation["by_model"].values()))  # the protocol's ConvNet first
+    assert set(evaluation["by_model"]["alexnet"]) == {"random", "pretrained", "d2m"}
+    generator, _ = load_generator(tmp_path / "run")
+    assert generator.learned_z.shape[:2] == (10, 3)  # ten classes, three learned latents each
+
+
+def test_paper_preset_script_refuses_an_unknown_network_before_distilling(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load("paper_preset_gpu").main(["--tiny", "--cross-arch", "lenet9", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_info.value.code == 2 and "--cross-arch" in err and "resnet18" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_device_check_runs_every_part_and_records_failures(tmp_path):
     report = load("device_check").main(["--tiny", "--parts", "proxy_loop,rank,class_batching,nosuch", "--workers", "1,2",
                                         "--workdir", str(tmp_path)])
