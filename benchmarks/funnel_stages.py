@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
 from d2m_nas.proxies.ensemble import rank_average
 from d2m_nas.report import expand_score_rules
@@ -61,22 +63,40 @@ def stage_ceilings(stages: list[dict], truths) -> list[dict]:
     return rows
 
 
-def final_rules(trained: dict, truths, columns: dict[str, pd.Series] | None = None) -> dict[str, float]:
-    """Post hoc, on the same finalists: the true accuracy each single component would have picked,
-    and the rank average of all (the funnel's rule). What to try next, not a result: the rules are
-    compared on the data that suggested them. `columns` (label -> score by architecture: a benchmark
-    column, another run's scores) add the pick each would have made, where it scores every finalist."""
+def final_rule_scores(trained: dict, columns: dict[str, pd.Series] | None = None) -> dict[str, np.ndarray]:
+    """Each final rule's scores over the finalists, in their order: every component, their rank
+    average (the funnel's rule), and each of `columns` (label -> score by architecture: a benchmark
+    column, another run's scores) that scores every finalist."""
     archs, components = trained["trained"], trained.get("components", {})
     if not components:
         return {}
     table = np.array([components[label] for label in components], dtype=float).T  # archs x components
-    picks = {label: int(np.nanargmax(table[:, i])) for i, label in enumerate(components)}
-    picks["rank average"] = int(np.nanargmax(rank_average(table)))
+    rules = {label: table[:, i] for i, label in enumerate(components)}
+    rules["rank average"] = rank_average(table)
     for label, column in (columns or {}).items():
         values = column.reindex(archs).to_numpy(dtype=float)
         if not np.isnan(values).any():
-            picks[label] = int(np.argmax(values))
-    return {rule: float(truths.get(archs[i], np.nan)) for rule, i in picks.items()}
+            rules[label] = values
+    return rules
+
+
+def final_rules(trained: dict, truths, columns: dict[str, pd.Series] | None = None) -> dict[str, float]:
+    """Post hoc, on the same finalists: the true accuracy each final rule would have picked. What to
+    try next, not a result: the rules are compared on the data that suggested them."""
+    archs = trained["trained"]
+    return {rule: float(truths.get(archs[int(np.nanargmax(values))], np.nan))
+            for rule, values in final_rule_scores(trained, columns).items()}
+
+
+def final_rule_spearman(trained: dict, truths, columns: dict[str, pd.Series] | None = None) -> dict[str, float]:
+    """Each final rule's Spearman ρ with the truth over this study's finalists: does it rank them at all."""
+    truth = truths.reindex(trained["trained"]).to_numpy(dtype=float)
+
+    def rho(values: np.ndarray) -> float:  # NaN where either side is all ties: no order to agree with
+        tied = np.nanmin(values) == np.nanmax(values) or np.nanmin(truth) == np.nanmax(truth)
+        return math.nan if tied else float(spearmanr(values, truth, nan_policy="omit").statistic)
+
+    return {rule: rho(values) for rule, values in final_rule_scores(trained, columns).items()}
 
 
 def rank_run_scores(run: Path) -> dict[str, pd.Series]:
@@ -112,6 +132,12 @@ def last_cut_rules(stages: list[dict], truths) -> dict[str, float]:
     return best
 
 
+def mean_over_studies(lines: list[dict], key: str) -> dict[str, float]:
+    """Per rule, the mean of lines[i][key][rule] over the studies, for rules every study has."""
+    return {rule: float(np.mean([line[key][rule] for line in lines])) for rule in lines[0][key]
+            if all(rule in line[key] for line in lines)}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     table = args.ground_truth_file or default_table_path(args.data_root)
@@ -135,6 +161,7 @@ def main(argv=None) -> int:
                           "pick_truth": None if pick is None else float(truths.get(pick["arch"], np.nan)),
                           "proxy_s": float(rows["seconds"].sum()),
                           "pick_truth_by_final_rule_post_hoc": final_rules(record[-1], truths, columns),
+                          "spearman_among_finalists": final_rule_spearman(record[-1], truths, columns),
                           "best_truth_kept_by_last_cut_rule_post_hoc": last_cut_rules(record, truths)})
     for line in lines:
         print(json.dumps(line))
@@ -149,14 +176,9 @@ def main(argv=None) -> int:
                           "std_pick_truth": float(np.nanstd([x["pick_truth"] for x in lines], ddof=1))
                           if len(lines) > 1 else None,
                           "mean_proxy_s": float(np.mean([x["proxy_s"] for x in lines])),
-                          "mean_pick_truth_by_final_rule_post_hoc": {
-                              rule: float(np.mean([x["pick_truth_by_final_rule_post_hoc"][rule] for x in lines]))
-                              for rule in lines[0]["pick_truth_by_final_rule_post_hoc"]
-                              if all(rule in x["pick_truth_by_final_rule_post_hoc"] for x in lines)},
-                          "mean_best_truth_kept_by_last_cut_rule_post_hoc": {
-                              rule: float(np.mean([x["best_truth_kept_by_last_cut_rule_post_hoc"][rule] for x in lines]))
-                              for rule in lines[0]["best_truth_kept_by_last_cut_rule_post_hoc"]
-                              if all(rule in x["best_truth_kept_by_last_cut_rule_post_hoc"] for x in lines)}}))
+                          **{f"mean_{key}": mean_over_studies(lines, key) for key in (
+                              "pick_truth_by_final_rule_post_hoc", "spearman_among_finalists",
+                              "best_truth_kept_by_last_cut_rule_post_hoc")}}))
     return 0
 
 

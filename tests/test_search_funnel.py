@@ -113,6 +113,21 @@ def test_the_funnel_from_the_command_line_with_sizes_of_its_own(tmp_path, table,
     assert rules["rescored: params"] == frame.set_index("arch").loc[params.idxmax(), "truth"]
 
 
+def test_funnel_stages_scores_each_final_rule_by_its_spearman_among_the_finalists():
+    spec = importlib.util.spec_from_file_location("funnel_stages", REPO / "benchmarks" / "funnel_stages.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    trained = {"trained": ["a", "b", "c", "d"], "components": {"x": [1.0, 2.0, 3.0, 4.0], "y": [2.0, 1.0, 4.0, 3.0]}}
+    truths = pd.Series({"a": 1.0, "b": 3.0, "c": 2.0, "d": 4.0, "e": 9.0})
+    columns = {"other run": pd.Series({"a": 4.0, "b": 1.0, "c": 3.0, "d": 2.0}),
+               "partial": pd.Series({"a": 1.0})}  # does not score every finalist: left out
+    rho = script.final_rule_spearman(trained, truths, columns)
+    # by hand: 1 − 6Σd²/(n(n²−1)); the rank average (1.5, 1.5, 3.5, 3.5) by Pearson on ranks: 2/√20
+    assert rho == pytest.approx({"x": 0.8, "y": 0.0, "rank average": 2 / 20 ** 0.5, "other run": -0.8})
+    picks = script.final_rules(trained, truths, columns)  # the first of the tied best rank averages: c
+    assert picks == {"x": 4.0, "y": 2.0, "rank average": 2.0, "other run": 1.0}
+
+
 def staged_funnel(tmp_path, strategy):
     """params over 12, synflow over the best 6, a fake trained proxy over the best 3."""
     context = ProxyContext(space=SPACE, dataset=None, model_options={"channels": 4, "cells_per_stage": 1})
