@@ -38,6 +38,7 @@ class D2MConfig:
     momentum: float = 0.9  # SGD only
     learn: str = "all"  # which generator parameters: all | conditional | embedding | latents
     latent_pool: int = 0  # learned latents per class, matched instead of fresh draws (0: fresh z only)
+    latent_lr: float | None = None  # the pool's learning rate (None: lr); latents start at N(0, I), far from lr-sized steps
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     convnet: str = ""  # ConvNet string of the feature extractor; "" = depth by resolution, w128, instancenorm
     dsa_strategy: str = DSAConfig().strategy
@@ -55,6 +56,8 @@ class D2MConfig:
             raise ValueError(f"latent_pool must be >= 0, got {self.latent_pool}")
         if self.learn == "latents" and not self.latent_pool:
             raise ValueError("learning the latents alone needs a latent pool (latent_pool >= 1)")
+        if self.latent_lr is not None and not (self.latent_pool and self.latent_lr > 0):
+            raise ValueError(f"latent_lr needs a latent pool (latent_pool >= 1) and a value > 0, got {self.latent_lr}")
         if self.convnet:
             ConvNetSpec.parse(self.convnet)
         DSAConfig(strategy=self.dsa_strategy).ops()
@@ -63,7 +66,8 @@ class D2MConfig:
         return asdict(self)
 
 
-def make_optimizer(params: list[torch.nn.Parameter], name: str, lr: float, momentum: float) -> torch.optim.Optimizer:
+def make_optimizer(params: list, name: str, lr: float, momentum: float) -> torch.optim.Optimizer:
+    """`params`: parameters, or torch parameter groups (a group's own "lr" overrides `lr`)."""
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=(0.0, 0.999))
     return torch.optim.SGD(params, lr=lr, momentum=momentum)
@@ -172,7 +176,12 @@ class D2MTrainer:
         for p in generator.parameters():
             p.requires_grad_(id(p) in learned_ids)  # no wasted gradients for frozen parts
         self.learned = learned
-        self.optimizer = make_optimizer(learned, config.optimizer, config.lr, config.momentum)
+        groups = learned
+        if config.latent_lr is not None:  # the pool in a group of its own (else one group, as before it existed)
+            groups = [{"params": [p for p in learned if p is not generator.learned_z]},
+                      {"params": [p for p in learned if p is generator.learned_z], "lr": config.latent_lr}]
+            groups = [group for group in groups if group["params"]]
+        self.optimizer = make_optimizer(groups, config.optimizer, config.lr, config.momentum)
         self.rng = torch.Generator().manual_seed(config.seed + 2)
         self.step_count = 0
 

@@ -192,8 +192,29 @@ def test_d2m_learns_its_latent_pool_alone_or_with_the_weights(learn):
     assert "learned_z" in changed and (changed == {"learned_z"}) == (learn == "latents")
 
 
+@pytest.mark.parametrize("latent_lr", [None, 0.05])
+def test_the_latent_pool_steps_at_its_own_learning_rate(latent_lr):
+    """Adam with beta1 = 0 moves every coordinate by about its group's lr on the first step."""
+    images, labels = _fake_data()
+    config = D2MConfig(iterations=1, real_per_class=4, syn_per_class=2, lr=1e-3, convnet=SMALL_NET, latent_pool=3,
+                       latent_lr=latent_lr)
+    trainer = D2MTrainer(_pretrained_like_generator(), config, images, labels, (0.5,) * 3, (0.25,) * 3,
+                         torch.device("cpu"))
+    before = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+    trainer.step()
+    moved = {k: float((v - before[k]).abs().max()) for k, v in trainer.generator.state_dict().items()
+             if v.is_floating_point() and "running" not in k}
+    pool_lr = 1e-3 if latent_lr is None else latent_lr
+    assert 0.5 * pool_lr < moved.pop("learned_z") <= pool_lr * 1.001
+    assert 0 < max(moved.values()) <= 1e-3 * 1.001  # the weights at lr
+
+
 def test_learning_the_latents_alone_needs_a_pool():
     with pytest.raises(ValueError, match="needs a latent pool"):
         D2MConfig(learn="latents")
     with pytest.raises(ValueError, match="latent_pool must be >= 0"):
         D2MConfig(latent_pool=-1)
+    with pytest.raises(ValueError, match="latent_lr needs a latent pool"):
+        D2MConfig(latent_lr=0.01)
+    with pytest.raises(ValueError, match="latent_lr needs a latent pool"):
+        D2MConfig(latent_pool=2, latent_lr=0.0)

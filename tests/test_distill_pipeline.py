@@ -128,6 +128,9 @@ def test_a_latent_pool_is_learned_saved_and_resumed_to_the_same_generator(tmp_pa
     other = replace(settings, d2m=replace(settings.d2m, latent_pool=2))
     with pytest.raises(UserError, match="other settings.*latent_pool"):
         run_d2m(fake, other, cut, CPU, generator_path=start, progress=False)
+    other = replace(settings, d2m=replace(pooled.d2m, latent_lr=0.1))
+    with pytest.raises(UserError, match="other settings.*latent_lr"):
+        run_d2m(fake, other, cut, CPU, generator_path=start, progress=False)
     assert run_d2m(fake, pooled, cut, CPU, generator_path=start, progress=False)["finished"]
     a, b = _state(tmp_path / "whole" / "generator.pt"), _state(cut / "generator.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -211,7 +214,8 @@ def test_cli_distill_tiny_then_start_from_its_generator(tmp_path, capsys):
     assert yaml.safe_load((second / "config.yaml").read_text())["batch_classes"] is False
     assert cli.main(["distill", "--dataset", "fake", "--preset", "tiny", "--device", "cpu", "--out",
                      str(tmp_path / "pool"), "--generator", str(first / "generator_pretrained.pt"),
-                     "--learn", "latents", "--latent-pool", "2"]) == 0
+                     "--learn", "latents", "--latent-pool", "2", "--latent-lr", "0.05"]) == 0
+    assert yaml.safe_load((tmp_path / "pool" / "config.yaml").read_text())["latent_lr"] == 0.05
     assert _state(tmp_path / "pool" / "generator.pt")["learned_z"].shape[:2] == (10, 2)
     assert cli.main(["distill", "--dataset", "fake", "--preset", "tiny", "--device", "cpu", "--method", "dm",
                      "--ipc", "1", "--out", str(tmp_path / "dm")]) == 0
@@ -224,8 +228,10 @@ def test_cli_distill_tiny_then_start_from_its_generator(tmp_path, capsys):
     (["--preset", "huge"], "unknown preset"),
     (["--resume"], "no interrupted run"),
     (["--iterations", "-1"], "--iterations: must be a whole number >= 0"),
-    (["--method", "dm", "--ipc", "1", "--latent-pool", "2"], "--latent-pool applies to --method d2m"),
+    (["--method", "dm", "--ipc", "1", "--latent-pool", "2"], "--latent-pool and --latent-lr apply to --method d2m"),
+    (["--method", "dm", "--ipc", "1", "--latent-lr", "0.01"], "--latent-pool and --latent-lr apply to --method d2m"),
     (["--learn", "latents"], "needs a latent pool"),
+    (["--latent-lr", "0.01"], "latent_lr needs a latent pool"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, message):
     code = cli.main(["distill", "--dataset", "fake", "--device", "cpu", "--out", str(tmp_path / "r"), *argv])

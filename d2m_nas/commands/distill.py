@@ -43,6 +43,9 @@ def add_arguments(parser):
     group.add_argument("--optimizer", choices=("adam", "sgd"), help="D2M (or DM) optimiser")
     group.add_argument("--learn", choices=("all", "conditional", "embedding", "latents"),
                        help="generator parameters D2M learns (all includes the latent pool; latents: the pool alone)")
+    group.add_argument("--latent-lr", type=POSITIVE, metavar="LR",
+                       help="the latent pool's learning rate (default: --lr's); the latents start at N(0, I), so "
+                            "steps of the weights' size barely move them")
     group.add_argument("--latent-pool", type=WHOLE, metavar="K",
                        help="learn K latents per class with D2M and match their images instead of fresh draws; "
                             "generation takes them first (IPC <= K: all learned), then fresh draws (default: 0)")
@@ -81,6 +84,7 @@ def settings_from_args(args):
     return with_overrides(
         settings, pretrain={"steps": args.pretrain_steps, "seed": args.seed},
         d2m=dict(common, syn_per_class=args.syn_per_class, learn=args.learn, latent_pool=args.latent_pool,
+                 latent_lr=args.latent_lr,
                  matching=config_from_args(settings.d2m.matching, args)),
         generator_width=args.generator_width, checkpoint_every=args.checkpoint_every)
 
@@ -98,8 +102,8 @@ def run(args) -> int:
                         "use `d2m-nas generate --generator RUN_DIR --ipc K` after distilling")
     if args.method == "dm" and args.generator is not None:
         raise UserError("--generator applies to --method d2m; DM learns pixels, not a generator")
-    if args.method == "dm" and args.latent_pool is not None:
-        raise UserError("--latent-pool applies to --method d2m; DM learns pixels, not latents")
+    if args.method == "dm" and (args.latent_pool is not None or args.latent_lr is not None):
+        raise UserError("--latent-pool and --latent-lr apply to --method d2m; DM learns pixels, not latents")
     if args.resume:
         state = "dm_state.pt" if args.method == "dm" else "pretrain_state.pt"
         if args.out is None or not any((Path(args.out) / f).exists()
