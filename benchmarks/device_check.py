@@ -158,7 +158,8 @@ def part_distill(args) -> dict:
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed")
     result = _json_lines(done.stdout)[-1]
-    return {key: result[key] for key in ("device", "pretrain", "d2m", "projected_full_preset_h", "evaluation")}
+    return {key: result[key] for key in ("device", "latent_pool", "pretrain", "d2m", "projected_full_preset_h",
+                                         "evaluation")}
 
 
 def part_class_batching(args) -> dict:
