@@ -66,6 +66,11 @@ class D2MConfig:
         return asdict(self)
 
 
+def pool_seed(config: D2MConfig) -> int:
+    """The seed of the latent pool's N(0, I) start: its own, so drawing it does not shift the iterations' draws."""
+    return config.seed + 4
+
+
 def make_optimizer(params: list, name: str, lr: float, momentum: float) -> torch.optim.Optimizer:
     """`params`: parameters, or torch parameter groups (a group's own "lr" overrides `lr`)."""
     if name == "adam":
@@ -161,8 +166,7 @@ class D2MTrainer:
                  mean, std, device: torch.device) -> None:
         self.config = config
         self.device = device
-        # a pool is drawn once, from its own seed, so it does not shift the iterations' draws
-        generator = with_latent_pool(generator.to(device), config.latent_pool, config.seed + 4)
+        generator = with_latent_pool(generator.to(device), config.latent_pool, pool_seed(config))
         self.generator = generator.eval()
         self.mean, self.std = tuple(mean), tuple(std)
         gcfg = generator.config

@@ -18,6 +18,7 @@ from d2m_nas.generator_files import synthesize_from_generator
 from d2m_nas.errors import UserError
 from d2m_nas.evaluation import EvalConfig, evaluate_synthetic
 from d2m_nas.synthetic import SyntheticSet
+from distill.d2m import pool_seed
 
 CPU = torch.device("cpu")
 
@@ -134,10 +135,34 @@ def test_a_latent_pool_is_learned_saved_and_resumed_to_the_same_generator(tmp_pa
     assert run_d2m(fake, pooled, cut, CPU, generator_path=start, progress=False)["finished"]
     a, b = _state(tmp_path / "whole" / "generator.pt"), _state(cut / "generator.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    drawn = torch.randn(a["learned_z"].shape, generator=torch.Generator().manual_seed(pooled.d2m.seed + 4))
+    drawn = torch.randn(a["learned_z"].shape, generator=torch.Generator().manual_seed(pool_seed(pooled.d2m)))
     assert a["learned_z"].shape[:2] == (10, 3) and not torch.allclose(a["learned_z"], drawn)  # learned, not left
     assert "learned_z" not in _state(start)
     assert len(synthesize_from_generator(cut, 5, 0, CPU)) == 50  # IPC above the pool: 3 learned + 2 drawn a class
+
+
+def test_the_latent_drift_benchmark_measures_the_pool_from_its_own_start(tmp_path, fake, finished_run):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "latent_drift.py"
+    spec = importlib.util.spec_from_file_location("latent_drift", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    settings = preset("tiny")  # 3 iterations
+    start = finished_run / "generator_pretrained.pt"
+    for name, latent_lr in (("slow", None), ("fast", 0.05)):
+        pooled = replace(settings, d2m=replace(settings.d2m, latent_pool=2, latent_lr=latent_lr))
+        run_d2m(fake, pooled, tmp_path / name, CPU, generator_path=start, progress=False)
+    slow, fast = script.main([str(tmp_path / "slow"), str(tmp_path / "fast")])
+    lr = settings.d2m.lr
+    # Adam with beta1 = 0 (beta2 = 0.999) moves a coordinate by at most lr * sqrt((1 - 0.999^t) / 0.001)
+    # at step t: the drift is measured from the run's own start (a wrong start shows changes of order 1)
+    bound = sum(math.sqrt((1 - 0.999 ** t) / 0.001) for t in (1, 2, 3)) * 1.001
+    assert 0 < slow["max_abs_change"] <= bound * lr and slow["latent_lr"] is None
+    assert bound * lr < fast["max_abs_change"] <= bound * 0.05 and fast["iterations"] == 3
+    with pytest.raises(SystemExit, match="no latent pool"):
+        script.main([str(finished_run)])
 
 
 def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, fake, monkeypatch):
