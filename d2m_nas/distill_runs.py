@@ -31,7 +31,8 @@ from d2m_nas.errors import UserError
 from d2m_nas.generator_files import DISTILLED_FILE, PRETRAINED_FILE, check_generator_fits, load_generator, save_generator
 from d2m_nas.synthetic import SyntheticSet
 from distill.atomic import atomic_write_text
-from distill.checkpoint import STATE_FORMAT, VERSION, check_same_settings, load_payload, save_atomic
+from distill.checkpoint import (STATE_FORMAT, VERSION, check_same_settings, config_defaults, load_payload, save_atomic,
+                               with_defaults)
 from distill.d2m import D2MConfig, D2MTrainer
 from distill.dm import DMConfig, DMTrainer
 from distill.errors import CheckpointError, DivergenceError
@@ -139,6 +140,11 @@ def generator_config_for(settings: DistillSettings, dataset: ImageDataset) -> Ge
 RESUMABLE_CHANGES = ("steps", "iterations", "batch_classes")
 
 
+# The config behind each section of a phase's settings: a setting a run saved before it existed
+# is compared as its default, so a run interrupted under an older version still resumes.
+SETTING_SECTIONS = {"generator": GeneratorConfig, "pretrain": PretrainConfig, "d2m": D2MConfig, "dm": DMConfig}
+
+
 def _without(values: dict, *keys: str) -> dict:
     return {k: v for k, v in values.items() if k not in keys}
 
@@ -148,8 +154,9 @@ def _read_state(path: Path, settings: dict) -> dict | None:
         return None
     try:
         payload = load_payload(path, STATE_FORMAT)
-        saved = {k: (_without(v, *RESUMABLE_CHANGES) if isinstance(v, dict) else v)
-                 for k, v in payload.get("settings", {}).items()}
+        saved = payload.get("settings", {})
+        saved = with_defaults(saved, {k: config_defaults(SETTING_SECTIONS[k]) for k in saved if k in SETTING_SECTIONS})
+        saved = {k: (_without(v, *RESUMABLE_CHANGES) if isinstance(v, dict) else v) for k, v in saved.items()}
         check_same_settings(saved, settings, path)
     except CheckpointError as exc:
         raise _user_error(exc) from None

@@ -8,6 +8,7 @@ Two kinds, both plain tensors and dicts (loadable with `weights_only=True`):
 
 from __future__ import annotations
 
+from dataclasses import MISSING, asdict, fields, is_dataclass
 from pathlib import Path
 
 import torch
@@ -58,6 +59,31 @@ def load_model_state(model: torch.nn.Module, state_dict: dict, source: str | Pat
         detail = first[1].strip() if len(first) > 1 else first[0]
         raise CheckpointError(f"{source} does not fit this model ({detail[:160]}); "
                               "was it written for another architecture or width?") from None
+
+
+def config_defaults(config_class) -> dict:
+    """The default of each field of a config dataclass that has one (nested configs as dicts, as
+    `to_dict` writes them)."""
+    defaults = {}
+    for f in fields(config_class):
+        if f.default is not MISSING:
+            defaults[f.name] = f.default
+        elif f.default_factory is not MISSING:
+            value = f.default_factory()
+            defaults[f.name] = asdict(value) if is_dataclass(value) else value
+    return defaults
+
+
+def with_defaults(saved: dict, defaults: dict) -> dict:
+    """`saved` with the settings it lacks taken from `defaults` (nested alike). A setting added after
+    a run was saved is read as its default, which by convention keeps the behaviour the run had."""
+    filled = dict(saved)
+    for key, default in defaults.items():
+        if key not in filled:
+            filled[key] = default
+        elif isinstance(filled[key], dict) and isinstance(default, dict):
+            filled[key] = with_defaults(filled[key], default)
+    return filled
 
 
 def check_same_settings(saved: dict, current: dict, source: str | Path) -> None:

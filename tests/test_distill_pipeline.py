@@ -105,6 +105,25 @@ def test_resuming_with_other_settings_is_refused(tmp_path, fake):
     assert run_d2m(fake, longer, tmp_path, CPU, progress=False)["finished"]
 
 
+def test_a_run_saved_before_a_setting_existed_resumes_when_it_is_left_at_its_default(tmp_path, fake, finished_run):
+    """A checkpoint written by an older version lacks the settings added since (here the latent pool
+    and its rate, nested in the generator's and D2M's sections): they count as their defaults."""
+    settings = replace(preset("tiny"), checkpoint_every=1)
+    start = finished_run / "generator_pretrained.pt"
+    assert not run_d2m(fake, settings, tmp_path, CPU, generator_path=start, progress=False, stop_after=2)["finished"]
+    state = tmp_path / "d2m_state.pt"
+    payload = torch.load(state, weights_only=True)
+    for section, key in (("d2m", "latent_pool"), ("d2m", "latent_lr"), ("generator", "latent_pool")):
+        del payload["settings"][section][key]
+    torch.save(payload, state)
+    pooled = replace(settings, d2m=replace(settings.d2m, latent_pool=2))
+    with pytest.raises(UserError, match="other settings.*latent_pool"):  # the old run had no pool
+        run_d2m(fake, pooled, tmp_path, CPU, generator_path=start, progress=False)
+    assert run_d2m(fake, settings, tmp_path, CPU, generator_path=start, progress=False)["finished"]
+    a, b = _state(finished_run / "generator.pt"), _state(tmp_path / "generator.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # resumed, not restarted elsewhere
+
+
 def test_a_run_started_class_by_class_resumes_with_all_classes_at_once(tmp_path, fake, finished_run):
     """--batch-classes changes how, not what: a resumed run may switch it, and ends where the
     uninterrupted class-by-class run did."""
