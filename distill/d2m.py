@@ -1,6 +1,7 @@
 """D2M training: distill a dataset into a pre-trained conditional generator's weights.
 
-Each iteration: a fresh randomly initialised ConvNet, frozen; for every class a real batch and a
+Each iteration: a fresh randomly initialised ConvNet, frozen (or, with `trained_nets`, the next of
+a queue of ConvNets trained on real images as distillation goes); for every class a real batch and a
 generated batch G(z, c) with fresh z, both augmented with the same DSA draw; attention-map +
 embedding matching and prediction matching (distill.losses); the gradient updates the chosen
 subset of the generator's parameters.
@@ -25,7 +26,8 @@ from distill.errors import DivergenceError, all_finite
 from distill.generator import PARAMETER_GROUPS, Generator, sample_latents, to_normalized, with_latent_pool
 from distill.losses import MatchingConfig, matching_losses, matching_terms, random_frozen_convnet
 from distill.transfer import to_device
-from search_spaces.convnet import ConvNetSpec
+from distill.net_queue import NetQueue
+from search_spaces.convnet import ConvNet, ConvNetSpec
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class D2MConfig:
     learn: str = "all"  # which generator parameters: all | conditional | embedding | latents
     latent_pool: int = 0  # learned latents per class, matched instead of fresh draws (0: fresh z only)
     latent_lr: float | None = None  # the pool's learning rate (None: lr); latents start at N(0, I), far from lr-sized steps
+    trained_nets: int = 0  # matching ConvNets kept and trained on real images (distill.net_queue); 0: a fresh random one each iteration
+    net_lr: float = 0.01  # their SGD learning rate
+    net_max_steps: int = 0  # a kept net is re-initialised after this many training steps (0: never)
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     convnet: str = ""  # ConvNet string of the feature extractor; "" = depth by resolution, w128, instancenorm
     dsa_strategy: str = DSAConfig().strategy
@@ -58,6 +63,9 @@ class D2MConfig:
             raise ValueError("learning the latents alone needs a latent pool (latent_pool >= 1)")
         if self.latent_lr is not None and not (self.latent_pool and self.latent_lr > 0):
             raise ValueError(f"latent_lr needs a latent pool (latent_pool >= 1) and a value > 0, got {self.latent_lr}")
+        if self.trained_nets < 0 or self.net_lr <= 0 or self.net_max_steps < 0:
+            raise ValueError("trained_nets and net_max_steps must be >= 0 and net_lr > 0, got "
+                             f"{self.trained_nets}, {self.net_max_steps}, {self.net_lr}")
         if self.convnet:
             ConvNetSpec.parse(self.convnet)
         DSAConfig(strategy=self.dsa_strategy).ops()
@@ -99,13 +107,17 @@ class ClassMatcher:
 
     def accumulate(self, rng: torch.Generator, real_of: Callable[[int], torch.Tensor],
                    syn_draw: Callable[[int], object],
-                   syn_render: Callable[[list, list[int]], list[torch.Tensor]]) -> dict[str, float]:
+                   syn_render: Callable[[list, list[int]], list[torch.Tensor]], net: ConvNet | None = None
+                   ) -> dict[str, float]:
         """Backpropagate the iteration's loss; its terms summed over classes. `real_of(c)` is a real
         batch of class c, `syn_draw(c)` what its synthetic batch is made from (latents), and
         `syn_render(draws, classes)` the synthetic batches of those classes. Draws are made class by
-        class, real then synthetic then DSA, before any image is rendered."""
-        net_seed = int(torch.randint(2 ** 31 - 1, (1,), generator=rng))
-        net = random_frozen_convnet(self.spec, self.channels, self.num_classes, self.image_size, net_seed, self.device)
+        class, real then synthetic then DSA, before any image is rendered. The features are `net`'s
+        (frozen), else a fresh random ConvNet's."""
+        if net is None:
+            net_seed = int(torch.randint(2 ** 31 - 1, (1,), generator=rng))
+            net = random_frozen_convnet(self.spec, self.channels, self.num_classes, self.image_size, net_seed,
+                                        self.device)
         draws = []
         for c in range(self.num_classes):
             real, syn = real_of(c), syn_draw(c)
@@ -187,6 +199,9 @@ class D2MTrainer:
             groups = [group for group in groups if group["params"]]
         self.optimizer = make_optimizer(groups, config.optimizer, config.lr, config.momentum)
         self.rng = torch.Generator().manual_seed(config.seed + 2)
+        self.nets = (NetQueue(config.trained_nets, config.net_lr, config.net_max_steps, self.matcher.spec,
+                              gcfg.channels, gcfg.num_classes, gcfg.image_size, device, self.rng, self.matcher.dsa)
+                     if config.trained_nets else None)
         self.step_count = 0
 
     def _latents(self, c: int) -> torch.Tensor:
@@ -208,24 +223,34 @@ class D2MTrainer:
     def step(self) -> dict[str, float]:
         self.generator.eval()
         self.optimizer.zero_grad(set_to_none=True)
+        net, net_loss = self._trained_net() if self.nets is not None else (None, None)
         losses = self.matcher.accumulate(
             self.rng, lambda c: self.real.batch(c, self.config.real_per_class, self.rng), self._latents,
-            self._generated)
+            self._generated, net)
         if not all_finite(p.grad for p in self.learned):
             raise DivergenceError("a generator gradient became NaN/inf")
         self.optimizer.step()
         self.step_count += 1
-        return losses
+        return losses if net_loss is None else losses | {"net_loss": float(net_loss)}
+
+    def _trained_net(self) -> tuple[ConvNet, torch.Tensor]:
+        """The queue's next matching net, trained a step on real_per_class images of every class."""
+        batches = [self.real.batch(c, self.config.real_per_class, self.rng) for c in range(len(self.real.by_class))]
+        labels = torch.cat([torch.full((len(x),), c, dtype=torch.long, device=self.device) for c, x in enumerate(batches)])
+        return self.nets.next(torch.cat(batches), labels)
 
     def state_dict(self) -> dict:
-        return {"step": self.step_count, "generator": self.generator.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "rng": self.rng.get_state()}
+        state = {"step": self.step_count, "generator": self.generator.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "rng": self.rng.get_state()}
+        return state if self.nets is None else state | {"nets": self.nets.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.load_state_dict(state["generator"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.set_state(state["rng"])
         self.step_count = int(state["step"])
+        if self.nets is not None:
+            self.nets.load_state_dict(state["nets"])
 
     def finite(self) -> bool:
         return all_finite(self.generator.parameters())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -12,6 +13,8 @@ from distill.dm import DMConfig, DMTrainer
 from distill.generator import Generator, tiny_generator_config
 from distill.losses import (MatchingConfig, attention_loss, attention_map, embedding_loss, matching_losses,
                             prediction_loss, random_frozen_convnet)
+from distill.net_queue import NetQueue
+from search_spaces.convnet import ConvNetSpec
 
 SMALL_NET = "convnet-d2-w8-relu-instancenorm-avgpool"
 
@@ -218,3 +221,61 @@ def test_learning_the_latents_alone_needs_a_pool():
         D2MConfig(latent_lr=0.01)
     with pytest.raises(ValueError, match="latent_lr needs a latent pool"):
         D2MConfig(latent_pool=2, latent_lr=0.0)
+
+
+def _queue(size: int = 2, max_steps: int = 0, seed: int = 0) -> NetQueue:
+    return NetQueue(size, 0.05, max_steps, ConvNetSpec.parse(SMALL_NET), 3, 10, 32, torch.device("cpu"),
+                    torch.Generator().manual_seed(seed))
+
+
+def test_a_net_queue_takes_its_nets_in_turn_and_trains_each_on_real_images():
+    images, labels = _fake_data()
+    x = (images.float() / 255 - 0.5) / 0.25
+    queue = _queue(size=2)
+    first = [p.clone() for p in queue.nets[0].parameters()]
+    losses = []
+    for i in range(6):
+        net, loss = queue.next(x, labels)
+        assert net is queue.nets[i % 2] and not any(p.requires_grad for p in net.parameters())  # handed over frozen
+        losses.append(float(loss))
+    assert queue.steps == [3, 3] and queue.turn == 6
+    assert not all(torch.equal(a, b) for a, b in zip(first, queue.nets[0].parameters()))
+    assert losses[4] < losses[0] and losses[5] < losses[1]  # each net fits the batch it keeps seeing
+
+
+def test_a_net_queue_reinitialises_a_net_after_its_steps_and_resumes_exactly():
+    images, labels = _fake_data()
+    x = (images.float() / 255 - 0.5) / 0.25
+    queue = _queue(size=1, max_steps=2)
+    queue.next(x, labels)
+    net, _ = queue.next(x, labels)
+    trained = [p.clone() for p in net.parameters()]
+    fresh, loss = queue.next(x, labels)  # the third use: re-initialised, then trained a step
+    assert queue.steps == [1] and fresh is not net
+    assert loss > 2.0  # a fresh net's cross-entropy (ln 10 = 2.30), not the trained one's
+    saved, rng_state = copy.deepcopy(queue.state_dict()), queue.rng.get_state()  # as a checkpoint file holds it
+    expected = [float(queue.next(x, labels)[1]) for _ in range(3)]
+    resumed = _queue(size=1, max_steps=2, seed=99)
+    resumed.load_state_dict(saved)
+    resumed.rng.set_state(rng_state)  # the trainer restores its generator the same way
+    assert [float(resumed.next(x, labels)[1]) for _ in range(3)] == expected
+    assert not all(torch.equal(a, b) for a, b in zip(trained, resumed.nets[0].parameters()))
+    with pytest.raises(ValueError, match="holds 1 matching nets, this run 2"):
+        _queue(size=2).load_state_dict(saved)
+
+
+def test_d2m_with_a_net_queue_matches_through_trained_nets_and_records_their_loss():
+    images, labels = _fake_data()
+    config = D2MConfig(iterations=2, real_per_class=4, syn_per_class=2, lr=1e-3, convnet=SMALL_NET, trained_nets=1)
+    trainer = D2MTrainer(_pretrained_like_generator(), config, images, labels, (0.5,) * 3, (0.25,) * 3,
+                         torch.device("cpu"))
+    losses = [trainer.step(), trainer.step()]
+    assert all(math.isfinite(v) for row in losses for v in row.values()) and "net_loss" in losses[0]
+    assert trainer.nets.steps == [2] and trainer.state_dict()["nets"]["steps"] == [2]
+    plain = D2MTrainer(_pretrained_like_generator(), D2MConfig(iterations=1, real_per_class=4, syn_per_class=2,
+                                                                convnet=SMALL_NET), images, labels,
+                       (0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    assert plain.nets is None and "net_loss" not in plain.step() and "nets" not in plain.state_dict()
+    for bad in ({"trained_nets": -1}, {"net_lr": 0.0}, {"net_max_steps": -2}):
+        with pytest.raises(ValueError, match="trained_nets and net_max_steps must be >= 0 and net_lr > 0"):
+            D2MConfig(**bad)

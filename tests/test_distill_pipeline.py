@@ -160,6 +160,24 @@ def test_a_latent_pool_is_learned_saved_and_resumed_to_the_same_generator(tmp_pa
     assert len(synthesize_from_generator(cut, 5, 0, CPU)) == 50  # IPC above the pool: 3 learned + 2 drawn a class
 
 
+def test_a_run_with_trained_matching_nets_resumes_to_the_same_generator(tmp_path, fake, finished_run):
+    settings = replace(preset("tiny"), checkpoint_every=1)
+    queued = replace(settings, d2m=replace(settings.d2m, trained_nets=2, net_max_steps=1))
+    start = finished_run / "generator_pretrained.pt"
+    assert run_d2m(fake, queued, tmp_path / "whole", CPU, generator_path=start, progress=False)["finished"]
+    cut = tmp_path / "cut"
+    assert not run_d2m(fake, queued, cut, CPU, generator_path=start, progress=False, stop_after=2)["finished"]
+    with pytest.raises(UserError, match="other settings.*trained_nets"):
+        run_d2m(fake, settings, cut, CPU, generator_path=start, progress=False)
+    assert run_d2m(fake, queued, cut, CPU, generator_path=start, progress=False)["finished"]
+    a, b = _state(tmp_path / "whole" / "generator.pt"), _state(cut / "generator.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    plain = _state(finished_run / "generator.pt")  # the same start matched through fresh random nets
+    assert any(not torch.equal(a[k], plain[k]) for k in a)
+    rows = _rows(cut / "losses.csv")
+    assert len(rows) == queued.d2m.iterations and all(math.isfinite(float(r["net_loss"])) for r in rows)
+
+
 def test_the_latent_drift_benchmark_measures_the_pool_from_its_own_start(tmp_path, fake, finished_run):
     import importlib.util
     from pathlib import Path
@@ -258,8 +276,10 @@ def test_cli_distill_tiny_then_start_from_its_generator(tmp_path, capsys):
     assert yaml.safe_load((second / "config.yaml").read_text())["batch_classes"] is False
     assert cli.main(["distill", "--dataset", "fake", "--preset", "tiny", "--device", "cpu", "--out",
                      str(tmp_path / "pool"), "--generator", str(first / "generator_pretrained.pt"),
-                     "--learn", "latents", "--latent-pool", "2", "--latent-lr", "0.05"]) == 0
-    assert yaml.safe_load((tmp_path / "pool" / "config.yaml").read_text())["latent_lr"] == 0.05
+                     "--learn", "latents", "--latent-pool", "2", "--latent-lr", "0.05", "--trained-nets", "1"]) == 0
+    config = yaml.safe_load((tmp_path / "pool" / "config.yaml").read_text())
+    assert config["latent_lr"] == 0.05 and config["trained_nets"] == 1
+    assert json.loads((tmp_path / "pool" / "summary.json").read_text())["d2m"]["settings"]["d2m"]["trained_nets"] == 1
     assert _state(tmp_path / "pool" / "generator.pt")["learned_z"].shape[:2] == (10, 2)
     assert cli.main(["distill", "--dataset", "fake", "--preset", "tiny", "--device", "cpu", "--method", "dm",
                      "--ipc", "1", "--out", str(tmp_path / "dm")]) == 0
@@ -276,6 +296,8 @@ def test_cli_distill_tiny_then_start_from_its_generator(tmp_path, capsys):
     (["--method", "dm", "--ipc", "1", "--latent-lr", "0.01"], "--latent-pool and --latent-lr apply to --method d2m"),
     (["--learn", "latents"], "needs a latent pool"),
     (["--latent-lr", "0.01"], "latent_lr needs a latent pool"),
+    (["--method", "dm", "--ipc", "1", "--trained-nets", "2"], "--trained-nets, --net-lr and --net-max-steps apply to --method d2m"),
+    (["--net-lr", "0.1"], "--net-lr and --net-max-steps need --trained-nets Q"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, message):
     code = cli.main(["distill", "--dataset", "fake", "--device", "cpu", "--out", str(tmp_path / "r"), *argv])

@@ -49,6 +49,13 @@ def add_arguments(parser):
     group.add_argument("--latent-pool", type=WHOLE, metavar="K",
                        help="learn K latents per class with D2M and match their images instead of fresh draws; "
                             "generation takes them first (IPC <= K: all learned), then fresh draws (default: 0)")
+    group.add_argument("--trained-nets", type=WHOLE, metavar="Q",
+                       help="match through a queue of Q ConvNets that are trained on real images as D2M goes, one "
+                            "SGD step per use (IDM's model queue), instead of a fresh random ConvNet per iteration: "
+                            "features that separate the classes, not only colour and texture (default: 0)")
+    group.add_argument("--net-lr", type=POSITIVE, metavar="LR", help="the queued ConvNets' SGD learning rate (default: 0.01)")
+    group.add_argument("--net-max-steps", type=WHOLE, metavar="N",
+                       help="re-initialise a queued ConvNet after N training steps (default: 0, never)")
     add_config_options(group, D2M_MATCHING, default_label="D2M")  # --power, --lambda-pred, ... (DM's differ)
     group.add_argument("--real-per-class", type=COUNT, metavar="N", help="real images per class per iteration")
     group.add_argument("--syn-per-class", type=COUNT, metavar="N", help="generated images per class per iteration")
@@ -84,7 +91,8 @@ def settings_from_args(args):
     return with_overrides(
         settings, pretrain={"steps": args.pretrain_steps, "seed": args.seed},
         d2m=dict(common, syn_per_class=args.syn_per_class, learn=args.learn, latent_pool=args.latent_pool,
-                 latent_lr=args.latent_lr,
+                 latent_lr=args.latent_lr, trained_nets=args.trained_nets, net_lr=args.net_lr,
+                 net_max_steps=args.net_max_steps,
                  matching=config_from_args(settings.d2m.matching, args)),
         generator_width=args.generator_width, checkpoint_every=args.checkpoint_every)
 
@@ -104,6 +112,10 @@ def run(args) -> int:
         raise UserError("--generator applies to --method d2m; DM learns pixels, not a generator")
     if args.method == "dm" and (args.latent_pool is not None or args.latent_lr is not None):
         raise UserError("--latent-pool and --latent-lr apply to --method d2m; DM learns pixels, not latents")
+    if args.method == "dm" and any(v is not None for v in (args.trained_nets, args.net_lr, args.net_max_steps)):
+        raise UserError("--trained-nets, --net-lr and --net-max-steps apply to --method d2m")
+    if args.trained_nets in (None, 0) and (args.net_lr is not None or args.net_max_steps is not None):
+        raise UserError("--net-lr and --net-max-steps need --trained-nets Q (Q >= 1)")
     if args.resume:
         state = "dm_state.pt" if args.method == "dm" else "pretrain_state.pt"
         if args.out is None or not any((Path(args.out) / f).exists()
