@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -178,14 +180,16 @@ def test_a_run_with_trained_matching_nets_resumes_to_the_same_generator(tmp_path
     assert len(rows) == queued.d2m.iterations and all(math.isfinite(float(r["net_loss"])) for r in rows)
 
 
-def test_the_latent_drift_benchmark_measures_the_pool_from_its_own_start(tmp_path, fake, finished_run):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "latent_drift.py"
-    spec = importlib.util.spec_from_file_location("latent_drift", path)
+def _benchmark(name: str):
+    """A script of benchmarks/, imported."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_the_latent_drift_benchmark_measures_the_pool_from_its_own_start(tmp_path, fake, finished_run):
+    script = _benchmark("latent_drift")
     settings = preset("tiny")  # 3 iterations
     start = finished_run / "generator_pretrained.pt"
     for name, latent_lr in (("slow", None), ("fast", 0.05)):
@@ -200,6 +204,28 @@ def test_the_latent_drift_benchmark_measures_the_pool_from_its_own_start(tmp_pat
     assert bound * lr < fast["max_abs_change"] <= bound * 0.05 and fast["iterations"] == 3
     with pytest.raises(SystemExit, match="no latent pool"):
         script.main([str(finished_run)])
+
+
+def test_set_diversity_compares_a_set_with_the_real_class_statistics(tmp_path, finished_run):
+    script = _benchmark("set_diversity")
+    g = torch.Generator().manual_seed(0)
+    real, labels = torch.randn(40, 6, generator=g), torch.arange(2).repeat_interleave(20)
+    reference = script.class_statistics(real, labels, 2)
+    assert script.compare(real, labels, reference) == pytest.approx((1.0, 0.0))  # the reference itself
+    means, spreads = reference
+    collapsed = means[labels]  # every image its class's mean: no spread, no gap
+    assert script.compare(collapsed, labels, reference) == pytest.approx((0.0, 0.0), abs=1e-6)
+    shift = torch.tensor([1.0, 0, 0, 0, 0, 0])
+    spread, gap = script.compare(real + shift, labels, reference)  # the spread is kept, the means move by |shift|
+    assert spread == pytest.approx(1.0) and gap == pytest.approx(float((1 / spreads).mean()))
+    records = script.main(["--dataset", "fake", "--ipcs", "2", "3", "--nets", "2", "--reference-per-class", "20",
+                           "--set", "real=random", "--set", f"d2m=d2m:{finished_run}", "--out", str(tmp_path / "d.jsonl")])
+    assert [(r["set"], r["ipc"]) for r in records] == [("real", 2), ("real", 3), ("d2m", 2), ("d2m", 3)]
+    assert all(r["spread_ratio"] > 0 and r["mean_gap"] > 0 and r["pixel_spread_ratio"] > 0 for r in records)
+    assert len((tmp_path / "d.jsonl").read_text().splitlines()) == 4
+    for bad in ("x=d2m", "x=random:RUN", "=random", "x=gan:RUN"):
+        with pytest.raises(ValueError, match="expected LABEL=random or LABEL=KIND:RUN"):
+            script.parse_set(bad)
 
 
 def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, fake, monkeypatch):
