@@ -19,7 +19,8 @@ Parts:
   distill     pre-training steps and D2M iterations per second at the `paper` preset's sizes, the
               full preset's projection, and IPC 10 of random real / pre-trained G / D2M G under
               the reduced protocol (benchmarks/paper_preset_gpu.py); --latent-pool K distills with
-              K learned latents per class, --cross-arch alexnet,vgg11,resnet18 evaluates the three
+              K learned latents per class, --trained-nets Q matches through Q ConvNets trained on real
+              images (IDM's model queue), --cross-arch alexnet,vgg11,resnet18 evaluates the three
               sets on those networks too
   class_batching  D2M and DM iterations per second at the `paper` preset's sizes, class by class
               against all classes in one pass (benchmarks/class_batching.py), and their agreement
@@ -57,6 +58,8 @@ def parse_args(argv=None):
     p.add_argument("--iterations", type=int, default=200, help="distill part: D2M iterations")
     p.add_argument("--eval-epochs", type=int, default=300, help="distill part: evaluation epochs per IPC-10 set")
     p.add_argument("--latent-pool", type=int, default=0, metavar="K", help="distill part: learned latents per class")
+    p.add_argument("--trained-nets", type=int, default=0, metavar="Q",
+                   help="distill part: match through Q ConvNets trained on real images (distill --trained-nets)")
     p.add_argument("--cross-arch", default="", metavar="SPEC,...",
                    help="distill part: evaluation networks besides the protocol's ConvNet (e.g. alexnet,vgg11,resnet18)")
     p.add_argument("--parts", default="tests,proxy_loop,rank,distill,class_batching")
@@ -149,7 +152,8 @@ def part_distill(args) -> dict:
                            "--epochs", str(args.eval_epochs), "--runs", "2", "--ipc", "10"]
     models = [m for m in args.cross_arch.split(",") if m]
     command = [sys.executable, str(REPO / "benchmarks" / "paper_preset_gpu.py"), "--device", args.device,
-               "--out", str(args.workdir / "distill"), "--latent-pool", str(args.latent_pool), *sizes]
+               "--out", str(args.workdir / "distill"), "--latent-pool", str(args.latent_pool),
+               "--trained-nets", str(args.trained_nets), *sizes]
     if models:
         command += ["--cross-arch", *models]
     if args.data_root:
@@ -158,8 +162,8 @@ def part_distill(args) -> dict:
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed")
     result = _json_lines(done.stdout)[-1]
-    return {key: result[key] for key in ("device", "latent_pool", "pretrain", "d2m", "projected_full_preset_h",
-                                         "evaluation")}
+    return {key: result[key] for key in ("device", "latent_pool", "trained_nets", "pretrain", "d2m",
+                                         "projected_full_preset_h", "evaluation")}
 
 
 def part_class_batching(args) -> dict:
