@@ -231,7 +231,7 @@ class D2MTrainer:
             raise DivergenceError("a generator gradient became NaN/inf")
         self.optimizer.step()
         self.step_count += 1
-        return losses if net_loss is None else losses | {"net_loss": float(net_loss)}
+        return losses if net_loss is None else losses | {"net_loss": net_loss}  # synchronised with the others
 
     def _trained_net(self) -> tuple[ConvNet, torch.Tensor]:
         """The queue's next matching net, trained a step on real_per_class images of every class."""

@@ -29,24 +29,16 @@ class NetQueue:
             raise ValueError(f"a net queue needs size >= 1, lr > 0 and max_steps >= 0, got {size}, {lr}, {max_steps}")
         self.lr, self.max_steps, self.rng, self.dsa = lr, max_steps, rng, dsa
         self.shape = (spec, channels, num_classes, image_size, device)
-        self.nets: list[ConvNet] = []
-        self.optimizers: list[torch.optim.Optimizer] = []
-        self.steps: list[int] = []
-        for _ in range(size):
-            self._add()
-        self.turn = 0
+        fresh = [self._fresh() for _ in range(size)]
+        self.nets: list[ConvNet] = [net for net, _ in fresh]
+        self.optimizers: list[torch.optim.Optimizer] = [optimizer for _, optimizer in fresh]
+        self.steps, self.turn = [0] * size, 0
 
     def _fresh(self) -> tuple[ConvNet, torch.optim.Optimizer]:
         spec, channels, num_classes, image_size, device = self.shape
         seed = int(torch.randint(2 ** 31 - 1, (1,), generator=self.rng))
         net = random_frozen_convnet(spec, channels, num_classes, image_size, seed, device)
         return net, torch.optim.SGD(net.parameters(), lr=self.lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
-
-    def _add(self) -> None:
-        net, optimizer = self._fresh()
-        self.nets.append(net)
-        self.optimizers.append(optimizer)
-        self.steps.append(0)
 
     def next(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[ConvNet, torch.Tensor]:
         """The next net, trained one step on (`images`, `labels`), frozen; and that step's loss."""
