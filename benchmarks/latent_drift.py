@@ -29,6 +29,9 @@ def latent_drift(run: Path) -> dict:
         raise SystemExit(f"{run}: no latent pool (distilled without --latent-pool)")
     phase = json.loads((run / "summary.json").read_text())["d2m"]
     settings = phase["settings"]["d2m"]
+    if settings.get("latent_init", "normal") != "normal":
+        raise SystemExit(f"{run}: the pool started from inverted real images, not N(0, I); its start is the "
+                         "generator.pt of the same run with --iterations 0")
     pretrained, _ = load_generator(run, stage="pretrained")
     start = with_latent_pool(pretrained, learned.config.latent_pool, pool_seed(D2MConfig(seed=settings["seed"])))
     change = (learned.learned_z - start.learned_z).detach().abs()

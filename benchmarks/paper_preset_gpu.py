@@ -44,6 +44,8 @@ def parse_args(argv=None):
     p.add_argument("--runs", type=int, default=2, help="evaluation runs per set")
     p.add_argument("--latent-pool", type=int, default=0, metavar="K",
                    help="learned latents per class (distill --latent-pool; default 0: none)")
+    p.add_argument("--latent-init", default="normal", choices=("normal", "real"),
+                   help="the pool's start: N(0, I) or inverted real images (distill --latent-init; default normal)")
     p.add_argument("--trained-nets", type=int, default=0, metavar="Q",
                    help="match through Q ConvNets trained on real images as D2M goes (distill --trained-nets; default 0)")
     p.add_argument("--cross-arch", nargs="*", default=[], metavar="SPEC",
@@ -68,7 +70,7 @@ def main(argv=None) -> dict:
     settings = dataclasses.replace(
         base, pretrain=dataclasses.replace(base.pretrain, steps=args.pretrain_steps),
         d2m=dataclasses.replace(base.d2m, iterations=args.iterations, latent_pool=args.latent_pool,
-                                trained_nets=args.trained_nets),
+                                latent_init=args.latent_init, trained_nets=args.trained_nets),
         checkpoint_every=max(args.pretrain_steps, args.iterations))  # one checkpoint per phase: time the steps
     dataset = load_dataset("fake" if args.tiny else "cifar10", args.data_root)
     val_per_class = 5 if args.tiny else DEFAULT_VAL_PER_CLASS
@@ -96,7 +98,7 @@ def main(argv=None) -> dict:
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
         "tiny": args.tiny, "dataset": dataset.name, "ipc": args.ipc, "latent_pool": args.latent_pool,
-        "trained_nets": args.trained_nets,
+        "latent_init": args.latent_init, "trained_nets": args.trained_nets,
         "pretrain": {"steps": phases["pretrain"]["step"], "seconds": phases["pretrain"]["elapsed_s"],
                      "steps_per_s": pretrain_rate},
         "d2m": {"iterations": phases["d2m"]["step"], "seconds": phases["d2m"]["elapsed_s"],

@@ -329,7 +329,10 @@ def run_d2m(dataset: ImageDataset, settings: DistillSettings, out: Path, device:
     d2m_settings = {"generator": model.config.to_dict(),
                     "d2m": _without(settings.d2m.to_dict(), *RESUMABLE_CHANGES),
                     **data_settings}
-    trainer = D2MTrainer(model, settings.d2m, images, labels, dataset.mean, dataset.std, device)
+    try:
+        trainer = D2MTrainer(model, settings.d2m, images, labels, dataset.mean, dataset.std, device)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     result = train_phase("D2M", trainer, settings.d2m.iterations, out / "d2m_state.pt", out / "losses.csv",
                          d2m_settings, settings.checkpoint_every, progress, stop_after)
     _write_summary(out, {"d2m": result | {"settings": d2m_settings}})

@@ -11,6 +11,8 @@ optimised is exactly the function `generate_per_class` samples from afterwards. 
 pool (`latent_pool` K), each class's generated batch is drawn from its K learned latents instead
 of fresh z, and the latents are learned with the chosen parameters: the first K images of each
 class become distilled images, through the generator's prior, while larger IPCs add fresh draws.
+The pool starts at N(0, I), or (`latent_init="real"`) at the inversions of K random real images of
+each class (distill.inversion), made before the first iteration.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ import torch
 from distill.dsa import DSA, DSAConfig
 from distill.errors import DivergenceError, all_finite
 from distill.generator import PARAMETER_GROUPS, Generator, sample_latents, to_normalized, with_latent_pool
+from distill.inversion import invert
 from distill.losses import MatchingConfig, matching_losses, matching_terms, random_frozen_convnet
 from distill.transfer import to_device
 from distill.net_queue import NetQueue
 from search_spaces.convnet import ConvNet, ConvNetSpec
+
+
+LATENT_INITS = ("normal", "real")
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,8 @@ class D2MConfig:
     learn: str = "all"  # which generator parameters: all | conditional | embedding | latents
     latent_pool: int = 0  # learned latents per class, matched instead of fresh draws (0: fresh z only)
     latent_lr: float | None = None  # the pool's learning rate (None: lr); latents start at N(0, I), far from lr-sized steps
+    latent_init: str = "normal"  # the pool's start: "normal" (N(0, I)) or "real" (inverted real images)
+    inversion_steps: int = 100  # Adam steps of that inversion
     trained_nets: int = 0  # matching ConvNets kept and trained on real images (distill.net_queue); 0: a fresh random one each iteration
     net_lr: float = 0.01  # their SGD learning rate
     net_max_steps: int = 0  # a kept net is re-initialised after this many training steps (0: never)
@@ -63,6 +71,12 @@ class D2MConfig:
             raise ValueError("learning the latents alone needs a latent pool (latent_pool >= 1)")
         if self.latent_lr is not None and not (self.latent_pool and self.latent_lr > 0):
             raise ValueError(f"latent_lr needs a latent pool (latent_pool >= 1) and a value > 0, got {self.latent_lr}")
+        if self.latent_init not in LATENT_INITS:
+            raise ValueError(f"latent_init must be one of {', '.join(LATENT_INITS)}, got {self.latent_init!r}")
+        if self.latent_init == "real" and not self.latent_pool:
+            raise ValueError("starting the latents from real images needs a latent pool (latent_pool >= 1)")
+        if self.inversion_steps < 0:
+            raise ValueError(f"inversion_steps must be >= 0, got {self.inversion_steps}")
         if self.trained_nets < 0 or self.net_lr <= 0 or self.net_max_steps < 0:
             raise ValueError("trained_nets and net_max_steps must be >= 0 and net_lr > 0, got "
                              f"{self.trained_nets}, {self.net_max_steps}, {self.net_lr}")
@@ -167,10 +181,13 @@ class RealSampler:
         self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
 
     def batch(self, c: int, n: int, rng: torch.Generator) -> torch.Tensor:
+        return (self.unnormalized(c, n, rng) - self.mean) / self.std
+
+    def unnormalized(self, c: int, n: int, rng: torch.Generator) -> torch.Tensor:
+        """n distinct images of class c (all it has when fewer), on [0, 1]."""
         members = self.by_class[c]
         idx = members[torch.randperm(len(members), generator=rng)[:n]]
-        x = to_device(self.images[to_device(idx, self.images.device)], self.device).float() / 255
-        return (x - self.mean) / self.std
+        return to_device(self.images[to_device(idx, self.images.device)], self.device).float() / 255
 
 
 class D2MTrainer:
@@ -203,6 +220,22 @@ class D2MTrainer:
                               gcfg.channels, gcfg.num_classes, gcfg.image_size, device, self.rng, self.matcher.dsa)
                      if config.trained_nets else None)
         self.step_count = 0
+        self.pool_pending = config.latent_init == "real"  # inverted on first use, not again on resume
+        fewest = min(len(members) for members in self.real.by_class)
+        if self.pool_pending and fewest < config.latent_pool:
+            raise ValueError(f"a latent pool of {config.latent_pool} starts from as many real images of every class; "
+                             f"a class has only {fewest}")
+
+    def _start_pool(self) -> None:
+        """The pool's start at the inversions of latent_pool real images of every class, drawn by
+        the pool's own seed (the iterations' draws are not shifted)."""
+        self.pool_pending = False
+        pool, rng = self.generator.learned_z, torch.Generator().manual_seed(pool_seed(self.config))
+        targets = [self.real.unnormalized(c, pool.shape[1], rng) * 2 - 1 for c in range(pool.shape[0])]
+        labels = torch.arange(pool.shape[0], device=self.device).repeat_interleave(pool.shape[1])
+        z = invert(self.generator, torch.cat(targets), labels, pool.detach().flatten(0, 1), self.config.inversion_steps)
+        with torch.no_grad():
+            pool.copy_(z.view_as(pool))
 
     def _latents(self, c: int) -> torch.Tensor:
         """Fresh z, or with a latent pool which of class c's learned latents to match (indices)."""
@@ -221,6 +254,8 @@ class D2MTrainer:
         return list(to_normalized(self.generator(z, y), self.mean, self.std).split([len(zc) for zc in latents]))
 
     def step(self) -> dict[str, float]:
+        if self.pool_pending:
+            self._start_pool()  # timed with the first step
         self.generator.eval()
         self.optimizer.zero_grad(set_to_none=True)
         net, net_loss = self._trained_net() if self.nets is not None else (None, None)
@@ -240,6 +275,8 @@ class D2MTrainer:
         return self.nets.next(torch.cat(batches), labels)
 
     def state_dict(self) -> dict:
+        if self.pool_pending:
+            self._start_pool()  # a run of 0 iterations still saves its pool's start
         state = {"step": self.step_count, "generator": self.generator.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "rng": self.rng.get_state()}
         return state if self.nets is None else state | {"nets": self.nets.state_dict()}
@@ -249,6 +286,7 @@ class D2MTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.set_state(state["rng"])
         self.step_count = int(state["step"])
+        self.pool_pending = False
         if self.nets is not None:
             self.nets.load_state_dict(state["nets"])
 

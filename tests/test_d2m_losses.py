@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 import math
 
 import pytest
 import torch
 
-from distill.d2m import ClassMatcher, D2MConfig, D2MTrainer
+from distill.d2m import ClassMatcher, D2MConfig, D2MTrainer, pool_seed
 from distill.dm import DMConfig, DMTrainer
 from distill.generator import Generator, tiny_generator_config
+from distill.inversion import invert, reconstruction_psnr
 from distill.losses import (MatchingConfig, attention_loss, attention_map, embedding_loss, matching_losses,
                             prediction_loss, random_frozen_convnet)
 from distill.net_queue import NetQueue
@@ -210,6 +212,64 @@ def test_the_latent_pool_steps_at_its_own_learning_rate(latent_lr):
     pool_lr = 1e-3 if latent_lr is None else latent_lr
     assert 0.5 * pool_lr < moved.pop("learned_z") <= pool_lr * 1.001
     assert 0 < max(moved.values()) <= 1e-3 * 1.001  # the weights at lr
+
+
+def test_inversion_finds_latents_whose_images_approach_the_targets_and_leaves_the_weights_alone():
+    g = _pretrained_like_generator()
+    labels = torch.arange(10)
+    with torch.no_grad():
+        targets = g(torch.randn(10, g.config.z_dim, generator=torch.Generator().manual_seed(1)), labels)
+    start = torch.randn(10, g.config.z_dim, generator=torch.Generator().manual_seed(2))
+    weights = {k: v.clone() for k, v in g.state_dict().items()}
+    z = invert(g, targets, labels, start, steps=60)
+    assert reconstruction_psnr(g, targets, labels, z) > reconstruction_psnr(g, targets, labels, start) + 3
+    assert torch.equal(invert(g, targets, labels, start, steps=0), start)
+    assert all(torch.equal(weights[k], v) for k, v in g.state_dict().items())
+    assert all(p.grad is None for p in g.parameters()) and not g.training
+    with pytest.raises(ValueError, match="one latent and label per target"):
+        invert(g, targets[:3], labels, start, steps=1)
+
+
+def test_a_pool_started_from_real_images_is_their_inversion_made_once_before_the_first_step():
+    images, labels = _fake_data()
+    config = D2MConfig(iterations=1, real_per_class=4, syn_per_class=2, lr=1e-3, convnet=SMALL_NET, latent_pool=3,
+                       latent_init="real", inversion_steps=40)
+    normal = D2MTrainer(_pretrained_like_generator(), replace(config, latent_init="normal"), images, labels,
+                        (0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    trainer = D2MTrainer(_pretrained_like_generator(), config, images, labels, (0.5,) * 3, (0.25,) * 3,
+                         torch.device("cpu"))
+    g = trainer.generator
+    assert torch.equal(g.learned_z, normal.generator.learned_z)  # nothing inverted before it is needed
+    # the documented targets: latent_pool images of every class in turn, drawn by the pool's seed
+    rng = torch.Generator().manual_seed(pool_seed(config))
+    targets = torch.cat([trainer.real.unnormalized(c, 3, rng) * 2 - 1 for c in range(10)])
+    pool_labels = torch.arange(10).repeat_interleave(3)
+    start = g.learned_z.detach().flatten(0, 1).clone()
+    rng_before = trainer.rng.get_state()
+    state = trainer.state_dict()  # a run of 0 iterations saves the inverted start
+    assert torch.equal(trainer.rng.get_state(), rng_before)  # the iterations' draws are not shifted
+    inverted = state["generator"]["learned_z"].flatten(0, 1)
+    assert torch.equal(inverted, invert(g, targets, pool_labels, start, 40))
+    assert reconstruction_psnr(g, targets, pool_labels, inverted) > reconstruction_psnr(g, targets, pool_labels, start)
+    trainer.step()  # not inverted again
+    assert float((g.learned_z.detach().flatten(0, 1) - inverted).abs().max()) <= 1e-3 * 1.001
+    resumed = D2MTrainer(_pretrained_like_generator(), config, images, labels, (0.5,) * 3, (0.25,) * 3,
+                         torch.device("cpu"))
+    resumed.load_state_dict(trainer.state_dict())
+    assert not resumed.pool_pending
+
+
+def test_a_real_start_needs_a_pool_and_enough_images():
+    with pytest.raises(ValueError, match="needs a latent pool"):
+        D2MConfig(latent_init="real")
+    with pytest.raises(ValueError, match="latent_init must be one of normal, real"):
+        D2MConfig(latent_pool=2, latent_init="zeros")
+    with pytest.raises(ValueError, match="inversion_steps must be >= 0"):
+        D2MConfig(latent_pool=2, latent_init="real", inversion_steps=-1)
+    images, labels = _fake_data(per_class=2)
+    with pytest.raises(ValueError, match="a latent pool of 3 starts from as many real images.*only 2"):
+        D2MTrainer(_pretrained_like_generator(), D2MConfig(latent_pool=3, latent_init="real", convnet=SMALL_NET),
+                   images, labels, (0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
 
 
 def test_learning_the_latents_alone_needs_a_pool():

@@ -115,7 +115,8 @@ def test_a_run_saved_before_a_setting_existed_resumes_when_it_is_left_at_its_def
     assert not run_d2m(fake, settings, tmp_path, CPU, generator_path=start, progress=False, stop_after=2)["finished"]
     state = tmp_path / "d2m_state.pt"
     payload = torch.load(state, weights_only=True)
-    for section, key in (("d2m", "latent_pool"), ("d2m", "latent_lr"), ("generator", "latent_pool")):
+    for section, key in (("d2m", "latent_pool"), ("d2m", "latent_lr"), ("d2m", "latent_init"), ("d2m", "inversion_steps"),
+                         ("generator", "latent_pool")):
         del payload["settings"][section][key]
     torch.save(payload, state)
     pooled = replace(settings, d2m=replace(settings.d2m, latent_pool=2))
@@ -160,6 +161,28 @@ def test_a_latent_pool_is_learned_saved_and_resumed_to_the_same_generator(tmp_pa
     assert a["learned_z"].shape[:2] == (10, 3) and not torch.allclose(a["learned_z"], drawn)  # learned, not left
     assert "learned_z" not in _state(start)
     assert len(synthesize_from_generator(cut, 5, 0, CPU)) == 50  # IPC above the pool: 3 learned + 2 drawn a class
+
+
+def test_a_pool_started_from_real_images_resumes_to_the_same_generator(tmp_path, fake, finished_run):
+    settings = replace(preset("tiny"), checkpoint_every=1)
+    real = replace(settings, d2m=replace(settings.d2m, latent_pool=3, latent_init="real", inversion_steps=5))
+    start = finished_run / "generator_pretrained.pt"
+    assert run_d2m(fake, real, tmp_path / "whole", CPU, generator_path=start, progress=False)["finished"]
+    cut = tmp_path / "cut"
+    assert not run_d2m(fake, real, cut, CPU, generator_path=start, progress=False, stop_after=2)["finished"]
+    with pytest.raises(UserError, match="other settings.*latent_init"):
+        run_d2m(fake, replace(real, d2m=replace(real.d2m, latent_init="normal")), cut, CPU, generator_path=start,
+                progress=False)
+    assert run_d2m(fake, real, cut, CPU, generator_path=start, progress=False)["finished"]
+    a, b = _state(tmp_path / "whole" / "generator.pt"), _state(cut / "generator.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    unstarted = replace(real, d2m=replace(real.d2m, iterations=0))  # no iteration: the inverted start alone
+    assert run_d2m(fake, unstarted, tmp_path / "zero", CPU, generator_path=start, progress=False)["finished"]
+    pool = _state(tmp_path / "zero" / "generator.pt")["learned_z"]
+    assert not torch.equal(pool, torch.randn(pool.shape, generator=torch.Generator().manual_seed(pool_seed(real.d2m))))
+    with pytest.raises(UserError, match="a latent pool of 13 starts from as many real images"):
+        run_d2m(fake, replace(real, d2m=replace(real.d2m, latent_pool=13)), tmp_path / "big", CPU,
+                generator_path=start, progress=False)
 
 
 def test_a_run_with_trained_matching_nets_resumes_to_the_same_generator(tmp_path, fake, finished_run):
@@ -226,6 +249,14 @@ def test_set_diversity_compares_a_set_with_the_real_class_statistics(tmp_path, f
     for bad in ("x=d2m", "x=random:RUN", "=random", "x=gan:RUN"):
         with pytest.raises(ValueError, match="expected LABEL=random or LABEL=KIND:RUN"):
             script.parse_set(bad)
+
+
+def test_inversion_quality_reports_how_close_the_inverted_images_come(finished_run):
+    script = _benchmark("inversion_quality")
+    records = script.main(["--dataset", "fake", "--generator", str(finished_run / "generator_pretrained.pt"),
+                           "--per-class", "2", "--steps", "15", "--lrs", "0.03", "0.1", "--val-per-class", "2"])
+    assert [r["lr"] for r in records] == [0.03, 0.1] and all(r["images"] == 20 for r in records)
+    assert all(r["psnr"] > r["start_psnr"] and math.isfinite(r["flat_psnr"]) and r["seconds"] > 0 for r in records)
 
 
 def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, fake, monkeypatch):
@@ -318,8 +349,11 @@ def test_cli_distill_tiny_then_start_from_its_generator(tmp_path, capsys):
     (["--preset", "huge"], "unknown preset"),
     (["--resume"], "no interrupted run"),
     (["--iterations", "-1"], "--iterations: must be a whole number >= 0"),
-    (["--method", "dm", "--ipc", "1", "--latent-pool", "2"], "--latent-pool and --latent-lr apply to --method d2m"),
-    (["--method", "dm", "--ipc", "1", "--latent-lr", "0.01"], "--latent-pool and --latent-lr apply to --method d2m"),
+    (["--method", "dm", "--ipc", "1", "--latent-pool", "2"], "--latent-pool, --latent-lr, --latent-init and --inversion-steps apply to --method d2m"),
+    (["--method", "dm", "--ipc", "1", "--latent-lr", "0.01"], "--latent-pool, --latent-lr, --latent-init and --inversion-steps apply to --method d2m"),
+    (["--method", "dm", "--ipc", "1", "--latent-init", "real"], "--latent-pool, --latent-lr, --latent-init and --inversion-steps apply to --method d2m"),
+    (["--latent-init", "real"], "starting the latents from real images needs a latent pool"),
+    (["--latent-pool", "2", "--inversion-steps", "5"], "--inversion-steps needs --latent-init real"),
     (["--learn", "latents"], "needs a latent pool"),
     (["--latent-lr", "0.01"], "latent_lr needs a latent pool"),
     (["--method", "dm", "--ipc", "1", "--trained-nets", "2"], "--trained-nets, --net-lr and --net-max-steps apply to --method d2m"),

@@ -43,10 +43,11 @@ def test_paper_preset_script_distills_a_latent_pool_and_evaluates_other_networks
 
     result = load("paper_preset_gpu").main(["--tiny", "--pretrain-steps", "1", "--iterations", "2", "--epochs", "1",
                                             "--runs", "1", "--ipc", "2", "--latent-pool", "3", "--trained-nets", "2",
-                                            "--cross-arch", "alexnet", "--out", str(tmp_path / "run")])
-    assert result["latent_pool"] == 3 and result["trained_nets"] == 2
+                                            "--latent-init", "real", "--cross-arch", "alexnet", "--out", str(tmp_path / "run")])
+    assert result["latent_pool"] == 3 and result["trained_nets"] == 2 and result["latent_init"] == "real"
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["d2m"]["settings"]["d2m"]["trained_nets"] == 2  # the distillation ran with the queue
+    settings = summary["d2m"]["settings"]["d2m"]
+    assert settings["trained_nets"] == 2 and settings["latent_init"] == "real"  # the distillation ran with both
     evaluation = result["evaluation"]
     assert list(evaluation["by_model"]) == [next(iter(evaluation["by_model"])), "alexnet"]
     assert evaluation["accuracy"] == next(iter(evaluation["by_model"].values()))  # the protocol's ConvNet first

@@ -1,0 +1,73 @@
+"""How well a generator reproduces real images through its latents alone: the PSNR of the
+inversions `distill --latent-init real` starts its latent pool from, made exactly as D2M makes them
+(--per-class training images a class outside the validation split, drawn by the pool's seed; the
+pool's N(0, I) start), for each Adam learning rate. For scale, the PSNR of each image's own mean
+colour (a flat image) and of the N(0, I) start. One JSON line per learning rate.
+
+    python benchmarks/inversion_quality.py --data-root DIR --generator RUNS/s6/d2m/generator_pretrained.pt \\
+        --per-class 10 --steps 100 --lrs 0.03 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from d2m_nas.data import DEFAULT_VAL_PER_CLASS, load_dataset
+from d2m_nas.distill_runs import distillation_images
+from d2m_nas.generator_files import load_generator
+from distill.d2m import D2MConfig, RealSampler, pool_seed
+from distill.generator import with_latent_pool
+from distill.inversion import INVERSION_LR, invert, reconstruction_psnr
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", type=Path)
+    p.add_argument("--dataset", default="cifar10")
+    p.add_argument("--generator", type=Path, required=True, help="a generator file or distill run directory")
+    p.add_argument("--stage", default="pretrained", choices=("pretrained", "distilled"))
+    p.add_argument("--per-class", type=int, default=10, help="real images a class to invert")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--lrs", type=float, nargs="+", default=[INVERSION_LR])
+    p.add_argument("--val-per-class", type=int, default=DEFAULT_VAL_PER_CLASS)
+    p.add_argument("--seed", type=int, default=0, help="the D2M seed whose pool draw is reproduced")
+    p.add_argument("--threads", type=int, default=1)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> list[dict]:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    dataset = load_dataset(args.dataset, args.data_root)
+    images, labels = distillation_images(dataset, args.val_per_class, 0)
+    generator, _ = load_generator(args.generator, args.stage)
+    seed = pool_seed(D2MConfig(seed=args.seed))
+    pool = with_latent_pool(generator, args.per_class, seed).learned_z.detach()
+    real, rng = RealSampler(images, labels, dataset.mean, dataset.std, torch.device("cpu")), torch.Generator().manual_seed(seed)
+    targets = torch.cat([real.unnormalized(c, args.per_class, rng) * 2 - 1 for c in range(dataset.num_classes)])
+    pool_labels = torch.arange(dataset.num_classes).repeat_interleave(args.per_class)
+    start = pool.flatten(0, 1)
+    flat = targets.mean(dim=(2, 3), keepdim=True).expand_as(targets)
+    common = {"benchmark": "inversion_quality", "generator": str(args.generator), "stage": args.stage,
+              "images": len(targets), "steps": args.steps, "seed": args.seed, "threads": args.threads,
+              "start_psnr": reconstruction_psnr(generator, targets, pool_labels, start),
+              "flat_psnr": float(10 * torch.log10(1 / torch.mean(((flat - targets) / 2) ** 2)))}
+    records = []
+    for lr in args.lrs:
+        clock = time.perf_counter()
+        z = invert(generator, targets, pool_labels, start, args.steps, lr)
+        seconds = time.perf_counter() - clock
+        records.append(common | {"lr": lr, "psnr": reconstruction_psnr(generator, targets, pool_labels, z),
+                                 "seconds": seconds, "seconds_per_step_per_100_images": seconds / max(args.steps, 1)
+                                 / len(targets) * 100})
+        print(json.dumps(records[-1]), flush=True)
+    return records
+
+
+if __name__ == "__main__":
+    main()
