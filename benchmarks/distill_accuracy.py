@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -28,10 +29,9 @@ import torch
 from d2m_nas.data import DEFAULT_VAL_PER_CLASS, load_dataset, sample_per_class
 from d2m_nas.generator_files import synthesize_from_generator
 from d2m_nas.evaluation import evaluate_synthetic, field_protocol
-from d2m_nas.random_subset import random_real_subset
-from d2m_nas.synthetic import SyntheticSet
 
-METHODS = ("random", "dm", "pretrained", "d2m")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling modules, also when a test loads it by path
+from image_sets import METHODS, image_set  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -101,15 +101,10 @@ def main(argv=None) -> None:
                 continue
             if method == "dm" and ipc not in dm_runs:
                 continue
-            if method == "random":
-                synthetic = random_real_subset(dataset, ipc, args.seed, val_per_class=args.val_per_class)
-            elif method == "dm":
-                synthetic = SyntheticSet.load(dm_runs[ipc] / "synthetic.pt")
-                if synthetic.metadata["ipc"] != ipc:
-                    raise SystemExit(f"{dm_runs[ipc]} holds a DM set at IPC {synthetic.metadata['ipc']}, not {ipc}")
-            else:
-                stage = "pretrained" if method == "pretrained" else "distilled"
-                synthetic = synthesize_from_generator(args.d2m_run, ipc, args.seed, device, stage)
+            synthetic = image_set(method, dm_runs.get(ipc) if method == "dm" else args.d2m_run, dataset, ipc,
+                                  args.seed, args.val_per_class, device)
+            if synthetic is None:
+                raise SystemExit(f"{dm_runs[ipc]} holds a DM set at another IPC than {ipc}")
             report = evaluate_synthetic(synthetic, dataset, model_config, runs=args.runs, device=device,
                                         seed=args.seed, progress=False)
             _emit({"benchmark": "distill_accuracy", "method": method, "ipc": ipc,

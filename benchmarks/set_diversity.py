@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
 
 from d2m_nas.data import DEFAULT_VAL_PER_CLASS, load_dataset
-from d2m_nas.generator_files import synthesize_from_generator
 from d2m_nas.random_subset import random_real_subset
-from d2m_nas.synthetic import SyntheticSet
 from distill.losses import random_frozen_convnet
 
-KINDS = ("random", "dm", "d2m", "pretrained")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling modules, also when a test loads it by path
+from image_sets import METHODS, image_set  # noqa: E402
+
+KINDS = METHODS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -79,15 +81,6 @@ def compare(features: torch.Tensor, labels: torch.Tensor, reference: tuple[torch
     return float((spreads / real_spreads).mean()), float((gaps / real_spreads).mean())
 
 
-def load_set(kind: str, run: Path | None, dataset, ipc: int, seed: int, val_per_class: int) -> SyntheticSet | None:
-    if kind == "random":
-        return random_real_subset(dataset, ipc, seed, val_per_class=val_per_class)
-    if kind == "dm":
-        synthetic = SyntheticSet.load(run / "synthetic.pt")
-        return synthetic if synthetic.metadata["ipc"] == ipc else None
-    return synthesize_from_generator(run, ipc, seed, torch.device("cpu"), "pretrained" if kind == "pretrained" else "distilled")
-
-
 @torch.no_grad()
 def embeddings(images: torch.Tensor, nets: list, batch: int = 500) -> list[torch.Tensor]:
     return [torch.cat([net.embed(images[i:i + batch]) for i in range(0, len(images), batch)]) for net in nets]
@@ -106,7 +99,7 @@ def main(argv=None) -> list[dict]:
     records = []
     for label, kind, run in args.sets:
         for ipc in args.ipcs:
-            synthetic = load_set(kind, run, dataset, ipc, args.seed, args.val_per_class)
+            synthetic = image_set(kind, run, dataset, ipc, args.seed, args.val_per_class)
             if synthetic is None:
                 continue
             per_net = [compare(f, synthetic.labels, ref) for f, ref in zip(embeddings(synthetic.images, nets), references)]
