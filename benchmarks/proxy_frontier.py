@@ -34,6 +34,7 @@ a row picked on them (the study grows by new cells; the pick is judged on the ne
 the frontier where a funnel's later stages work (after a cheap screen has kept the largest
 networks, what still tells good from best?).
 `--ensemble params+synflow+random-subset@tse_e@400` adds that rank average as a row (any rows).
+`--rules tse_e val_acc` keeps only those score rules of the training proxies.
 `--versus-source d2m=random-subset` adds, for every row of the d2m proxy, the paired difference
 to the same row of random-subset: image sources compared at equal budget.
 """
@@ -140,6 +141,9 @@ def main() -> int:
                         help="also compare image sources at equal budget: every row of training proxy A (its rule "
                              "and checkpoint, alone or in an ensemble) against the same row of B, paired (e.g. "
                              "d2m=random-subset); repeatable")
+    parser.add_argument("--rules", nargs="+", choices=RULES, metavar="RULE",
+                        help=f"report only these score rules of the training proxies (default: all of {', '.join(RULES)}); "
+                             "fewer rows and pairs to read")
     parser.add_argument("--ensemble", action="append", default=[], metavar="A+B+...",
                         help="also the rank average of these rows (e.g. params+synflow+random-subset@tse_e@400); "
                              "repeatable")
@@ -147,6 +151,8 @@ def main() -> int:
 
     zero_cost, traces = read_runs(args.run_dirs, args.seed)
     scores, seconds, truth = score_table(zero_cost, traces)
+    if args.rules:  # a training column is PROXY@RULE@STEP
+        scores = scores[[c for c in scores.columns if c.count("@") != 2 or c.split("@")[1] in args.rules]]
     excluded = {a for run in args.exclude_archs_of for a in pd.read_csv(run / "results.csv")["arch"]}
     archs = scores.dropna(how="any", subset=[c for c in scores.columns if c not in ("jacob_cov",)]).index
     archs = archs[~archs.isin(excluded)]

@@ -186,8 +186,10 @@ def test_the_frontier_benchmark_reads_rank_runs(tmp_path, table):
     held_out = subprocess.run([sys.executable, str(repo / "benchmarks" / "proxy_frontier.py"), str(tmp_path / "zc"),
                                str(tmp_path / "t0"), str(tmp_path / "t1"), "--out", str(tmp_path / "held"),
                                "--bootstrap", "10", "--data-root", str(root), "--exclude-archs-of",
-                               str(tmp_path / "t0")], capture_output=True, text=True, timeout=300,
+                               str(tmp_path / "t0"), "--rules", "tse_e", "val_acc"], capture_output=True, text=True, timeout=300,
                               env={**os.environ, "PYTHONPATH": str(repo)})
     assert held_out.returncode == 0, held_out.stderr[-2000:]
     kept = [json.loads(line) for line in (tmp_path / "held" / "frontier.jsonl").read_text().splitlines()]
     assert all(r["n"] == 3 for r in kept)  # the shard-0 cells left out
+    trained = {r["proxy"].split("@")[1] for r in kept if r["proxy"].count("@") == 2}
+    assert trained == {"tse_e", "val_acc"} and "synflow" in {r["proxy"] for r in kept}  # other rules left out
