@@ -185,6 +185,20 @@ def test_a_pool_started_from_real_images_resumes_to_the_same_generator(tmp_path,
                 generator_path=start, progress=False)
 
 
+def test_a_real_start_saved_alone_then_distilled_equals_one_run(tmp_path, fake, finished_run):
+    """`--iterations 0` saves the inverted start; distilling from that generator is the same run."""
+    settings = preset("tiny")
+    d2m = replace(settings.d2m, latent_pool=3, learn="latents", lr=0.01)
+    start = finished_run / "generator_pretrained.pt"
+    one = replace(settings, d2m=replace(d2m, latent_init="real", inversion_steps=5))
+    run_d2m(fake, one, tmp_path / "one", CPU, generator_path=start, progress=False)
+    run_d2m(fake, replace(one, d2m=replace(one.d2m, iterations=0)), tmp_path / "zero", CPU, generator_path=start,
+            progress=False)
+    run_d2m(fake, replace(settings, d2m=d2m), tmp_path / "two", CPU, generator_path=tmp_path / "zero", progress=False)
+    assert torch.equal(_state(tmp_path / "one" / "generator.pt")["learned_z"],
+                       _state(tmp_path / "two" / "generator.pt")["learned_z"])
+
+
 def test_a_run_with_trained_matching_nets_resumes_to_the_same_generator(tmp_path, fake, finished_run):
     settings = replace(preset("tiny"), checkpoint_every=1)
     queued = replace(settings, d2m=replace(settings.d2m, trained_nets=2, net_max_steps=1))
