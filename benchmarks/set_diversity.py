@@ -30,15 +30,13 @@ from distill.losses import random_frozen_convnet
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling modules, also when a test loads it by path
 from image_sets import METHODS, image_set  # noqa: E402
 
-KINDS = METHODS
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path)
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--set", action="append", required=True, metavar="LABEL=KIND[:RUN]", dest="sets",
-                   help=f"a set to measure; KIND one of {', '.join(KINDS)} (random: real images; dm: a DM run, "
+                   help=f"a set to measure; KIND one of {', '.join(METHODS)} (random: real images; dm: a DM run, "
                         "measured at its own IPC only; d2m / pretrained: a distill run's generator)")
     p.add_argument("--ipcs", type=int, nargs="+", default=[10, 50])
     p.add_argument("--nets", type=int, default=3, help="randomly initialised ConvNets averaged over")
@@ -59,9 +57,9 @@ def parse_set(item: str) -> tuple[str, str, Path | None]:
     """LABEL=KIND[:RUN] -> (label, kind, run)."""
     label, _, spec = item.partition("=")
     kind, _, run = spec.partition(":")
-    if not label or kind not in KINDS or (kind == "random") != (not run):
+    if not label or kind not in METHODS or (kind == "random") != (not run):
         raise ValueError(f"--set {item!r}: expected LABEL=random or LABEL=KIND:RUN with KIND one of "
-                         f"{', '.join(KINDS[1:])}")
+                         f"{', '.join(METHODS[1:])}")
     return label, kind, Path(run) if run else None
 
 
