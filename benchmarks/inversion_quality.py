@@ -20,9 +20,9 @@ import torch
 from d2m_nas.data import DEFAULT_VAL_PER_CLASS, load_dataset
 from d2m_nas.distill_runs import distillation_images
 from d2m_nas.generator_files import load_generator
-from distill.d2m import D2MConfig, RealSampler, pool_seed
+from distill.d2m import D2MConfig, RealSampler, inversion_targets, pool_seed
 from distill.generator import with_latent_pool
-from distill.inversion import INVERSION_LR, invert, reconstruction_psnr
+from distill.inversion import INVERSION_LR, invert, psnr, reconstruction_psnr
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,16 +47,14 @@ def main(argv=None) -> list[dict]:
     images, labels = distillation_images(dataset, args.val_per_class, 0)
     generator, _ = load_generator(args.generator, args.stage)
     seed = pool_seed(D2MConfig(seed=args.seed))
-    pool = with_latent_pool(generator, args.per_class, seed).learned_z.detach()
-    real, rng = RealSampler(images, labels, dataset.mean, dataset.std, torch.device("cpu")), torch.Generator().manual_seed(seed)
-    targets = torch.cat([real.unnormalized(c, args.per_class, rng) * 2 - 1 for c in range(dataset.num_classes)])
-    pool_labels = torch.arange(dataset.num_classes).repeat_interleave(args.per_class)
-    start = pool.flatten(0, 1)
+    start = with_latent_pool(generator, args.per_class, seed).learned_z.detach().flatten(0, 1)
+    real = RealSampler(images, labels, dataset.mean, dataset.std, torch.device("cpu"))
+    targets, pool_labels = inversion_targets(real, args.per_class, seed)
     flat = targets.mean(dim=(2, 3), keepdim=True).expand_as(targets)
     common = {"benchmark": "inversion_quality", "generator": str(args.generator), "stage": args.stage,
               "images": len(targets), "steps": args.steps, "seed": args.seed, "threads": args.threads,
               "start_psnr": reconstruction_psnr(generator, targets, pool_labels, start),
-              "flat_psnr": float(10 * torch.log10(1 / torch.mean(((flat - targets) / 2) ** 2)))}
+              "flat_psnr": psnr(flat, targets)}
     records = []
     for lr in args.lrs:
         clock = time.perf_counter()

@@ -190,6 +190,15 @@ class RealSampler:
         return to_device(self.images[to_device(idx, self.images.device)], self.device).float() / 255
 
 
+def inversion_targets(real: RealSampler, per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images on [-1, 1], labels): the real images a latent pool of `per_class` starts from,
+    class after class, drawn by `seed` (the pool's own, so the iterations' draws are not shifted)."""
+    rng = torch.Generator().manual_seed(seed)
+    targets = torch.cat([real.unnormalized(c, per_class, rng) * 2 - 1 for c in range(len(real.by_class))])
+    labels = torch.arange(len(real.by_class), device=targets.device).repeat_interleave(per_class)
+    return targets, labels
+
+
 class D2MTrainer:
     def __init__(self, generator: Generator, config: D2MConfig, images: torch.Tensor, labels: torch.Tensor,
                  mean, std, device: torch.device) -> None:
@@ -227,13 +236,11 @@ class D2MTrainer:
                              f"a class has only {fewest}")
 
     def _start_pool(self) -> None:
-        """The pool's start at the inversions of latent_pool real images of every class, drawn by
-        the pool's own seed (the iterations' draws are not shifted)."""
+        """The pool's start at the inversions of latent_pool real images of every class."""
         self.pool_pending = False
-        pool, rng = self.generator.learned_z, torch.Generator().manual_seed(pool_seed(self.config))
-        targets = [self.real.unnormalized(c, pool.shape[1], rng) * 2 - 1 for c in range(pool.shape[0])]
-        labels = torch.arange(pool.shape[0], device=self.device).repeat_interleave(pool.shape[1])
-        z = invert(self.generator, torch.cat(targets), labels, pool.detach().flatten(0, 1), self.config.inversion_steps)
+        pool = self.generator.learned_z
+        targets, labels = inversion_targets(self.real, pool.shape[1], pool_seed(self.config))
+        z = invert(self.generator, targets, labels, pool.detach().flatten(0, 1), self.config.inversion_steps)
         with torch.no_grad():
             pool.copy_(z.view_as(pool))
 

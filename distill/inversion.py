@@ -36,8 +36,12 @@ def invert(generator: Generator, targets: torch.Tensor, labels: torch.Tensor, z:
     return z.detach()
 
 
+def psnr(images: torch.Tensor, targets: torch.Tensor) -> float:
+    """PSNR (dB, as images on [0, 1]) of images against targets, both on [-1, 1]."""
+    return float(10 * torch.log10(1 / torch.mean(((images - targets) / 2) ** 2)))
+
+
 def reconstruction_psnr(generator: Generator, targets: torch.Tensor, labels: torch.Tensor, z: torch.Tensor) -> float:
-    """PSNR (dB, images on [0, 1]) of G(z, label) against `targets` (on [-1, 1])."""
+    """PSNR of G(z, label) against `targets` (on [-1, 1])."""
     with torch.no_grad():
-        mse = torch.mean(((generator(z, labels) - targets) / 2) ** 2)
-    return float(10 * torch.log10(1 / mse))
+        return psnr(generator(z, labels), targets)
