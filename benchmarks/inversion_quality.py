@@ -2,15 +2,18 @@
 inversions `distill --latent-init real` starts its latent pool from, made exactly as D2M makes them
 (--per-class training images a class outside the validation split, drawn by the pool's seed; the
 pool's N(0, I) start), for each Adam learning rate. For scale, the PSNR of each image's own mean
-colour (a flat image) and of the N(0, I) start. One JSON line per learning rate.
+colour (a flat image) and of the N(0, I) start. One JSON line per learning rate; with --tune-steps,
+also one per tuning rate: the PSNR after pivotal tuning of the weights from those latents
+(`distill --tuning-steps`).
 
     python benchmarks/inversion_quality.py --data-root DIR --generator RUNS/s6/d2m/generator_pretrained.pt \\
-        --per-class 10 --steps 100 --lrs 0.03 0.1
+        --per-class 10 --steps 100 --lrs 0.03 0.1 [--tune-steps 100 --tune-lrs 1e-4 3e-4 1e-3]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -22,7 +25,7 @@ from d2m_nas.distill_runs import distillation_images
 from d2m_nas.generator_files import load_generator
 from distill.d2m import D2MConfig, RealSampler, inversion_targets, pool_seed
 from distill.generator import with_latent_pool
-from distill.inversion import INVERSION_LR, invert, psnr, reconstruction_psnr
+from distill.inversion import INVERSION_LR, TUNING_LR, invert, psnr, reconstruction_psnr, tune
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -34,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--per-class", type=int, default=10, help="real images a class to invert")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--lrs", type=float, nargs="+", default=[INVERSION_LR])
+    p.add_argument("--tune-steps", type=int, default=0, help="pivotal-tuning steps after each inversion (0: none)")
+    p.add_argument("--tune-lrs", type=float, nargs="+", default=[TUNING_LR])
     p.add_argument("--val-per-class", type=int, default=DEFAULT_VAL_PER_CLASS)
     p.add_argument("--seed", type=int, default=0, help="the D2M seed whose pool draw is reproduced")
     p.add_argument("--threads", type=int, default=1)
@@ -64,6 +69,14 @@ def main(argv=None) -> list[dict]:
                                  "seconds": seconds, "seconds_per_step_per_100_images": seconds / max(args.steps, 1)
                                  / len(targets) * 100})
         print(json.dumps(records[-1]), flush=True)
+        for tune_lr in args.tune_lrs if args.tune_steps else []:
+            tuned = copy.deepcopy(generator)
+            clock = time.perf_counter()
+            tune(tuned, targets, pool_labels, z, args.tune_steps, tune_lr)
+            records.append(records[-1] | {"tune_steps": args.tune_steps, "tune_lr": tune_lr,
+                                          "tuned_psnr": reconstruction_psnr(tuned, targets, pool_labels, z),
+                                          "tune_seconds": time.perf_counter() - clock})
+            print(json.dumps(records[-1]), flush=True)
     return records
 
 

@@ -30,6 +30,7 @@ from d2m_nas.distill_runs import PRESETS, run_d2m
 from d2m_nas.generator_files import synthesize_from_generator
 from d2m_nas.evaluation import evaluate_synthetic, field_protocol
 from d2m_nas.random_subset import random_real_subset
+from distill.generator import PARAMETER_GROUPS
 from search_spaces.cifar_nets import canonical_eval_network
 
 
@@ -46,6 +47,11 @@ def parse_args(argv=None):
                    help="learned latents per class (distill --latent-pool; default 0: none)")
     p.add_argument("--latent-init", default="normal", choices=("normal", "real"),
                    help="the pool's start: N(0, I) or inverted real images (distill --latent-init; default normal)")
+    p.add_argument("--tuning-steps", type=int, default=0, metavar="N",
+                   help="pivotal tuning after the real start's inversion (distill --tuning-steps; default 0)")
+    p.add_argument("--learn", default=None, choices=PARAMETER_GROUPS,
+                   help="generator parameters D2M learns (distill --learn; default: the preset's, all)")
+    p.add_argument("--lr", type=float, default=None, help="D2M's learning rate (distill --lr; default: the preset's)")
     p.add_argument("--trained-nets", type=int, default=0, metavar="Q",
                    help="match through Q ConvNets trained on real images as D2M goes (distill --trained-nets; default 0)")
     p.add_argument("--cross-arch", nargs="*", default=[], metavar="SPEC",
@@ -70,7 +76,9 @@ def main(argv=None) -> dict:
     settings = dataclasses.replace(
         base, pretrain=dataclasses.replace(base.pretrain, steps=args.pretrain_steps),
         d2m=dataclasses.replace(base.d2m, iterations=args.iterations, latent_pool=args.latent_pool,
-                                latent_init=args.latent_init, trained_nets=args.trained_nets),
+                                latent_init=args.latent_init, tuning_steps=args.tuning_steps,
+                                learn=args.learn or base.d2m.learn, lr=args.lr or base.d2m.lr,
+                                trained_nets=args.trained_nets),
         checkpoint_every=max(args.pretrain_steps, args.iterations))  # one checkpoint per phase: time the steps
     dataset = load_dataset("fake" if args.tiny else "cifar10", args.data_root)
     val_per_class = 5 if args.tiny else DEFAULT_VAL_PER_CLASS
@@ -98,7 +106,8 @@ def main(argv=None) -> dict:
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
         "tiny": args.tiny, "dataset": dataset.name, "ipc": args.ipc, "latent_pool": args.latent_pool,
-        "latent_init": args.latent_init, "trained_nets": args.trained_nets,
+        "latent_init": args.latent_init, "tuning_steps": args.tuning_steps, "learn": settings.d2m.learn,
+        "lr": settings.d2m.lr, "trained_nets": args.trained_nets,
         "pretrain": {"steps": phases["pretrain"]["step"], "seconds": phases["pretrain"]["elapsed_s"],
                      "steps_per_s": pretrain_rate},
         "d2m": {"iterations": phases["d2m"]["step"], "seconds": phases["d2m"]["elapsed_s"],

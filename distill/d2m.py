@@ -12,7 +12,8 @@ pool (`latent_pool` K), each class's generated batch is drawn from its K learned
 of fresh z, and the latents are learned with the chosen parameters: the first K images of each
 class become distilled images, through the generator's prior, while larger IPCs add fresh draws.
 The pool starts at N(0, I), or (`latent_init="real"`) at the inversions of K random real images of
-each class (distill.inversion), made before the first iteration.
+each class (distill.inversion), made before the first iteration; `tuning_steps` then fit the
+generator's weights to those images from those latents (pivotal tuning).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 from distill.dsa import DSA, DSAConfig
 from distill.errors import DivergenceError, all_finite
 from distill.generator import PARAMETER_GROUPS, Generator, sample_latents, to_normalized, with_latent_pool
-from distill.inversion import invert
+from distill.inversion import invert, tune
 from distill.losses import MatchingConfig, matching_losses, matching_terms, random_frozen_convnet
 from distill.transfer import to_device
 from distill.net_queue import NetQueue
@@ -49,6 +50,7 @@ class D2MConfig:
     latent_lr: float | None = None  # the pool's learning rate (None: lr); latents start at N(0, I), far from lr-sized steps
     latent_init: str = "normal"  # the pool's start: "normal" (N(0, I)) or "real" (inverted real images)
     inversion_steps: int = 100  # Adam steps of that inversion
+    tuning_steps: int = 0  # then Adam steps of pivotal tuning: the weights fitted to those images from those latents
     trained_nets: int = 0  # matching ConvNets kept and trained on real images (distill.net_queue); 0: a fresh random one each iteration
     net_lr: float = 0.01  # their SGD learning rate
     net_max_steps: int = 0  # a kept net is re-initialised after this many training steps (0: never)
@@ -75,8 +77,11 @@ class D2MConfig:
             raise ValueError(f"latent_init must be one of {', '.join(LATENT_INITS)}, got {self.latent_init!r}")
         if self.latent_init == "real" and not self.latent_pool:
             raise ValueError("starting the latents from real images needs a latent pool (latent_pool >= 1)")
-        if self.inversion_steps < 0:
-            raise ValueError(f"inversion_steps must be >= 0, got {self.inversion_steps}")
+        if self.inversion_steps < 0 or self.tuning_steps < 0:
+            raise ValueError(f"inversion_steps and tuning_steps must be >= 0, got {self.inversion_steps}, "
+                             f"{self.tuning_steps}")
+        if self.tuning_steps and self.latent_init != "real":
+            raise ValueError("tuning_steps tune the generator to the inverted real images: they need latent_init='real'")
         if self.trained_nets < 0 or self.net_lr <= 0 or self.net_max_steps < 0:
             raise ValueError("trained_nets and net_max_steps must be >= 0 and net_lr > 0, got "
                              f"{self.trained_nets}, {self.net_max_steps}, {self.net_lr}")
@@ -236,13 +241,16 @@ class D2MTrainer:
                              f"a class has only {fewest}")
 
     def _start_pool(self) -> None:
-        """The pool's start at the inversions of latent_pool real images of every class."""
+        """The pool's start at the inversions of latent_pool real images of every class (and the
+        weights tuned to them, with tuning_steps)."""
         self.pool_pending = False
         pool = self.generator.learned_z
         targets, labels = inversion_targets(self.real, pool.shape[1], pool_seed(self.config))
         z = invert(self.generator, targets, labels, pool.detach().flatten(0, 1), self.config.inversion_steps)
         with torch.no_grad():
             pool.copy_(z.view_as(pool))
+        if self.config.tuning_steps:
+            tune(self.generator, targets, labels, z, self.config.tuning_steps)
 
     def _latents(self, c: int) -> torch.Tensor:
         """Fresh z, or with a latent pool which of class c's learned latents to match (indices)."""

@@ -11,8 +11,8 @@ import torch
 
 from distill.d2m import ClassMatcher, D2MConfig, D2MTrainer, pool_seed
 from distill.dm import DMConfig, DMTrainer
-from distill.generator import Generator, tiny_generator_config
-from distill.inversion import invert, reconstruction_psnr
+from distill.generator import Generator, tiny_generator_config, with_latent_pool
+from distill.inversion import invert, reconstruction_psnr, tune
 from distill.losses import (MatchingConfig, attention_loss, attention_map, embedding_loss, matching_losses,
                             prediction_loss, random_frozen_convnet)
 from distill.net_queue import NetQueue
@@ -230,6 +230,31 @@ def test_inversion_finds_latents_whose_images_approach_the_targets_and_leaves_th
         invert(g, targets[:3], labels, start, steps=1)
 
 
+def test_tuning_fits_the_weights_to_the_targets_from_fixed_latents_and_leaves_no_trace():
+    g = with_latent_pool(_pretrained_like_generator(), 1, 0)
+    labels = torch.arange(10)
+    targets = torch.rand(10, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1  # outside G's range
+    z = torch.randn(10, g.config.z_dim, generator=torch.Generator().manual_seed(2))
+    pool = g.learned_z.detach().clone()
+    g.learned_z.requires_grad_(False)
+    frozen = next(g.parameters())
+    frozen.requires_grad_(False)  # as D2M leaves the weights it does not learn
+    before = reconstruction_psnr(g, targets, labels, z)
+    z_before = z.clone()
+    tune(g, targets, labels, z, steps=30, lr=1e-3)
+    assert reconstruction_psnr(g, targets, labels, z) > before + 1
+    assert torch.equal(z, z_before) and torch.equal(g.learned_z, pool)  # latents and pool untouched
+    assert not frozen.requires_grad and not g.learned_z.requires_grad
+    assert all(p.requires_grad for p in g.parameters() if p is not frozen and p is not g.learned_z)
+    assert all(p.grad is None for p in g.parameters()) and not g.training
+    with pytest.raises(ValueError, match="one latent and label per target"):
+        tune(g, targets[:3], labels, z, steps=1)
+    with pytest.raises(ValueError, match="tuning_steps .* need latent_init='real'"):
+        D2MConfig(latent_pool=2, tuning_steps=3)
+    with pytest.raises(ValueError, match="inversion_steps and tuning_steps must be >= 0"):
+        D2MConfig(latent_pool=2, latent_init="real", tuning_steps=-1)
+
+
 def test_a_pool_started_from_real_images_is_their_inversion_made_once_before_the_first_step():
     images, labels = _fake_data()
     config = D2MConfig(iterations=1, real_per_class=4, syn_per_class=2, lr=1e-3, convnet=SMALL_NET, latent_pool=3,
@@ -264,7 +289,7 @@ def test_a_real_start_needs_a_pool_and_enough_images():
         D2MConfig(latent_init="real")
     with pytest.raises(ValueError, match="latent_init must be one of normal, real"):
         D2MConfig(latent_pool=2, latent_init="zeros")
-    with pytest.raises(ValueError, match="inversion_steps must be >= 0"):
+    with pytest.raises(ValueError, match="inversion_steps and tuning_steps must be >= 0"):
         D2MConfig(latent_pool=2, latent_init="real", inversion_steps=-1)
     images, labels = _fake_data(per_class=2)
     with pytest.raises(ValueError, match="a latent pool of 3 starts from as many real images.*only 2"):

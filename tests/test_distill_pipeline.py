@@ -116,7 +116,7 @@ def test_a_run_saved_before_a_setting_existed_resumes_when_it_is_left_at_its_def
     state = tmp_path / "d2m_state.pt"
     payload = torch.load(state, weights_only=True)
     for section, key in (("d2m", "latent_pool"), ("d2m", "latent_lr"), ("d2m", "latent_init"), ("d2m", "inversion_steps"),
-                         ("generator", "latent_pool")):
+                         ("d2m", "tuning_steps"), ("generator", "latent_pool")):
         del payload["settings"][section][key]
     torch.save(payload, state)
     pooled = replace(settings, d2m=replace(settings.d2m, latent_pool=2))
@@ -165,14 +165,15 @@ def test_a_latent_pool_is_learned_saved_and_resumed_to_the_same_generator(tmp_pa
 
 def test_a_pool_started_from_real_images_resumes_to_the_same_generator(tmp_path, fake, finished_run):
     settings = replace(preset("tiny"), checkpoint_every=1)
-    real = replace(settings, d2m=replace(settings.d2m, latent_pool=3, latent_init="real", inversion_steps=5))
+    real = replace(settings, d2m=replace(settings.d2m, latent_pool=3, latent_init="real", inversion_steps=5,
+                                         tuning_steps=2))
     start = finished_run / "generator_pretrained.pt"
     assert run_d2m(fake, real, tmp_path / "whole", CPU, generator_path=start, progress=False)["finished"]
     cut = tmp_path / "cut"
     assert not run_d2m(fake, real, cut, CPU, generator_path=start, progress=False, stop_after=2)["finished"]
     with pytest.raises(UserError, match="other settings.*latent_init"):
-        run_d2m(fake, replace(real, d2m=replace(real.d2m, latent_init="normal")), cut, CPU, generator_path=start,
-                progress=False)
+        run_d2m(fake, replace(real, d2m=replace(real.d2m, latent_init="normal", tuning_steps=0)), cut, CPU,
+                generator_path=start, progress=False)
     assert run_d2m(fake, real, cut, CPU, generator_path=start, progress=False)["finished"]
     a, b = _state(tmp_path / "whole" / "generator.pt"), _state(cut / "generator.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -190,13 +191,15 @@ def test_a_real_start_saved_alone_then_distilled_equals_one_run(tmp_path, fake, 
     settings = preset("tiny")
     d2m = replace(settings.d2m, latent_pool=3, learn="latents", lr=0.01)
     start = finished_run / "generator_pretrained.pt"
-    one = replace(settings, d2m=replace(d2m, latent_init="real", inversion_steps=5))
+    one = replace(settings, d2m=replace(d2m, latent_init="real", inversion_steps=5, tuning_steps=3))
     run_d2m(fake, one, tmp_path / "one", CPU, generator_path=start, progress=False)
     run_d2m(fake, replace(one, d2m=replace(one.d2m, iterations=0)), tmp_path / "zero", CPU, generator_path=start,
             progress=False)
     run_d2m(fake, replace(settings, d2m=d2m), tmp_path / "two", CPU, generator_path=tmp_path / "zero", progress=False)
-    assert torch.equal(_state(tmp_path / "one" / "generator.pt")["learned_z"],
-                       _state(tmp_path / "two" / "generator.pt")["learned_z"])
+    a, b = _state(tmp_path / "one" / "generator.pt"), _state(tmp_path / "two" / "generator.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # tuned weights and learned pool
+    tuned, pretrained = _state(tmp_path / "zero" / "generator.pt"), _state(start)
+    assert any(not torch.equal(tuned[k], v) for k, v in pretrained.items() if v.is_floating_point())
 
 
 def test_a_run_with_trained_matching_nets_resumes_to_the_same_generator(tmp_path, fake, finished_run):
@@ -271,6 +274,11 @@ def test_inversion_quality_reports_how_close_the_inverted_images_come(finished_r
                            "--per-class", "2", "--steps", "15", "--lrs", "0.03", "0.1", "--val-per-class", "2"])
     assert [r["lr"] for r in records] == [0.03, 0.1] and all(r["images"] == 20 for r in records)
     assert all(r["psnr"] > r["start_psnr"] and math.isfinite(r["flat_psnr"]) and r["seconds"] > 0 for r in records)
+    tuned = script.main(["--dataset", "fake", "--generator", str(finished_run / "generator_pretrained.pt"),
+                         "--per-class", "2", "--steps", "15", "--val-per-class", "2", "--tune-steps", "10",
+                         "--tune-lrs", "1e-3"])
+    assert [(r.get("tune_lr"), r["psnr"]) for r in tuned] == [(None, tuned[0]["psnr"]), (1e-3, tuned[0]["psnr"])]
+    assert tuned[1]["tuned_psnr"] > tuned[1]["psnr"] and tuned[1]["tune_steps"] == 10
 
 
 def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, fake, monkeypatch):
@@ -363,11 +371,13 @@ def test_cli_distill_tiny_then_start_from_its_generator(tmp_path, capsys):
     (["--preset", "huge"], "unknown preset"),
     (["--resume"], "no interrupted run"),
     (["--iterations", "-1"], "--iterations: must be a whole number >= 0"),
-    (["--method", "dm", "--ipc", "1", "--latent-pool", "2"], "--latent-pool, --latent-lr, --latent-init and --inversion-steps apply to --method d2m"),
-    (["--method", "dm", "--ipc", "1", "--latent-lr", "0.01"], "--latent-pool, --latent-lr, --latent-init and --inversion-steps apply to --method d2m"),
-    (["--method", "dm", "--ipc", "1", "--latent-init", "real"], "--latent-pool, --latent-lr, --latent-init and --inversion-steps apply to --method d2m"),
+    (["--method", "dm", "--ipc", "1", "--latent-pool", "2"], "--latent-pool, --latent-lr, --latent-init, --inversion-steps and --tuning-steps apply to --method d2m"),
+    (["--method", "dm", "--ipc", "1", "--latent-lr", "0.01"], "--latent-pool, --latent-lr, --latent-init, --inversion-steps and --tuning-steps apply to --method d2m"),
+    (["--method", "dm", "--ipc", "1", "--latent-init", "real"], "--latent-pool, --latent-lr, --latent-init, --inversion-steps and --tuning-steps apply to --method d2m"),
     (["--latent-init", "real"], "starting the latents from real images needs a latent pool"),
     (["--latent-pool", "2", "--inversion-steps", "5"], "--inversion-steps needs --latent-init real"),
+    (["--latent-pool", "2", "--tuning-steps", "5"], "--tuning-steps needs --latent-init real"),
+    (["--method", "dm", "--ipc", "1", "--tuning-steps", "5"], "and --tuning-steps apply to --method d2m"),
     (["--learn", "latents"], "needs a latent pool"),
     (["--latent-lr", "0.01"], "latent_lr needs a latent pool"),
     (["--method", "dm", "--ipc", "1", "--trained-nets", "2"], "--trained-nets, --net-lr and --net-max-steps apply to --method d2m"),

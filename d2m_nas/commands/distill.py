@@ -55,6 +55,11 @@ def add_arguments(parser):
                             "iteration; at the cpu preset's size one CPU core takes about 1.5 s a step per 100 images)")
     group.add_argument("--inversion-steps", type=WHOLE, metavar="N",
                        help="Adam steps of --latent-init real's inversion (default: 100)")
+    group.add_argument("--tuning-steps", type=WHOLE, metavar="N",
+                       help="after --latent-init real's inversion, N Adam steps that fit the generator's weights to "
+                            "the pool's real images from their latents (pivotal tuning, PTI): a start closer to the "
+                            "real images than a small generator's range allows (default: 0; costs about as much a "
+                            "step as the inversion)")
     group.add_argument("--trained-nets", type=WHOLE, metavar="Q",
                        help="match through a queue of Q ConvNets that are trained on real images as D2M goes, one "
                             "SGD step per use (IDM's model queue), instead of a fresh random ConvNet per iteration: "
@@ -98,6 +103,7 @@ def settings_from_args(args):
         settings, pretrain={"steps": args.pretrain_steps, "seed": args.seed},
         d2m=dict(common, syn_per_class=args.syn_per_class, learn=args.learn, latent_pool=args.latent_pool,
                  latent_lr=args.latent_lr, latent_init=args.latent_init, inversion_steps=args.inversion_steps,
+                 tuning_steps=args.tuning_steps,
                  trained_nets=args.trained_nets, net_lr=args.net_lr,
                  net_max_steps=args.net_max_steps,
                  matching=config_from_args(settings.d2m.matching, args)),
@@ -118,11 +124,13 @@ def run(args) -> int:
     if args.method == "dm" and args.generator is not None:
         raise UserError("--generator applies to --method d2m; DM learns pixels, not a generator")
     if args.method == "dm" and any(getattr(args, name) is not None
-                                   for name in ("latent_pool", "latent_lr", "latent_init", "inversion_steps")):
-        raise UserError("--latent-pool, --latent-lr, --latent-init and --inversion-steps apply to --method d2m; "
-                        "DM learns pixels, not latents")
-    if args.inversion_steps is not None and args.latent_init != "real":
-        raise UserError("--inversion-steps needs --latent-init real")
+                                   for name in ("latent_pool", "latent_lr", "latent_init", "inversion_steps",
+                                                "tuning_steps")):
+        raise UserError("--latent-pool, --latent-lr, --latent-init, --inversion-steps and --tuning-steps apply to "
+                        "--method d2m; DM learns pixels, not latents")
+    for name in ("inversion_steps", "tuning_steps"):
+        if getattr(args, name) is not None and args.latent_init != "real":
+            raise UserError(f"--{name.replace('_', '-')} needs --latent-init real")
     if args.method == "dm" and any(v is not None for v in (args.trained_nets, args.net_lr, args.net_max_steps)):
         raise UserError("--trained-nets, --net-lr and --net-max-steps apply to --method d2m")
     if args.trained_nets in (None, 0) and (args.net_lr is not None or args.net_max_steps is not None):
