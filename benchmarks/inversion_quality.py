@@ -4,10 +4,12 @@ inversions `distill --latent-init real` starts its latent pool from, made exactl
 pool's N(0, I) start), for each Adam learning rate. For scale, the PSNR of each image's own mean
 colour (a flat image) and of the N(0, I) start. One JSON line per learning rate; with --tune-steps,
 also one per tuning rate: the PSNR after pivotal tuning of the weights from those latents
-(`distill --tuning-steps`).
+(`distill --tuning-steps`). With --saved-pool, instead: the PSNR of a distill run's own latent pool
+against the real images it was started from (what D2M's first iteration sees, or its last).
 
     python benchmarks/inversion_quality.py --data-root DIR --generator RUNS/s6/d2m/generator_pretrained.pt \\
         --per-class 10 --steps 100 --lrs 0.03 0.1 [--tune-steps 100 --tune-lrs 1e-4 3e-4 1e-3]
+    python benchmarks/inversion_quality.py --data-root DIR --generator RUN_DIR --stage distilled --saved-pool --seed S
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tune-lrs", type=float, nargs="+", default=[TUNING_LR])
     p.add_argument("--val-per-class", type=int, default=DEFAULT_VAL_PER_CLASS)
     p.add_argument("--seed", type=int, default=0, help="the D2M seed whose pool draw is reproduced")
+    p.add_argument("--saved-pool", action="store_true",
+                   help="score the generator's own latent pool against its start's real images (--seed: the run's)")
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
 
@@ -52,8 +56,17 @@ def main(argv=None) -> list[dict]:
     images, labels = distillation_images(dataset, args.val_per_class, 0)
     generator, _ = load_generator(args.generator, args.stage)
     seed = pool_seed(D2MConfig(seed=args.seed))
-    start = with_latent_pool(generator, args.per_class, seed).learned_z.detach().flatten(0, 1)
     real = RealSampler(images, labels, dataset.mean, dataset.std, torch.device("cpu"))
+    if args.saved_pool:
+        if generator.learned_z is None:
+            raise SystemExit(f"{args.generator} ({args.stage}) has no latent pool")
+        targets, pool_labels = inversion_targets(real, generator.config.latent_pool, seed)
+        record = {"benchmark": "inversion_quality", "generator": str(args.generator), "stage": args.stage,
+                  "images": len(targets), "seed": args.seed, "saved_pool_psnr":
+                  reconstruction_psnr(generator, targets, pool_labels, generator.learned_z.detach().flatten(0, 1))}
+        print(json.dumps(record), flush=True)
+        return [record]
+    start = with_latent_pool(generator, args.per_class, seed).learned_z.detach().flatten(0, 1)
     targets, pool_labels = inversion_targets(real, args.per_class, seed)
     flat = targets.mean(dim=(2, 3), keepdim=True).expand_as(targets)
     common = {"benchmark": "inversion_quality", "generator": str(args.generator), "stage": args.stage,

@@ -201,9 +201,9 @@ def train_phase(name: str, trainer, total: int, state_path: Path, csv_path: Path
     elif csv_path.exists():
         csv_path.unlink()
 
-    def checkpoint() -> None:
+    def checkpoint(state: dict | None = None) -> None:
         save_atomic({"format": STATE_FORMAT, "version": VERSION, "phase": name, "settings": settings,
-                     "state": trainer.state_dict(), "elapsed_s": elapsed}, state_path)
+                     "state": trainer.state_dict() if state is None else state, "elapsed_s": elapsed}, state_path)
 
     bar = tqdm(total=total, initial=trainer.step_count, desc=name, unit="step", disable=not progress,
                dynamic_ncols=True)
@@ -261,7 +261,10 @@ def train_phase(name: str, trainer, total: int, state_path: Path, csv_path: Path
             if due:
                 checkpoint()
         if payload is None and not state_path.exists():  # total == 0: record that the phase ran
-            checkpoint()
+            clock = time.perf_counter()
+            state = trainer.state_dict()  # makes a trainer's one-off start (D2M's inverted pool): timed
+            elapsed += time.perf_counter() - clock
+            checkpoint(state)
     finally:
         writer_file.close()
         bar.close()

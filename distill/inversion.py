@@ -16,7 +16,9 @@ from tqdm.auto import tqdm
 from distill.generator import Generator
 
 INVERSION_LR = 0.1  # Adam on z ~ N(0, I); measured on the cpu preset's generator: PSNR 19.3 dB after 100 steps, 17.8 at lr 0.03
-TUNING_LR = 3e-4  # Adam on the weights, PTI's rate
+# Adam on the weights, PTI's rate; on the cpu preset's generator (100 images, 100 steps after the inversion's
+# 19.3 dB): 22.6 dB, against 22.2 at 1e-3 and 20.5 at 3e-3
+TUNING_LR = 3e-4
 
 
 def invert(generator: Generator, targets: torch.Tensor, labels: torch.Tensor, z: torch.Tensor, steps: int,

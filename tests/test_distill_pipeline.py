@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from d2m_nas import cli
+from d2m_nas.data import load_dataset
 from d2m_nas.data.sources import make_fake_dataset
 from d2m_nas.distill_runs import preset, run_d2m, run_dm
 from d2m_nas.generator_files import synthesize_from_generator
@@ -198,8 +199,17 @@ def test_a_real_start_saved_alone_then_distilled_equals_one_run(tmp_path, fake, 
     run_d2m(fake, replace(settings, d2m=d2m), tmp_path / "two", CPU, generator_path=tmp_path / "zero", progress=False)
     a, b = _state(tmp_path / "one" / "generator.pt"), _state(tmp_path / "two" / "generator.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # tuned weights and learned pool
+    assert json.loads((tmp_path / "zero" / "summary.json").read_text())["d2m"]["elapsed_s"] > 0  # the start's time
     tuned, pretrained = _state(tmp_path / "zero" / "generator.pt"), _state(start)
     assert any(not torch.equal(tuned[k], v) for k, v in pretrained.items() if v.is_floating_point())
+    # the inversion saved alone, then tuned from its latents (no inversion step): the same start
+    zero = replace(one, d2m=replace(one.d2m, iterations=0))
+    run_d2m(fake, replace(zero, d2m=replace(zero.d2m, tuning_steps=0)), tmp_path / "inverted", CPU,
+            generator_path=start, progress=False)
+    run_d2m(fake, replace(zero, d2m=replace(zero.d2m, inversion_steps=0)), tmp_path / "retuned", CPU,
+            generator_path=tmp_path / "inverted", progress=False)
+    again = _state(tmp_path / "retuned" / "generator.pt")
+    assert again.keys() == tuned.keys() and all(torch.equal(again[k], tuned[k]) for k in tuned)
 
 
 def test_a_run_with_trained_matching_nets_resumes_to_the_same_generator(tmp_path, fake, finished_run):
@@ -279,6 +289,26 @@ def test_inversion_quality_reports_how_close_the_inverted_images_come(finished_r
                          "--tune-lrs", "1e-3"])
     assert [(r.get("tune_lr"), r["psnr"]) for r in tuned] == [(None, tuned[0]["psnr"]), (1e-3, tuned[0]["psnr"])]
     assert tuned[1]["tuned_psnr"] > tuned[1]["psnr"] and tuned[1]["tune_steps"] == 10
+
+
+
+def test_inversion_quality_scores_a_runs_saved_pool_against_its_start(tmp_path, finished_run):
+    script = _benchmark("inversion_quality")
+    data = load_dataset("fake", None)  # what the script loads for --dataset fake
+    zero = replace(preset("tiny"), d2m=replace(preset("tiny").d2m, iterations=0, latent_pool=3, latent_init="real",
+                                                inversion_steps=5))
+    start = finished_run / "generator_pretrained.pt"
+    for name, steps in (("inverted", 0), ("tuned", 10)):
+        run_d2m(data, replace(zero, d2m=replace(zero.d2m, tuning_steps=steps)), tmp_path / name, CPU,
+                generator_path=start, progress=False)
+    common = ["--dataset", "fake", "--val-per-class", "0", "--seed", str(zero.d2m.seed)]
+    saved = {name: script.main(common + ["--generator", str(tmp_path / name), "--stage", "distilled", "--saved-pool"])
+             for name in ("inverted", "tuned")}
+    fresh = script.main(common + ["--generator", str(start), "--per-class", "3", "--steps", "5"])
+    assert saved["inverted"][0]["saved_pool_psnr"] == fresh[0]["psnr"]  # the same targets, start and steps
+    assert saved["tuned"][0]["saved_pool_psnr"] > saved["inverted"][0]["saved_pool_psnr"]
+    with pytest.raises(SystemExit, match="has no latent pool"):
+        script.main(common + ["--generator", str(start), "--saved-pool"])
 
 
 def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, fake, monkeypatch):
