@@ -59,9 +59,8 @@ def tune(generator: Generator, targets: torch.Tensor, labels: torch.Tensor, z: t
     z = z.detach()
     for _ in tqdm(range(steps), desc="tuning the generator to the pool's images", unit="step", disable=None,
                   leave=False):
-        loss = torch.mean((generator(z, labels) - targets) ** 2)
-        for p, grad in zip(weights, torch.autograd.grad(loss, weights)):
-            p.grad = grad
+        optimizer.zero_grad(set_to_none=True)
+        torch.mean((generator(z, labels) - targets) ** 2).backward()  # z is detached: only weights get gradients
         optimizer.step()
     for p, was_frozen in zip(weights, frozen):
         p.grad = None
