@@ -333,7 +333,8 @@ def run_d2m(dataset: ImageDataset, settings: DistillSettings, out: Path, device:
                     "d2m": _without(settings.d2m.to_dict(), *RESUMABLE_CHANGES),
                     **data_settings}
     try:
-        trainer = D2MTrainer(model, settings.d2m, images, labels, dataset.mean, dataset.std, device)
+        trainer = D2MTrainer(model, settings.d2m, images, labels, dataset.mean, dataset.std, device,
+                             progress=progress)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     result = train_phase("D2M", trainer, settings.d2m.iterations, out / "d2m_state.pt", out / "losses.csv",

@@ -206,8 +206,9 @@ def inversion_targets(real: RealSampler, per_class: int, seed: int) -> tuple[tor
 
 class D2MTrainer:
     def __init__(self, generator: Generator, config: D2MConfig, images: torch.Tensor, labels: torch.Tensor,
-                 mean, std, device: torch.device) -> None:
+                 mean, std, device: torch.device, progress: bool | None = None) -> None:
         self.config = config
+        self.progress = progress  # bars for the pool's start (inversion, tuning); None: on a terminal only
         self.device = device
         generator = with_latent_pool(generator.to(device), config.latent_pool, pool_seed(config))
         self.generator = generator.eval()
@@ -246,11 +247,12 @@ class D2MTrainer:
         self.pool_pending = False
         pool = self.generator.learned_z
         targets, labels = inversion_targets(self.real, pool.shape[1], pool_seed(self.config))
-        z = invert(self.generator, targets, labels, pool.detach().flatten(0, 1), self.config.inversion_steps)
+        z = invert(self.generator, targets, labels, pool.detach().flatten(0, 1), self.config.inversion_steps,
+                   progress=self.progress)
         with torch.no_grad():
             pool.copy_(z.view_as(pool))
         if self.config.tuning_steps:
-            tune(self.generator, targets, labels, z, self.config.tuning_steps)
+            tune(self.generator, targets, labels, z, self.config.tuning_steps, progress=self.progress)
 
     def _latents(self, c: int) -> torch.Tensor:
         """Fresh z, or with a latent pool which of class c's learned latents to match (indices)."""

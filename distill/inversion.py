@@ -22,17 +22,18 @@ TUNING_LR = 3e-4
 
 
 def invert(generator: Generator, targets: torch.Tensor, labels: torch.Tensor, z: torch.Tensor, steps: int,
-           lr: float = INVERSION_LR) -> torch.Tensor:
+           lr: float = INVERSION_LR, progress: bool | None = None) -> torch.Tensor:
     """Latents, from `z`, whose images G(z, label) match `targets` (in the generator's [-1, 1]
     range) in mean squared error after `steps` Adam steps; the generator runs in eval mode and
-    its weights and gradients are left untouched."""
+    its weights and gradients are left untouched. `progress`: a bar (None: on a terminal only)."""
     if not (len(targets) == len(labels) == len(z)):
         raise ValueError(f"inversion needs one latent and label per target, got {len(z)}, {len(labels)}, {len(targets)}")
     was_training = generator.training
     generator.eval()
     z = z.detach().clone().requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=lr)
-    for _ in tqdm(range(steps), desc="inverting the latent pool", unit="step", disable=None, leave=False):
+    for _ in tqdm(range(steps), desc="inverting the latent pool", unit="step", disable=_hidden(progress),
+                  leave=False):
         loss = torch.mean((generator(z, labels) - targets) ** 2)
         optimizer.zero_grad(set_to_none=True)
         (z.grad,) = torch.autograd.grad(loss, [z])  # the weights' .grad stays as it was
@@ -42,11 +43,12 @@ def invert(generator: Generator, targets: torch.Tensor, labels: torch.Tensor, z:
 
 
 def tune(generator: Generator, targets: torch.Tensor, labels: torch.Tensor, z: torch.Tensor, steps: int,
-         lr: float = TUNING_LR) -> None:
+         lr: float = TUNING_LR, progress: bool | None = None) -> None:
     """Pivotal tuning, in place: `steps` Adam steps on the generator's weights (a latent pool
     excepted) so that G(z, label), with `z` fixed, matches `targets` (on [-1, 1]) in mean squared
     error; in eval mode, as D2M generates (BatchNorm on its running statistics, which stay as
-    they are). Which weights D2M itself learns afterwards is untouched, and no gradient is left."""
+    they are). Which weights D2M itself learns afterwards is untouched, and no gradient is left.
+    `progress` as in `invert`."""
     if not (len(targets) == len(labels) == len(z)):
         raise ValueError(f"tuning needs one latent and label per target, got {len(z)}, {len(labels)}, {len(targets)}")
     was_training = generator.training
@@ -57,8 +59,8 @@ def tune(generator: Generator, targets: torch.Tensor, labels: torch.Tensor, z: t
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(weights, lr=lr)
     z = z.detach()
-    for _ in tqdm(range(steps), desc="tuning the generator to the pool's images", unit="step", disable=None,
-                  leave=False):
+    for _ in tqdm(range(steps), desc="tuning the generator to the pool's images", unit="step",
+                  disable=_hidden(progress), leave=False):
         optimizer.zero_grad(set_to_none=True)
         torch.mean((generator(z, labels) - targets) ** 2).backward()  # z is detached: only weights get gradients
         optimizer.step()
@@ -66,6 +68,11 @@ def tune(generator: Generator, targets: torch.Tensor, labels: torch.Tensor, z: t
         p.grad = None
         p.requires_grad_(not was_frozen)
     generator.train(was_training)
+
+
+def _hidden(progress: bool | None) -> bool | None:
+    """tqdm's `disable` for a `progress` setting; None stays None: tqdm's own test for a terminal."""
+    return None if progress is None else not progress
 
 
 def psnr(images: torch.Tensor, targets: torch.Tensor) -> float:

@@ -212,6 +212,20 @@ def test_a_real_start_saved_alone_then_distilled_equals_one_run(tmp_path, fake, 
     assert again.keys() == tuned.keys() and all(torch.equal(again[k], tuned[k]) for k in tuned)
 
 
+def test_the_real_starts_progress_shows_in_a_log_when_progress_is_on(tmp_path, fake, finished_run, capsys):
+    """The inversion and tuning can take half an hour before D2M's first step: a run logging to a
+    file (stderr not a terminal, as under pytest) shows their bars as it shows D2M's, and none with progress off."""
+    settings = preset("tiny")
+    real = replace(settings, d2m=replace(settings.d2m, iterations=0, latent_pool=2, latent_init="real",
+                                         inversion_steps=2, tuning_steps=2))
+    start = finished_run / "generator_pretrained.pt"
+    run_d2m(fake, real, tmp_path / "shown", CPU, generator_path=start, progress=True)
+    shown = capsys.readouterr().err
+    assert "inverting the latent pool" in shown and "tuning the generator to the pool's images" in shown
+    run_d2m(fake, real, tmp_path / "quiet", CPU, generator_path=start, progress=False)
+    assert "inverting" not in capsys.readouterr().err
+
+
 def test_a_run_with_trained_matching_nets_resumes_to_the_same_generator(tmp_path, fake, finished_run):
     settings = replace(preset("tiny"), checkpoint_every=1)
     queued = replace(settings, d2m=replace(settings.d2m, trained_nets=2, net_max_steps=1))
