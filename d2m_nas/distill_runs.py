@@ -339,12 +339,13 @@ def run_d2m(dataset: ImageDataset, settings: DistillSettings, out: Path, device:
         raise UserError(str(exc)) from None
     result = train_phase("D2M", trainer, settings.d2m.iterations, out / "d2m_state.pt", out / "losses.csv",
                          d2m_settings, settings.checkpoint_every, progress, stop_after)
-    _write_summary(out, {"d2m": result | {"settings": d2m_settings}})
+    start = {"start_psnr": trainer.start_psnr} if trainer.start_psnr else {}  # a real start's reconstruction
+    _write_summary(out, {"d2m": result | start | {"settings": d2m_settings}})
     if not result["finished"]:
         return {"finished": False, "phase": "D2M", **result}
     save_generator(trainer.generator, out / DISTILLED_FILE,
                    meta | {"stage": "distilled", "d2m_iterations": result["step"]})
-    return {"finished": True, "phase": "done", **result}
+    return {"finished": True, "phase": "done", **result, **start}
 
 
 def _stage_in(run_dir: Path) -> str:

@@ -27,7 +27,7 @@ import torch
 from distill.dsa import DSA, DSAConfig
 from distill.errors import DivergenceError, all_finite
 from distill.generator import PARAMETER_GROUPS, Generator, sample_latents, to_normalized, with_latent_pool
-from distill.inversion import invert, tune
+from distill.inversion import invert, reconstruction_psnr, tune
 from distill.losses import MatchingConfig, matching_losses, matching_terms, random_frozen_convnet
 from distill.transfer import to_device
 from distill.net_queue import NetQueue
@@ -236,6 +236,7 @@ class D2MTrainer:
                      if config.trained_nets else None)
         self.step_count = 0
         self.pool_pending = config.latent_init == "real"  # inverted on first use, not again on resume
+        self.start_psnr: dict[str, float] = {}  # how closely the real start reproduces its images (dB), once made
         fewest = min(len(members) for members in self.real.by_class)
         if self.pool_pending and fewest < config.latent_pool:
             raise ValueError(f"a latent pool of {config.latent_pool} starts from as many real images of every class; "
@@ -251,8 +252,10 @@ class D2MTrainer:
                    progress=self.progress)
         with torch.no_grad():
             pool.copy_(z.view_as(pool))
+        self.start_psnr = {"inverted": reconstruction_psnr(self.generator, targets, labels, z)}
         if self.config.tuning_steps:
             tune(self.generator, targets, labels, z, self.config.tuning_steps, progress=self.progress)
+            self.start_psnr["tuned"] = reconstruction_psnr(self.generator, targets, labels, z)
 
     def _latents(self, c: int) -> torch.Tensor:
         """Fresh z, or with a latent pool which of class c's learned latents to match (indices)."""
@@ -295,7 +298,7 @@ class D2MTrainer:
         if self.pool_pending:
             self._start_pool()  # a run of 0 iterations still saves its pool's start
         state = {"step": self.step_count, "generator": self.generator.state_dict(),
-                 "optimizer": self.optimizer.state_dict(), "rng": self.rng.get_state()}
+                 "optimizer": self.optimizer.state_dict(), "rng": self.rng.get_state(), "start_psnr": self.start_psnr}
         return state if self.nets is None else state | {"nets": self.nets.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
@@ -304,6 +307,7 @@ class D2MTrainer:
         self.rng.set_state(state["rng"])
         self.step_count = int(state["step"])
         self.pool_pending = False
+        self.start_psnr = dict(state.get("start_psnr", {}))  # absent from checkpoints older than it
         if self.nets is not None:
             self.nets.load_state_dict(state["nets"])
 

@@ -169,13 +169,16 @@ def test_a_pool_started_from_real_images_resumes_to_the_same_generator(tmp_path,
     real = replace(settings, d2m=replace(settings.d2m, latent_pool=3, latent_init="real", inversion_steps=5,
                                          tuning_steps=2))
     start = finished_run / "generator_pretrained.pt"
-    assert run_d2m(fake, real, tmp_path / "whole", CPU, generator_path=start, progress=False)["finished"]
+    whole = run_d2m(fake, real, tmp_path / "whole", CPU, generator_path=start, progress=False)
+    assert whole["finished"] and whole["start_psnr"].keys() == {"inverted", "tuned"}
     cut = tmp_path / "cut"
     assert not run_d2m(fake, real, cut, CPU, generator_path=start, progress=False, stop_after=2)["finished"]
     with pytest.raises(UserError, match="other settings.*latent_init"):
         run_d2m(fake, replace(real, d2m=replace(real.d2m, latent_init="normal", tuning_steps=0)), cut, CPU,
                 generator_path=start, progress=False)
-    assert run_d2m(fake, real, cut, CPU, generator_path=start, progress=False)["finished"]
+    resumed = run_d2m(fake, real, cut, CPU, generator_path=start, progress=False)
+    assert resumed["finished"] and resumed["start_psnr"] == whole["start_psnr"]  # the start's record kept by resume
+    assert json.loads((cut / "summary.json").read_text())["d2m"]["start_psnr"] == whole["start_psnr"]
     a, b = _state(tmp_path / "whole" / "generator.pt"), _state(cut / "generator.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     unstarted = replace(real, d2m=replace(real.d2m, iterations=0))  # no iteration: the inverted start alone
@@ -204,12 +207,17 @@ def test_a_real_start_saved_alone_then_distilled_equals_one_run(tmp_path, fake, 
     assert any(not torch.equal(tuned[k], v) for k, v in pretrained.items() if v.is_floating_point())
     # the inversion saved alone, then tuned from its latents (no inversion step): the same start
     zero = replace(one, d2m=replace(one.d2m, iterations=0))
-    run_d2m(fake, replace(zero, d2m=replace(zero.d2m, tuning_steps=0)), tmp_path / "inverted", CPU,
-            generator_path=start, progress=False)
-    run_d2m(fake, replace(zero, d2m=replace(zero.d2m, inversion_steps=0)), tmp_path / "retuned", CPU,
-            generator_path=tmp_path / "inverted", progress=False)
+    inverted = run_d2m(fake, replace(zero, d2m=replace(zero.d2m, tuning_steps=0)), tmp_path / "inverted", CPU,
+                       generator_path=start, progress=False)
+    retuned = run_d2m(fake, replace(zero, d2m=replace(zero.d2m, inversion_steps=0)), tmp_path / "retuned", CPU,
+                      generator_path=tmp_path / "inverted", progress=False)
     again = _state(tmp_path / "retuned" / "generator.pt")
     assert again.keys() == tuned.keys() and all(torch.equal(again[k], tuned[k]) for k in tuned)
+    # the recorded reconstruction: the same start reads the same, and tuning the weights to it sharpens it
+    summary = json.loads((tmp_path / "zero" / "summary.json").read_text())["d2m"]["start_psnr"]
+    assert inverted["start_psnr"] == {"inverted": summary["inverted"]}
+    assert retuned["start_psnr"] == summary and summary["tuned"] > summary["inverted"]
+    assert "start_psnr" not in json.loads((tmp_path / "two" / "summary.json").read_text())["d2m"]  # no real start
 
 
 def test_the_real_starts_progress_shows_in_a_log_when_progress_is_on(tmp_path, fake, finished_run, capsys):
@@ -404,6 +412,14 @@ def test_cli_distill_tiny_then_start_from_its_generator(tmp_path, capsys):
     assert config["latent_lr"] == 0.05 and config["trained_nets"] == 1
     assert json.loads((tmp_path / "pool" / "summary.json").read_text())["d2m"]["settings"]["d2m"]["trained_nets"] == 1
     assert _state(tmp_path / "pool" / "generator.pt")["learned_z"].shape[:2] == (10, 2)
+    capsys.readouterr()
+    assert cli.main(["distill", "--dataset", "fake", "--preset", "tiny", "--device", "cpu", "--out",
+                     str(tmp_path / "real"), "--generator", str(first / "generator_pretrained.pt"), "--learn", "latents",
+                     "--latent-pool", "2", "--latent-init", "real", "--inversion-steps", "2", "--tuning-steps", "2",
+                     "--iterations", "0"]) == 0
+    psnr = json.loads((tmp_path / "real" / "summary.json").read_text())["d2m"]["start_psnr"]
+    assert (f"the real start reproduces its images at {psnr['inverted']:.2f} dB inverted, then {psnr['tuned']:.2f} dB "
+            "tuned (PSNR)") in capsys.readouterr().out
     assert cli.main(["distill", "--dataset", "fake", "--preset", "tiny", "--device", "cpu", "--method", "dm",
                      "--ipc", "1", "--out", str(tmp_path / "dm")]) == 0
     assert len(SyntheticSet.load(tmp_path / "dm")) == 10

@@ -153,4 +153,7 @@ def run(args) -> int:
         result = run_d2m(dataset, settings, out, device, args.generator, args.val_per_class, args.split_seed)
         print(f"distilled generator written to {out / 'generator.pt'} (pre-trained: {out / 'generator_pretrained.pt'}); "
               f"make a training set with `d2m-nas generate --generator {out} --ipc K`")
+        if "start_psnr" in result:
+            print("the real start reproduces its images at "
+                  + ", then ".join(f"{db:.2f} dB {stage}" for stage, db in result["start_psnr"].items()) + " (PSNR)")
     return 0
