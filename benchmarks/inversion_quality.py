@@ -8,7 +8,9 @@ also one per tuning rate: the PSNR after pivotal tuning of the weights from thos
 against the real images it was started from (what D2M's first iteration sees, or its last).
 
     python benchmarks/inversion_quality.py --data-root DIR --generator RUNS/s6/d2m/generator_pretrained.pt \\
-        --per-class 10 --steps 100 --lrs 0.03 0.1 [--tune-steps 100 --tune-lrs 1e-4 3e-4 1e-3]
+        --per-class 10 --steps 100 --lrs 0.03 0.1 [--tune-steps 100 --tune-lrs 1e-4 3e-4 1e-3 [--tune-batches 0 100]]
+    python benchmarks/inversion_quality.py --data-root DIR --generator RUNS/s13/start-inv-s0 --stage distilled \
+        --per-class 50 --steps 0 --tune-steps 100 ...          # tuning from a run's saved inversion
     python benchmarks/inversion_quality.py --data-root DIR --generator RUN_DIR --stage distilled --saved-pool --seed S
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import time
 from pathlib import Path
@@ -41,6 +44,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lrs", type=float, nargs="+", default=[INVERSION_LR])
     p.add_argument("--tune-steps", type=int, default=0, help="pivotal-tuning steps after each inversion (0: none)")
     p.add_argument("--tune-lrs", type=float, nargs="+", default=[TUNING_LR])
+    p.add_argument("--tune-batches", type=int, nargs="+", default=[0],
+                   help="images a tuning step, each tried with each rate (0: all; default: 0)")
+    p.add_argument("--tune-cosine", action="store_true", help="tuning rates decay to 0 along a cosine")
     p.add_argument("--val-per-class", type=int, default=DEFAULT_VAL_PER_CLASS)
     p.add_argument("--seed", type=int, default=0, help="the D2M seed whose pool draw is reproduced")
     p.add_argument("--saved-pool", action="store_true",
@@ -82,13 +88,15 @@ def main(argv=None) -> list[dict]:
                                  "seconds": seconds, "seconds_per_step_per_100_images": seconds / max(args.steps, 1)
                                  / len(targets) * 100})
         print(json.dumps(records[-1]), flush=True)
-        for tune_lr in args.tune_lrs if args.tune_steps else []:
+        inverted = records[-1]
+        for tune_lr, batch in itertools.product(args.tune_lrs, args.tune_batches) if args.tune_steps else []:
             tuned = copy.deepcopy(generator)
             clock = time.perf_counter()
-            tune(tuned, targets, pool_labels, z, args.tune_steps, tune_lr)
-            records.append(records[-1] | {"tune_steps": args.tune_steps, "tune_lr": tune_lr,
-                                          "tuned_psnr": reconstruction_psnr(tuned, targets, pool_labels, z),
-                                          "tune_seconds": time.perf_counter() - clock})
+            tune(tuned, targets, pool_labels, z, args.tune_steps, tune_lr, batch, args.tune_cosine, seed)
+            records.append(inverted | {"tune_steps": args.tune_steps, "tune_lr": tune_lr, "tune_batch": batch,
+                                       "tune_cosine": args.tune_cosine,
+                                       "tuned_psnr": reconstruction_psnr(tuned, targets, pool_labels, z),
+                                       "tune_seconds": time.perf_counter() - clock})
             print(json.dumps(records[-1]), flush=True)
     return records
 

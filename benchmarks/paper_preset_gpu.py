@@ -49,6 +49,14 @@ def parse_args(argv=None):
                    help="the pool's start: N(0, I) or inverted real images (distill --latent-init; default normal)")
     p.add_argument("--tuning-steps", type=int, default=0, metavar="N",
                    help="pivotal tuning after the real start's inversion (distill --tuning-steps; default 0)")
+    p.add_argument("--tuning-batch", type=int, default=0, metavar="N",
+                   help="images a tuning step (distill --tuning-batch; default 0: the whole pool)")
+    p.add_argument("--tuning-lr", type=float, default=None, metavar="LR",
+                   help="the tuning's Adam rate (distill --tuning-lr; default: PTI's 3e-4)")
+    p.add_argument("--syn-per-class", type=int, default=None, metavar="N",
+                   help="generated images per class per iteration (distill --syn-per-class; default: the preset's)")
+    p.add_argument("--match-first", type=int, default=0, metavar="K",
+                   help="also match each class's first K pool images as a set (distill --match-first; default 0)")
     p.add_argument("--learn", default=None, choices=PARAMETER_GROUPS,
                    help="generator parameters D2M learns (distill --learn; default: the preset's, all)")
     p.add_argument("--lr", type=float, default=None, help="D2M's learning rate (distill --lr; default: the preset's)")
@@ -77,6 +85,8 @@ def main(argv=None) -> dict:
         base, pretrain=dataclasses.replace(base.pretrain, steps=args.pretrain_steps),
         d2m=dataclasses.replace(base.d2m, iterations=args.iterations, latent_pool=args.latent_pool,
                                 latent_init=args.latent_init, tuning_steps=args.tuning_steps,
+                                tuning_batch=args.tuning_batch, tuning_lr=args.tuning_lr or base.d2m.tuning_lr,
+                                syn_per_class=args.syn_per_class or base.d2m.syn_per_class, match_first=args.match_first,
                                 learn=args.learn or base.d2m.learn, lr=args.lr or base.d2m.lr,
                                 trained_nets=args.trained_nets),
         checkpoint_every=max(args.pretrain_steps, args.iterations))  # one checkpoint per phase: time the steps
@@ -106,7 +116,9 @@ def main(argv=None) -> dict:
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
         "tiny": args.tiny, "dataset": dataset.name, "ipc": args.ipc, "latent_pool": args.latent_pool,
-        "latent_init": args.latent_init, "tuning_steps": args.tuning_steps, "learn": settings.d2m.learn,
+        "latent_init": args.latent_init, "tuning_steps": args.tuning_steps, "tuning_batch": args.tuning_batch,
+        "tuning_lr": settings.d2m.tuning_lr, "syn_per_class": settings.d2m.syn_per_class,
+        "match_first": args.match_first, "learn": settings.d2m.learn,
         "lr": settings.d2m.lr, "trained_nets": args.trained_nets,
         "pretrain": {"steps": phases["pretrain"]["step"], "seconds": phases["pretrain"]["elapsed_s"],
                      "steps_per_s": pretrain_rate},

@@ -64,6 +64,17 @@ class DistillSettings:
 # the weights bring each to a comparable size; Adam then sets the step size.
 D2M_MATCHING = MatchingConfig(power=4.0, attention_weight=100.0, embedding_weight=1.0, lambda_pred=1000.0, tau=4.0)
 
+# a real CIFAR-10 run within about 45 minutes on 2 CPU cores shared with other work (measured:
+# ~1.6 s per pre-training step and ~2.5 s per D2M iteration on one free core, 3-4x that when
+# four jobs share two cores); lengthen it by resuming with --pretrain-steps / --iterations
+_CPU = DistillSettings(
+    generator_width=16, z_dim=128, embedding_dim=128,
+    pretrain=PretrainConfig(steps=400, batch_size=64, d_steps=1, ema_start=100, ema_decay=0.99,
+                            discriminator_width=16),
+    d2m=D2MConfig(iterations=100, real_per_class=32, syn_per_class=16, lr=1e-3, matching=D2M_MATCHING),
+    dm=DMConfig(iterations=200, real_per_class=64),
+    checkpoint_every=50)
+
 PRESETS: dict[str, DistillSettings] = {
     # seconds on a CPU: for tests and demos (use with the `fake` dataset)
     "tiny": DistillSettings(
@@ -73,16 +84,15 @@ PRESETS: dict[str, DistillSettings] = {
                       convnet="convnet-d3-w16-relu-instancenorm-avgpool"),
         dm=DMConfig(iterations=3, real_per_class=8, convnet="convnet-d3-w16-relu-instancenorm-avgpool"),
         checkpoint_every=2),
-    # a real CIFAR-10 run within about 45 minutes on 2 CPU cores shared with other work (measured:
-    # ~1.6 s per pre-training step and ~2.5 s per D2M iteration on one free core, 3-4x that when
-    # four jobs share two cores); lengthen it by resuming with --pretrain-steps / --iterations
-    "cpu": DistillSettings(
-        generator_width=16, z_dim=128, embedding_dim=128,
-        pretrain=PretrainConfig(steps=400, batch_size=64, d_steps=1, ema_start=100, ema_decay=0.99,
-                                discriminator_width=16),
-        d2m=D2MConfig(iterations=100, real_per_class=32, syn_per_class=16, lr=1e-3, matching=D2M_MATCHING),
-        dm=DMConfig(iterations=200, real_per_class=64),
-        checkpoint_every=50),
+    "cpu": _CPU,
+    # the cpu preset's generator with a pool of 50 latents a class started from inverted real images,
+    # the weights tuned to them, then D2M on the latents alone, matching each class's first 10 as a set
+    # too: IPC 10 and IPC 50 from one generator above random real images (benchmarks/README.md,
+    # sessions 12-15). Measured from nothing on 2 idle CPU cores at 2 threads: 25 min (pre-training 7,
+    # inversion 7, tuning 5, 100 iterations 6.5).
+    "cpu-pool": replace(_CPU, d2m=replace(_CPU.d2m, syn_per_class=50, latent_pool=50, latent_init="real",
+                                          tuning_steps=1000, tuning_batch=50, tuning_lr=1e-3, learn="latents",
+                                          lr=0.01, match_first=10), checkpoint_every=10),
     # GPU scale: BigGAN's CIFAR widths, DM's iteration count and batch sizes
     "paper": DistillSettings(
         generator_width=64, z_dim=128, embedding_dim=128,

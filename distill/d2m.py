@@ -13,7 +13,9 @@ of fresh z, and the latents are learned with the chosen parameters: the first K 
 class become distilled images, through the generator's prior, while larger IPCs add fresh draws.
 The pool starts at N(0, I), or (`latent_init="real"`) at the inversions of K random real images of
 each class (distill.inversion), made before the first iteration; `tuning_steps` then fit the
-generator's weights to those images from those latents (pivotal tuning).
+generator's weights to those images from those latents (pivotal tuning). `match_first` K adds the
+loss of each class's first K pool images as a set of their own: generation takes IPC K from the
+pool's first K, so one generator is distilled for IPC K as well as for the whole pool.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ import torch
 from distill.dsa import DSA, DSAConfig
 from distill.errors import DivergenceError, all_finite
 from distill.generator import PARAMETER_GROUPS, Generator, sample_latents, to_normalized, with_latent_pool
-from distill.inversion import invert, reconstruction_psnr, tune
-from distill.losses import MatchingConfig, matching_losses, matching_terms, random_frozen_convnet
+from distill.inversion import TUNING_LR, invert, reconstruction_psnr, tune
+from distill.losses import MatchingConfig, matching_terms, random_frozen_convnet
 from distill.transfer import to_device
 from distill.net_queue import NetQueue
 from search_spaces.convnet import ConvNet, ConvNetSpec
@@ -51,6 +53,9 @@ class D2MConfig:
     latent_init: str = "normal"  # the pool's start: "normal" (N(0, I)) or "real" (inverted real images)
     inversion_steps: int = 100  # Adam steps of that inversion
     tuning_steps: int = 0  # then Adam steps of pivotal tuning: the weights fitted to those images from those latents
+    tuning_lr: float = TUNING_LR  # its Adam rate
+    tuning_batch: int = 0  # images a tuning step (0: the whole pool every step)
+    match_first: int = 0  # also match each class's first K pool images as a set of their own (IPC K's images)
     trained_nets: int = 0  # matching ConvNets kept and trained on real images (distill.net_queue); 0: a fresh random one each iteration
     net_lr: float = 0.01  # their SGD learning rate
     net_max_steps: int = 0  # a kept net is re-initialised after this many training steps (0: never)
@@ -82,6 +87,13 @@ class D2MConfig:
                              f"{self.tuning_steps}")
         if self.tuning_steps and self.latent_init != "real":
             raise ValueError("tuning_steps tune the generator to the inverted real images: they need latent_init='real'")
+        if self.tuning_batch < 0 or self.tuning_lr <= 0:
+            raise ValueError(f"tuning_batch must be >= 0 (0: the whole pool) and tuning_lr > 0, got "
+                             f"{self.tuning_batch}, {self.tuning_lr}")
+        if self.match_first and not (0 < self.match_first < self.latent_pool == self.syn_per_class):
+            raise ValueError(f"match_first K matches the pool's first K images of each class beside the whole pool: it "
+                             f"needs 0 < K < latent_pool and syn_per_class == latent_pool, got K={self.match_first}, "
+                             f"latent_pool={self.latent_pool}, syn_per_class={self.syn_per_class}")
         if self.trained_nets < 0 or self.net_lr <= 0 or self.net_max_steps < 0:
             raise ValueError("trained_nets and net_max_steps must be >= 0 and net_lr > 0, got "
                              f"{self.trained_nets}, {self.net_max_steps}, {self.net_lr}")
@@ -113,11 +125,15 @@ class ClassMatcher:
     measured by benchmarks/class_batching.py: on an H200 at the paper preset's sizes batching is
     2.6x (D2M) and 1.4x (DM) as fast, on a 2-core CPU at the cpu preset's 0.67x and 0.71x. Both
     ways make the same random draws in the same order and compute the same loss: the frozen
-    ConvNet is in eval mode, so each image's features do not depend on the rest of its batch."""
+    ConvNet is in eval mode, so each image's features do not depend on the rest of its batch.
+    `match_first` K > 0 adds the loss of each synthetic batch's first K images, matched as a set of
+    their own against the same real batch (the terms are class means, so a prefix is a set too)."""
 
     def __init__(self, matching: MatchingConfig, convnet: str, dsa_strategy: str, channels: int,
-                 num_classes: int, image_size: int, device: torch.device, batch_classes: bool | None = None) -> None:
+                 num_classes: int, image_size: int, device: torch.device, batch_classes: bool | None = None,
+                 match_first: int = 0) -> None:
         self.matching = matching
+        self.match_first = match_first
         self.spec = ConvNetSpec.parse(convnet) if convnet else None
         self.dsa = DSA(DSAConfig(strategy=dsa_strategy)) if dsa_strategy else None
         self.channels, self.num_classes, self.image_size = channels, num_classes, image_size
@@ -150,8 +166,9 @@ class ClassMatcher:
             terms = []
             for c, (real, syn, augment) in enumerate(draws):
                 [syn] = syn_render([syn], [c])
-                terms.append(matching_losses(net, self._augmented(real, augment), self._augmented(syn, augment),
-                                             self.matching))
+                with torch.no_grad():
+                    real_blocks = net.block_outputs(self._augmented(real, augment))
+                terms.append(self._terms(net, real_blocks, net.block_outputs(self._augmented(syn, augment))))
                 terms[-1]["total"].backward()  # gradients accumulate class by class
                 terms[-1] = {key: terms[-1][key].detach() for key in keys}
         rows = torch.stack([torch.stack([t[key].detach() for key in keys]) for t in terms]).tolist()  # one sync
@@ -170,8 +187,14 @@ class ClassMatcher:
         with torch.no_grad():
             real_blocks = [b.split([len(x) for x in reals]) for b in net.block_outputs(torch.cat(reals))]
         syn_blocks = [b.split([len(x) for x in syns]) for b in net.block_outputs(torch.cat(syns))]
-        return [matching_terms(net, [b[c] for b in real_blocks], [b[c] for b in syn_blocks], self.matching)
-                for c in range(len(draws))]
+        return [self._terms(net, [b[c] for b in real_blocks], [b[c] for b in syn_blocks]) for c in range(len(draws))]
+
+    def _terms(self, net, real_blocks: list[torch.Tensor], syn_blocks: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        terms = matching_terms(net, real_blocks, syn_blocks, self.matching)
+        if not self.match_first:
+            return terms
+        first = matching_terms(net, real_blocks, [b[:self.match_first] for b in syn_blocks], self.matching)
+        return {key: terms[key] + first[key] for key in terms}
 
 
 class RealSampler:
@@ -218,7 +241,8 @@ class D2MTrainer:
         if len(self.real.by_class) != gcfg.num_classes:
             raise ValueError(f"the data has {len(self.real.by_class)} classes, the generator {gcfg.num_classes}")
         self.matcher = ClassMatcher(config.matching, config.convnet, config.dsa_strategy, gcfg.channels,
-                                    gcfg.num_classes, gcfg.image_size, device, config.batch_classes)
+                                    gcfg.num_classes, gcfg.image_size, device, config.batch_classes,
+                                    config.match_first)
         learned = generator.parameter_groups()[config.learn]
         learned_ids = {id(p) for p in learned}
         for p in generator.parameters():
@@ -254,13 +278,15 @@ class D2MTrainer:
             pool.copy_(z.view_as(pool))
         self.start_psnr = {"inverted": reconstruction_psnr(self.generator, targets, labels, z)}
         if self.config.tuning_steps:
-            tune(self.generator, targets, labels, z, self.config.tuning_steps, progress=self.progress)
+            tune(self.generator, targets, labels, z, self.config.tuning_steps, self.config.tuning_lr,
+                 self.config.tuning_batch, seed=pool_seed(self.config), progress=self.progress)
             self.start_psnr["tuned"] = reconstruction_psnr(self.generator, targets, labels, z)
 
     def _latents(self, c: int) -> torch.Tensor:
         """Fresh z, or with a latent pool which of class c's learned latents to match (indices)."""
         if self.generator.learned_z is not None:
-            return torch.randperm(self.generator.config.latent_pool, generator=self.rng)[:self.config.syn_per_class]
+            chosen = torch.randperm(self.generator.config.latent_pool, generator=self.rng)[:self.config.syn_per_class]
+            return chosen.sort().values if self.config.match_first else chosen  # the whole pool, first K first
         return sample_latents(self.config.syn_per_class, self.generator.config.z_dim, self.rng, self.device)
 
     def _generated(self, latents: list[torch.Tensor], classes: list[int]) -> list[torch.Tensor]:

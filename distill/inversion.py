@@ -43,14 +43,19 @@ def invert(generator: Generator, targets: torch.Tensor, labels: torch.Tensor, z:
 
 
 def tune(generator: Generator, targets: torch.Tensor, labels: torch.Tensor, z: torch.Tensor, steps: int,
-         lr: float = TUNING_LR, progress: bool | None = None) -> None:
+         lr: float = TUNING_LR, batch_size: int = 0, cosine: bool = False, seed: int = 0,
+         progress: bool | None = None) -> None:
     """Pivotal tuning, in place: `steps` Adam steps on the generator's weights (a latent pool
     excepted) so that G(z, label), with `z` fixed, matches `targets` (on [-1, 1]) in mean squared
     error; in eval mode, as D2M generates (BatchNorm on its running statistics, which stay as
     they are). Which weights D2M itself learns afterwards is untouched, and no gradient is left.
+    `batch_size`: images a step, in a fresh order (drawn by `seed`) each pass over the targets
+    (0: all of them every step); `cosine`: the rate decays from `lr` to 0 along a cosine.
     `progress` as in `invert`."""
     if not (len(targets) == len(labels) == len(z)):
         raise ValueError(f"tuning needs one latent and label per target, got {len(z)}, {len(labels)}, {len(targets)}")
+    if batch_size < 0:
+        raise ValueError(f"tuning batch_size must be >= 0 (0: all images), got {batch_size}")
     was_training = generator.training
     generator.eval()
     weights = [p for p in generator.parameters() if p is not generator.learned_z]
@@ -58,16 +63,35 @@ def tune(generator: Generator, targets: torch.Tensor, labels: torch.Tensor, z: t
     for p in weights:
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(weights, lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1)) if cosine else None
     z = z.detach()
+    batches = _batches(len(targets), batch_size or len(targets), seed, targets.device)
     for _ in tqdm(range(steps), desc="tuning the generator to the pool's images", unit="step",
                   disable=_hidden(progress), leave=False):
+        idx = next(batches)
         optimizer.zero_grad(set_to_none=True)
-        torch.mean((generator(z, labels) - targets) ** 2).backward()  # z is detached: only weights get gradients
+        torch.mean((generator(z[idx], labels[idx]) - targets[idx]) ** 2).backward()  # z is detached: weights only
         optimizer.step()
+        if schedule is not None:
+            schedule.step()
     for p, was_frozen in zip(weights, frozen):
         p.grad = None
         p.requires_grad_(not was_frozen)
     generator.train(was_training)
+
+
+def _batches(n: int, batch_size: int, seed: int, device: torch.device):
+    """Index batches of `batch_size` out of range(n), endlessly: each pass a fresh permutation by
+    `seed`, split into whole batches (the remainder of a pass is dropped); all of range(n), in order, when
+    batch_size >= n."""
+    if batch_size >= n:
+        everything = torch.arange(n, device=device)
+        while True:
+            yield everything
+    rng = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(n, generator=rng).to(device)
+        yield from order[:n - n % batch_size].split(batch_size)
 
 
 def _hidden(progress: bool | None) -> bool | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+import itertools
 import math
 
 import pytest
@@ -165,6 +166,42 @@ def test_d2m_with_all_classes_in_one_pass_takes_the_same_step(convnet):
     assert torch.equal(one_by_one.rng.get_state(), all_at_once.rng.get_state())  # the same draws were made
 
 
+def test_matching_the_pools_first_k_adds_their_loss_as_a_set_of_their_own():
+    """match_first K: each class's loss is that of its whole synthetic batch plus that of its first K
+    images against the same real batch; the draws are those of a run without it (the whole pool, in
+    pool order), and all classes at once take the same step as one by one."""
+    net = random_frozen_convnet(ConvNetSpec.parse(SMALL_NET), 3, 10, 32, 0, torch.device("cpu"))
+    real, syn = torch.randn(6, 3, 32, 32), torch.randn(4, 3, 32, 32)
+    matcher = ClassMatcher(MatchingConfig(attention_weight=100.0, lambda_pred=1000.0), SMALL_NET, "", 3, 10, 32,
+                           torch.device("cpu"), match_first=2)
+    got = matcher._terms(net, net.block_outputs(real), net.block_outputs(syn))
+    whole = matching_losses(net, real, syn, matcher.matching)
+    first = matching_losses(net, real, syn[:2], matcher.matching)
+    assert all(got[k].item() == pytest.approx((whole[k] + first[k]).item(), rel=1e-5) for k in got)
+
+    images, labels = _fake_data()
+    generator = _pretrained_like_generator()
+    trainers = {}
+    for name, match_first, batch_classes in (("plain", 0, False), ("first", 1, False), ("first-batched", 1, True)):
+        g = Generator(generator.config)
+        g.load_state_dict(generator.state_dict())
+        config = D2MConfig(iterations=2, real_per_class=4, syn_per_class=3, latent_pool=3, lr=1e-2, convnet=SMALL_NET,
+                           matching=MatchingConfig(attention_weight=100.0, lambda_pred=1000.0),
+                           match_first=match_first, batch_classes=batch_classes)
+        trainers[name] = D2MTrainer(g, config, images, labels, (0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    losses = {name: t.step() for name, t in trainers.items()}
+    assert losses["first"]["total"] > losses["plain"]["total"]  # the same start and draws, one more term
+    assert all(losses["first"][k] == pytest.approx(losses["first-batched"][k], rel=1e-4) for k in losses["first"])
+    assert torch.equal(trainers["plain"].rng.get_state(), trainers["first"].rng.get_state())
+    assert not torch.allclose(trainers["plain"].generator.learned_z, trainers["first"].generator.learned_z)
+    for p, q in zip(trainers["first"].generator.parameters(), trainers["first-batched"].generator.parameters()):
+        assert torch.allclose(p, q, rtol=1e-4, atol=1e-6)
+    assert trainers["first"]._latents(0).tolist() == [0, 1, 2]  # the pool in order: its first K are IPC K's
+    for bad in (dict(match_first=3), dict(match_first=1, syn_per_class=2), dict(match_first=1, latent_pool=0)):
+        with pytest.raises(ValueError, match="needs 0 < K < latent_pool and syn_per_class == latent_pool"):
+            D2MConfig(**{"latent_pool": 3, "syn_per_class": 3} | bad)
+
+
 def test_dm_with_all_classes_in_one_pass_takes_the_same_step():
     images, labels = _fake_data()
     trainers = [DMTrainer(DMConfig(ipc=2, iterations=1, real_per_class=4, convnet=SMALL_NET, batch_classes=b),
@@ -253,6 +290,43 @@ def test_tuning_fits_the_weights_to_the_targets_from_fixed_latents_and_leaves_no
         D2MConfig(latent_pool=2, tuning_steps=3)
     with pytest.raises(ValueError, match="inversion_steps and tuning_steps must be >= 0"):
         D2MConfig(latent_pool=2, latent_init="real", tuning_steps=-1)
+
+
+def test_tuning_in_batches_visits_every_image_once_a_pass_and_a_cosine_rate_ends_at_zero(monkeypatch):
+    import distill.inversion as inversion
+
+    assert [b.tolist() for b in itertools.islice(inversion._batches(3, 3, 0, torch.device("cpu")), 2)] \
+        == [[0, 1, 2], [0, 1, 2]]
+    passes = list(itertools.islice(inversion._batches(10, 3, 5, torch.device("cpu")), 6))
+    assert all(len(b) == 3 for b in passes)  # the remainder of a pass (1 image) is dropped
+    assert len(set(torch.cat(passes[:3]).tolist())) == 9 and len(set(torch.cat(passes[3:]).tolist())) == 9
+    again = list(itertools.islice(inversion._batches(10, 3, 5, torch.device("cpu")), 6))
+    assert all(torch.equal(a, b) for a, b in zip(passes, again))  # the order is the seed's
+
+    g = with_latent_pool(_pretrained_like_generator(), 1, 0)
+    labels = torch.arange(10)
+    targets = torch.rand(10, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    z = torch.randn(10, g.config.z_dim, generator=torch.Generator().manual_seed(2))
+    seen, rates, forward = [], [], g.forward
+
+    def recording_forward(zb, yb):
+        seen.append(len(zb))
+        return forward(zb, yb)
+
+    step = torch.optim.Adam.step
+
+    def recording_step(self, *a, **k):
+        rates.append(self.param_groups[0]["lr"])
+        return step(self, *a, **k)
+
+    before = reconstruction_psnr(g, targets, labels, z)
+    monkeypatch.setattr(g, "forward", recording_forward)
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    tune(g, targets, labels, z, steps=40, lr=1e-3, batch_size=4, cosine=True, seed=3)
+    assert seen == [4] * 40 and reconstruction_psnr(g, targets, labels, z) > before + 1
+    assert rates[0] == pytest.approx(1e-3) and rates[20] == pytest.approx(5e-4) and rates[-1] < 2e-6
+    with pytest.raises(ValueError, match="batch_size must be >= 0"):
+        tune(g, targets, labels, z, steps=1, batch_size=-1)
 
 
 def test_a_pool_started_from_real_images_is_their_inversion_made_once_before_the_first_step():

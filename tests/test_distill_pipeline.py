@@ -117,7 +117,8 @@ def test_a_run_saved_before_a_setting_existed_resumes_when_it_is_left_at_its_def
     state = tmp_path / "d2m_state.pt"
     payload = torch.load(state, weights_only=True)
     for section, key in (("d2m", "latent_pool"), ("d2m", "latent_lr"), ("d2m", "latent_init"), ("d2m", "inversion_steps"),
-                         ("d2m", "tuning_steps"), ("generator", "latent_pool")):
+                         ("d2m", "tuning_steps"), ("d2m", "tuning_lr"), ("d2m", "tuning_batch"), ("d2m", "match_first"),
+                         ("generator", "latent_pool")):
         del payload["settings"][section][key]
     torch.save(payload, state)
     pooled = replace(settings, d2m=replace(settings.d2m, latent_pool=2))
@@ -166,16 +167,19 @@ def test_a_latent_pool_is_learned_saved_and_resumed_to_the_same_generator(tmp_pa
 
 def test_a_pool_started_from_real_images_resumes_to_the_same_generator(tmp_path, fake, finished_run):
     settings = replace(preset("tiny"), checkpoint_every=1)
-    real = replace(settings, d2m=replace(settings.d2m, latent_pool=3, latent_init="real", inversion_steps=5,
-                                         tuning_steps=2))
+    real = replace(settings, d2m=replace(settings.d2m, latent_pool=3, syn_per_class=3, latent_init="real",
+                                         inversion_steps=5, tuning_steps=2, tuning_batch=2, match_first=1))
     start = finished_run / "generator_pretrained.pt"
     whole = run_d2m(fake, real, tmp_path / "whole", CPU, generator_path=start, progress=False)
     assert whole["finished"] and whole["start_psnr"].keys() == {"inverted", "tuned"}
     cut = tmp_path / "cut"
     assert not run_d2m(fake, real, cut, CPU, generator_path=start, progress=False, stop_after=2)["finished"]
     with pytest.raises(UserError, match="other settings.*latent_init"):
-        run_d2m(fake, replace(real, d2m=replace(real.d2m, latent_init="normal", tuning_steps=0)), cut, CPU,
-                generator_path=start, progress=False)
+        run_d2m(fake, replace(real, d2m=replace(real.d2m, latent_init="normal", tuning_steps=0, tuning_batch=0)), cut,
+                CPU, generator_path=start, progress=False)
+    for change in ({"match_first": 2}, {"tuning_batch": 3}, {"tuning_lr": 1e-2}):
+        with pytest.raises(UserError, match=f"other settings.*{next(iter(change))}"):
+            run_d2m(fake, replace(real, d2m=replace(real.d2m, **change)), cut, CPU, generator_path=start, progress=False)
     resumed = run_d2m(fake, real, cut, CPU, generator_path=start, progress=False)
     assert resumed["finished"] and resumed["start_psnr"] == whole["start_psnr"]  # the start's record kept by resume
     assert json.loads((cut / "summary.json").read_text())["d2m"]["start_psnr"] == whole["start_psnr"]
@@ -186,7 +190,7 @@ def test_a_pool_started_from_real_images_resumes_to_the_same_generator(tmp_path,
     pool = _state(tmp_path / "zero" / "generator.pt")["learned_z"]
     assert not torch.equal(pool, torch.randn(pool.shape, generator=torch.Generator().manual_seed(pool_seed(real.d2m))))
     with pytest.raises(UserError, match="a latent pool of 13 starts from as many real images"):
-        run_d2m(fake, replace(real, d2m=replace(real.d2m, latent_pool=13)), tmp_path / "big", CPU,
+        run_d2m(fake, replace(real, d2m=replace(real.d2m, latent_pool=13, syn_per_class=13)), tmp_path / "big", CPU,
                 generator_path=start, progress=False)
 
 
@@ -425,19 +429,41 @@ def test_cli_distill_tiny_then_start_from_its_generator(tmp_path, capsys):
     assert len(SyntheticSet.load(tmp_path / "dm")) == 10
 
 
+def test_the_cpu_pool_preset_is_the_cpu_generator_with_a_tuned_real_start_and_its_first_ten_matched():
+    from d2m_nas.commands.distill import settings_from_args
+
+    cpu, pool = preset("cpu"), preset("cpu-pool")
+    assert (pool.generator_width, pool.pretrain, pool.dm) == (cpu.generator_width, cpu.pretrain, cpu.dm)
+    assert (pool.d2m.latent_pool, pool.d2m.syn_per_class, pool.d2m.latent_init, pool.d2m.learn, pool.d2m.match_first,
+            pool.d2m.tuning_batch) == (50, 50, "real", "latents", 10, 50)
+    assert replace(pool.d2m, syn_per_class=16, latent_pool=0, latent_init="normal", tuning_steps=0, tuning_batch=0,
+                   tuning_lr=cpu.d2m.tuning_lr, learn="all", lr=cpu.d2m.lr, match_first=0) == cpu.d2m
+    # the preset starts from real images, so its tuning options need no --latent-init
+    args = cli.parse_args(["distill", "--preset", "cpu-pool", "--tuning-steps", "7", "--tuning-lr", "0.002"])
+    assert (settings_from_args(args).d2m.tuning_steps, settings_from_args(args).d2m.tuning_lr) == (7, 0.002)
+    with pytest.raises(UserError, match="--tuning-steps needs --latent-init real"):
+        settings_from_args(cli.parse_args(["distill", "--preset", "cpu-pool", "--latent-init", "normal",
+                                           "--tuning-steps", "7"]))
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--method", "dm"], "needs --ipc"),
     (["--ipc", "3"], "applies to --method dm"),
     (["--preset", "huge"], "unknown preset"),
     (["--resume"], "no interrupted run"),
     (["--iterations", "-1"], "--iterations: must be a whole number >= 0"),
-    (["--method", "dm", "--ipc", "1", "--latent-pool", "2"], "--latent-pool, --latent-lr, --latent-init, --inversion-steps and --tuning-steps apply to --method d2m"),
-    (["--method", "dm", "--ipc", "1", "--latent-lr", "0.01"], "--latent-pool, --latent-lr, --latent-init, --inversion-steps and --tuning-steps apply to --method d2m"),
-    (["--method", "dm", "--ipc", "1", "--latent-init", "real"], "--latent-pool, --latent-lr, --latent-init, --inversion-steps and --tuning-steps apply to --method d2m"),
+    (["--method", "dm", "--ipc", "1", "--latent-pool", "2"], "--latent-pool, --latent-lr, --latent-init, --inversion-steps, --tuning-steps, --tuning-lr, --tuning-batch and --match-first apply to --method d2m"),
+    (["--method", "dm", "--ipc", "1", "--latent-lr", "0.01"], "--latent-pool, --latent-lr, --latent-init, --inversion-steps, --tuning-steps, --tuning-lr, --tuning-batch and --match-first apply to --method d2m"),
+    (["--method", "dm", "--ipc", "1", "--latent-init", "real"], "--latent-pool, --latent-lr, --latent-init, --inversion-steps, --tuning-steps, --tuning-lr, --tuning-batch and --match-first apply to --method d2m"),
     (["--latent-init", "real"], "starting the latents from real images needs a latent pool"),
     (["--latent-pool", "2", "--inversion-steps", "5"], "--inversion-steps needs --latent-init real"),
     (["--latent-pool", "2", "--tuning-steps", "5"], "--tuning-steps needs --latent-init real"),
-    (["--method", "dm", "--ipc", "1", "--tuning-steps", "5"], "and --tuning-steps apply to --method d2m"),
+    (["--method", "dm", "--ipc", "1", "--tuning-steps", "5"], "--tuning-steps, --tuning-lr, --tuning-batch and --match-first apply to"),
+    (["--method", "dm", "--ipc", "1", "--match-first", "2"], "--tuning-batch and --match-first apply to --method d2m"),
+    (["--latent-pool", "2", "--tuning-batch", "5"], "--tuning-batch needs --latent-init real"),
+    (["--latent-pool", "2", "--tuning-lr", "0.01"], "--tuning-lr needs --latent-init real"),
+    (["--latent-pool", "4", "--syn-per-class", "4", "--match-first", "4"], "needs 0 < K < latent_pool and syn_per_class"),
+    (["--latent-pool", "4", "--syn-per-class", "2", "--match-first", "2"], "needs 0 < K < latent_pool and syn_per_class"),
     (["--learn", "latents"], "needs a latent pool"),
     (["--latent-lr", "0.01"], "latent_lr needs a latent pool"),
     (["--method", "dm", "--ipc", "1", "--trained-nets", "2"], "--trained-nets, --net-lr and --net-max-steps apply to --method d2m"),

@@ -44,13 +44,16 @@ def test_paper_preset_script_distills_a_latent_pool_and_evaluates_other_networks
     result = load("paper_preset_gpu").main(["--tiny", "--pretrain-steps", "1", "--iterations", "2", "--epochs", "1",
                                             "--runs", "1", "--ipc", "2", "--latent-pool", "3", "--trained-nets", "2",
                                             "--latent-init", "real", "--tuning-steps", "2", "--learn", "latents", "--lr", "0.01",
-                                            "--cross-arch", "alexnet", "--out", str(tmp_path / "run")])
+                                            "--tuning-batch", "2", "--tuning-lr", "0.002", "--syn-per-class", "3",
+                                            "--match-first", "1", "--cross-arch", "alexnet", "--out", str(tmp_path / "run")])
     assert result["latent_pool"] == 3 and result["trained_nets"] == 2 and result["latent_init"] == "real"
     assert result["tuning_steps"] == 2 and result["learn"] == "latents"
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     settings = summary["d2m"]["settings"]["d2m"]
     assert settings["trained_nets"] == 2 and settings["latent_init"] == "real"  # the distillation ran with them
     assert settings["tuning_steps"] == 2 and settings["learn"] == "latents" and settings["lr"] == result["lr"] == 0.01
+    assert (settings["tuning_batch"], settings["tuning_lr"], settings["syn_per_class"], settings["match_first"]) \
+        == (result["tuning_batch"], result["tuning_lr"], result["syn_per_class"], result["match_first"]) == (2, 0.002, 3, 1)
     evaluation = result["evaluation"]
     assert list(evaluation["by_model"]) == [next(iter(evaluation["by_model"])), "alexnet"]
     assert evaluation["accuracy"] == next(iter(evaluation["by_model"].values()))  # the protocol's ConvNet first

@@ -20,14 +20,15 @@ afterwards for any images-per-class budget.
 budget needs a new run.
 
 Presets: tiny (seconds; use with --dataset fake), cpu (a CIFAR-10 run of about 45 minutes on 2 CPU
-cores), paper (GPU scale)."""
+cores), cpu-pool (the cpu generator with 50 learned latents a class started from real images, IPC 10
+and 50 above random real images: about 25 minutes on 2 idle CPU cores), paper (GPU scale)."""
 WRITES_RUN_DIR = True
 
 
 def add_arguments(parser):
     from d2m_nas.distill_runs import D2M_MATCHING
     parser.add_argument("--dataset", default="cifar10", help="dataset name (default: cifar10)")
-    parser.add_argument("--preset", default="cpu", help="tiny | cpu | paper (default: cpu)")
+    parser.add_argument("--preset", default="cpu", help="tiny | cpu | cpu-pool | paper (default: cpu)")
     parser.add_argument("--method", default="d2m", choices=("d2m", "dm"), help="d2m (default) or dm")
     parser.add_argument("--ipc", type=COUNT, help="images per class for --method dm")
     parser.add_argument("--generator", type=Path, metavar="PATH",
@@ -60,6 +61,15 @@ def add_arguments(parser):
                             "the pool's real images from their latents (pivotal tuning, PTI): a start closer to the "
                             "real images than a small generator's range allows (default: 0; costs about as much a "
                             "step as the inversion)")
+    group.add_argument("--tuning-lr", type=POSITIVE, metavar="LR", help="the tuning's Adam rate (default: 3e-4, PTI's)")
+    group.add_argument("--tuning-batch", type=WHOLE, metavar="N",
+                       help="images a tuning step, in a fresh order each pass over the pool (default: 0, the whole "
+                            "pool every step); on the cpu preset's generator, a pool of 500: 500 steps of 100 at "
+                            "--tuning-lr 1e-3 fit it to 23.4 dB, 300 whole-pool steps at 3e-4 (3x the work) to 22.5")
+    group.add_argument("--match-first", type=WHOLE, metavar="K",
+                       help="also match each class's first K pool images as a set of their own, beside the whole "
+                            "pool (needs --syn-per-class equal to --latent-pool): IPC K, which generation takes from "
+                            "the pool's first K, is then distilled for itself too (default: 0)")
     group.add_argument("--trained-nets", type=WHOLE, metavar="Q",
                        help="match through a queue of Q ConvNets that are trained on real images as D2M goes, one "
                             "SGD step per use (IDM's model queue), instead of a fresh random ConvNet per iteration: "
@@ -86,6 +96,10 @@ def settings_from_args(args):
     from d2m_nas.errors import UserError
 
     settings = preset(args.preset)
+    latent_init = getattr(args, "latent_init", None) or settings.d2m.latent_init  # the preset's counts
+    for name in ("inversion_steps", "tuning_steps", "tuning_lr", "tuning_batch"):
+        if getattr(args, name, None) is not None and latent_init != "real":
+            raise UserError(f"--{name.replace('_', '-')} needs --latent-init real")
     for name in ("iterations", "pretrain_steps", "real_per_class", "syn_per_class", "generator_width",
                  "checkpoint_every", "ipc"):
         value = getattr(args, name, None)
@@ -103,7 +117,8 @@ def settings_from_args(args):
         settings, pretrain={"steps": args.pretrain_steps, "seed": args.seed},
         d2m=dict(common, syn_per_class=args.syn_per_class, learn=args.learn, latent_pool=args.latent_pool,
                  latent_lr=args.latent_lr, latent_init=args.latent_init, inversion_steps=args.inversion_steps,
-                 tuning_steps=args.tuning_steps,
+                 tuning_steps=args.tuning_steps, tuning_lr=args.tuning_lr,
+                 tuning_batch=args.tuning_batch, match_first=args.match_first,
                  trained_nets=args.trained_nets, net_lr=args.net_lr,
                  net_max_steps=args.net_max_steps,
                  matching=config_from_args(settings.d2m.matching, args)),
@@ -125,12 +140,9 @@ def run(args) -> int:
         raise UserError("--generator applies to --method d2m; DM learns pixels, not a generator")
     if args.method == "dm" and any(getattr(args, name) is not None
                                    for name in ("latent_pool", "latent_lr", "latent_init", "inversion_steps",
-                                                "tuning_steps")):
-        raise UserError("--latent-pool, --latent-lr, --latent-init, --inversion-steps and --tuning-steps apply to "
-                        "--method d2m; DM learns pixels, not latents")
-    for name in ("inversion_steps", "tuning_steps"):
-        if getattr(args, name) is not None and args.latent_init != "real":
-            raise UserError(f"--{name.replace('_', '-')} needs --latent-init real")
+                                                "tuning_steps", "tuning_lr", "tuning_batch", "match_first")):
+        raise UserError("--latent-pool, --latent-lr, --latent-init, --inversion-steps, --tuning-steps, --tuning-lr, "
+                        "--tuning-batch and --match-first apply to --method d2m; DM learns pixels, not latents")
     if args.method == "dm" and any(v is not None for v in (args.trained_nets, args.net_lr, args.net_max_steps)):
         raise UserError("--trained-nets, --net-lr and --net-max-steps apply to --method d2m")
     if args.trained_nets in (None, 0) and (args.net_lr is not None or args.net_max_steps is not None):
