@@ -32,13 +32,17 @@ POSTGRES_ENV = "D2M_NAS_TEST_POSTGRES_URL"
 
 
 class FakeProxy(Proxy):
-    """Deterministic score from the architecture string; optionally slow; logs each evaluation."""
+    """Deterministic score from the architecture string; optionally slow; logs each evaluation.
+
+    With `rendezvous=(folder, n)` the first score waits until n processes have each begun one, so a
+    multi-process test does not depend on how fast each process happens to start.
+    """
 
     name = "fake"
     needs_data = False
 
-    def __init__(self, delay: float = 0.0, log: str | None = None) -> None:
-        self.delay, self.log, self.calls = delay, log, []
+    def __init__(self, delay: float = 0.0, log: str | None = None, rendezvous: tuple[str, int] | None = None) -> None:
+        self.delay, self.log, self.calls, self.rendezvous = delay, log, [], rendezvous
 
     def config(self) -> dict:
         return {"kind": "sha256"}  # delay and log do not change the score
@@ -48,7 +52,17 @@ class FakeProxy(Proxy):
             with open(self.log, "a") as handle:
                 handle.write(f"{what} {os.getpid()} {arch}\n")
 
+    def _wait_for_the_others(self) -> None:
+        folder, count = Path(self.rendezvous[0]), self.rendezvous[1]
+        folder.mkdir(exist_ok=True)
+        (folder / str(os.getpid())).touch()
+        deadline = time.monotonic() + 120
+        while len(list(folder.iterdir())) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def score(self, arch: str, context: ProxyContext) -> ProxyScore:
+        if self.rendezvous and not self.calls:
+            self._wait_for_the_others()
         self.calls.append(arch)
         self._note("start", arch)
         time.sleep(self.delay)
@@ -254,21 +268,21 @@ WORKER = textwrap.dedent("""
     from d2m_nas.proxies.base import ProxyContext
     from d2m_nas.search import SearchConfig, run_search
 
-    run_dir, storage, study, trials, delay, log = sys.argv[1:7]
+    run_dir, storage, study, trials, delay, log, rendezvous = (sys.argv[1:8] + [""])[:7]
     config = SearchConfig(trials=int(trials), study=study, storage=storage, strategy="random", progress=False,
                           heartbeat=60)
-    run_search(FakeProxy(float(delay), log), ProxyContext(space=SPACE, dataset=None), config, run_dir,
+    run_search(FakeProxy(float(delay), log, (rendezvous, 2) if rendezvous else None), ProxyContext(space=SPACE, dataset=None), config, run_dir,
                truths=fake_truths(), truth_column="fake_acc")
 """)
 
 
-def start_worker(tmp_path, run_dir, storage, study, trials, delay, log) -> subprocess.Popen:
+def start_worker(tmp_path, run_dir, storage, study, trials, delay, log, rendezvous="") -> subprocess.Popen:
     script = tmp_path / "worker.py"
     if not script.exists():
         script.write_text(WORKER.format(tests=str(Path(__file__).parent)))
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, str(script), str(run_dir), storage, study, str(trials), str(delay),
-                             str(log)], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             str(log), str(rendezvous)], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
 
@@ -291,7 +305,8 @@ def check_every_trial_recorded_once(study, frame, trials, workers):
 
 def two_workers(tmp_path, storage, study_name, trials=8):
     run_dir, log = tmp_path / "run", tmp_path / "proxy.log"
-    workers = [start_worker(tmp_path, run_dir, storage, study_name, trials, 0.1, log) for _ in range(2)]
+    rendezvous = tmp_path / "started"  # each worker's first trial waits for the other's
+    workers = [start_worker(tmp_path, run_dir, storage, study_name, trials, 0.1, log, rendezvous) for _ in range(2)]
     for worker in workers:
         finish(worker)
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
