@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from d2m_nas.commands.option_types import WHOLE, Numbers
 from d2m_nas.data import DEFAULT_VAL_PER_CLASS, load_dataset
 from d2m_nas.devices import resolve_device
 from d2m_nas.distill_runs import PRESETS, run_d2m
@@ -55,8 +56,9 @@ def parse_args(argv=None):
                    help="the tuning's Adam rate (distill --tuning-lr; default: PTI's 3e-4)")
     p.add_argument("--syn-per-class", type=int, default=None, metavar="N",
                    help="generated images per class per iteration (distill --syn-per-class; default: the preset's)")
-    p.add_argument("--match-first", type=int, default=0, metavar="K",
-                   help="also match each class's first K pool images as a set (distill --match-first; default 0)")
+    p.add_argument("--match-first", type=Numbers(WHOLE), default=0, metavar="K[,K...]",
+                   help="also match each class's first K pool images as a set, for each K (distill --match-first; "
+                        "default 0, none)")
     p.add_argument("--learn", default=None, choices=PARAMETER_GROUPS,
                    help="generator parameters D2M learns (distill --learn; default: the preset's, all)")
     p.add_argument("--lr", type=float, default=None, help="D2M's learning rate (distill --lr; default: the preset's)")
@@ -118,7 +120,7 @@ def main(argv=None) -> dict:
         "tiny": args.tiny, "dataset": dataset.name, "ipc": args.ipc, "latent_pool": args.latent_pool,
         "latent_init": args.latent_init, "tuning_steps": args.tuning_steps, "tuning_batch": args.tuning_batch,
         "tuning_lr": settings.d2m.tuning_lr, "syn_per_class": settings.d2m.syn_per_class,
-        "match_first": args.match_first, "learn": settings.d2m.learn,
+        "match_first": settings.d2m.to_dict()["match_first"], "learn": settings.d2m.learn,
         "lr": settings.d2m.lr, "trained_nets": args.trained_nets,
         "pretrain": {"steps": phases["pretrain"]["step"], "seconds": phases["pretrain"]["elapsed_s"],
                      "steps_per_s": pretrain_rate},

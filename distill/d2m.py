@@ -15,7 +15,8 @@ The pool starts at N(0, I), or (`latent_init="real"`) at the inversions of K ran
 each class (distill.inversion), made before the first iteration; `tuning_steps` then fit the
 generator's weights to those images from those latents (pivotal tuning). `match_first` K adds the
 loss of each class's first K pool images as a set of their own: generation takes IPC K from the
-pool's first K, so one generator is distilled for IPC K as well as for the whole pool.
+pool's first K, so one generator is distilled for IPC K as well as for the whole pool. Several
+prefixes (say 1 and 10) distill several budgets at once, each one's loss beside the others'.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ class D2MConfig:
     tuning_steps: int = 0  # then Adam steps of pivotal tuning: the weights fitted to those images from those latents
     tuning_lr: float = TUNING_LR  # its Adam rate
     tuning_batch: int = 0  # images a tuning step (0: the whole pool every step)
-    match_first: int = 0  # also match each class's first K pool images as a set of their own (IPC K's images)
+    # also match each class's first K pool images as a set of their own (IPC K's images), for each K
+    # given (an int for one; 0 or () for none); kept as a sorted tuple
+    match_first: int | tuple[int, ...] = 0
     trained_nets: int = 0  # matching ConvNets kept and trained on real images (distill.net_queue); 0: a fresh random one each iteration
     net_lr: float = 0.01  # their SGD learning rate
     net_max_steps: int = 0  # a kept net is re-initialised after this many training steps (0: never)
@@ -66,6 +69,8 @@ class D2MConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        prefixes = (self.match_first,) if isinstance(self.match_first, int) else tuple(self.match_first)
+        object.__setattr__(self, "match_first", tuple(sorted({int(k) for k in prefixes if k != 0})))
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if self.learn not in PARAMETER_GROUPS:
@@ -90,9 +95,11 @@ class D2MConfig:
         if self.tuning_batch < 0 or self.tuning_lr <= 0:
             raise ValueError(f"tuning_batch must be >= 0 (0: the whole pool) and tuning_lr > 0, got "
                              f"{self.tuning_batch}, {self.tuning_lr}")
-        if self.match_first and not (0 < self.match_first < self.latent_pool == self.syn_per_class):
+        if self.match_first and not (0 < min(self.match_first) <= max(self.match_first) < self.latent_pool
+                                     == self.syn_per_class):
+            shown = ",".join(map(str, self.match_first))
             raise ValueError(f"match_first K matches the pool's first K images of each class beside the whole pool: it "
-                             f"needs 0 < K < latent_pool and syn_per_class == latent_pool, got K={self.match_first}, "
+                             f"needs 0 < K < latent_pool and syn_per_class == latent_pool, got K={shown}, "
                              f"latent_pool={self.latent_pool}, syn_per_class={self.syn_per_class}")
         if self.trained_nets < 0 or self.net_lr <= 0 or self.net_max_steps < 0:
             raise ValueError("trained_nets and net_max_steps must be >= 0 and net_lr > 0, got "
@@ -102,7 +109,12 @@ class D2MConfig:
         DSAConfig(strategy=self.dsa_strategy).ops()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        values = asdict(self)
+        # no prefix or one is written as the int it was before several were possible, so that runs
+        # checkpointed then still resume under the same settings
+        prefixes = self.match_first
+        values["match_first"] = list(prefixes) if len(prefixes) > 1 else (prefixes[0] if prefixes else 0)
+        return values
 
 
 def pool_seed(config: D2MConfig) -> int:
@@ -126,14 +138,14 @@ class ClassMatcher:
     2.6x (D2M) and 1.4x (DM) as fast, on a 2-core CPU at the cpu preset's 0.67x and 0.71x. Both
     ways make the same random draws in the same order and compute the same loss: the frozen
     ConvNet is in eval mode, so each image's features do not depend on the rest of its batch.
-    `match_first` K > 0 adds the loss of each synthetic batch's first K images, matched as a set of
-    their own against the same real batch (the terms are class means, so a prefix is a set too)."""
+    Each K of `match_first` adds the loss of each synthetic batch's first K images, matched as a set
+    of their own against the same real batch (the terms are class means, so a prefix is a set too)."""
 
     def __init__(self, matching: MatchingConfig, convnet: str, dsa_strategy: str, channels: int,
                  num_classes: int, image_size: int, device: torch.device, batch_classes: bool | None = None,
-                 match_first: int = 0) -> None:
+                 match_first: tuple[int, ...] = ()) -> None:
         self.matching = matching
-        self.match_first = match_first
+        self.match_first = tuple(match_first)
         self.spec = ConvNetSpec.parse(convnet) if convnet else None
         self.dsa = DSA(DSAConfig(strategy=dsa_strategy)) if dsa_strategy else None
         self.channels, self.num_classes, self.image_size = channels, num_classes, image_size
@@ -191,10 +203,10 @@ class ClassMatcher:
 
     def _terms(self, net, real_blocks: list[torch.Tensor], syn_blocks: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         terms = matching_terms(net, real_blocks, syn_blocks, self.matching)
-        if not self.match_first:
-            return terms
-        first = matching_terms(net, real_blocks, [b[:self.match_first] for b in syn_blocks], self.matching)
-        return {key: terms[key] + first[key] for key in terms}
+        for k in self.match_first:
+            first = matching_terms(net, real_blocks, [b[:k] for b in syn_blocks], self.matching)
+            terms = {key: terms[key] + first[key] for key in terms}
+        return terms
 
 
 class RealSampler:

@@ -159,7 +159,9 @@ def test_d2m_with_all_classes_in_one_pass_takes_the_same_step(convnet):
     one_by_one, all_at_once = trainers
     for _ in range(2):
         a, b = one_by_one.step(), all_at_once.step()
-        assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-4) for k in a)
+        # the prediction term is a small KL (~1e-3 here) made by cancellation: float rounding of the
+        # larger batches' kernels moves it by ~1e-4 relative on some CPUs, hence the absolute floor
+        assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5) for k in a)
         assert a["attention"] > 0 and a["prediction"] > 0
     for p, q in zip(one_by_one.generator.parameters(), all_at_once.generator.parameters()):
         assert torch.allclose(p, q, rtol=1e-4, atol=1e-6)
@@ -173,11 +175,15 @@ def test_matching_the_pools_first_k_adds_their_loss_as_a_set_of_their_own():
     net = random_frozen_convnet(ConvNetSpec.parse(SMALL_NET), 3, 10, 32, 0, torch.device("cpu"))
     real, syn = torch.randn(6, 3, 32, 32), torch.randn(4, 3, 32, 32)
     matcher = ClassMatcher(MatchingConfig(attention_weight=100.0, lambda_pred=1000.0), SMALL_NET, "", 3, 10, 32,
-                           torch.device("cpu"), match_first=2)
+                           torch.device("cpu"), match_first=(2,))
     got = matcher._terms(net, net.block_outputs(real), net.block_outputs(syn))
     whole = matching_losses(net, real, syn, matcher.matching)
     first = matching_losses(net, real, syn[:2], matcher.matching)
     assert all(got[k].item() == pytest.approx((whole[k] + first[k]).item(), rel=1e-5) for k in got)
+    matcher.match_first = (1, 2)  # several prefixes: one more set each
+    got = matcher._terms(net, net.block_outputs(real), net.block_outputs(syn))
+    one = matching_losses(net, real, syn[:1], matcher.matching)
+    assert all(got[k].item() == pytest.approx((whole[k] + first[k] + one[k]).item(), rel=1e-5) for k in got)
 
     images, labels = _fake_data()
     generator = _pretrained_like_generator()
@@ -197,7 +203,11 @@ def test_matching_the_pools_first_k_adds_their_loss_as_a_set_of_their_own():
     for p, q in zip(trainers["first"].generator.parameters(), trainers["first-batched"].generator.parameters()):
         assert torch.allclose(p, q, rtol=1e-4, atol=1e-6)
     assert trainers["first"]._latents(0).tolist() == [0, 1, 2]  # the pool in order: its first K are IPC K's
-    for bad in (dict(match_first=3), dict(match_first=1, syn_per_class=2), dict(match_first=1, latent_pool=0)):
+    for given, kept, written in ((0, (), 0), ((), (), 0), (2, (2,), 2), ((2, 1, 2), (1, 2), [1, 2]), ([0, 1], (1,), 1)):
+        config = D2MConfig(latent_pool=3, syn_per_class=3, match_first=given)
+        assert config.match_first == kept and config.to_dict()["match_first"] == written  # one K as before: resumable
+    for bad in (dict(match_first=3), dict(match_first=(1, 3)), dict(match_first=(-1, 1)),
+                dict(match_first=1, syn_per_class=2), dict(match_first=1, latent_pool=0)):
         with pytest.raises(ValueError, match="needs 0 < K < latent_pool and syn_per_class == latent_pool"):
             D2MConfig(**{"latent_pool": 3, "syn_per_class": 3} | bad)
 

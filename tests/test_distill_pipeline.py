@@ -177,7 +177,7 @@ def test_a_pool_started_from_real_images_resumes_to_the_same_generator(tmp_path,
     with pytest.raises(UserError, match="other settings.*latent_init"):
         run_d2m(fake, replace(real, d2m=replace(real.d2m, latent_init="normal", tuning_steps=0, tuning_batch=0)), cut,
                 CPU, generator_path=start, progress=False)
-    for change in ({"match_first": 2}, {"tuning_batch": 3}, {"tuning_lr": 1e-2}):
+    for change in ({"match_first": 2}, {"match_first": (1, 2)}, {"tuning_batch": 3}, {"tuning_lr": 1e-2}):
         with pytest.raises(UserError, match=f"other settings.*{next(iter(change))}"):
             run_d2m(fake, replace(real, d2m=replace(real.d2m, **change)), cut, CPU, generator_path=start, progress=False)
     resumed = run_d2m(fake, real, cut, CPU, generator_path=start, progress=False)
@@ -435,7 +435,7 @@ def test_the_cpu_pool_preset_is_the_cpu_generator_with_a_tuned_real_start_and_it
     cpu, pool = preset("cpu"), preset("cpu-pool")
     assert (pool.generator_width, pool.pretrain, pool.dm) == (cpu.generator_width, cpu.pretrain, cpu.dm)
     assert (pool.d2m.latent_pool, pool.d2m.syn_per_class, pool.d2m.latent_init, pool.d2m.learn, pool.d2m.match_first,
-            pool.d2m.tuning_batch) == (50, 50, "real", "latents", 10, 50)
+            pool.d2m.tuning_batch) == (50, 50, "real", "latents", (10,), 50)
     assert replace(pool.d2m, syn_per_class=16, latent_pool=0, latent_init="normal", tuning_steps=0, tuning_batch=0,
                    tuning_lr=cpu.d2m.tuning_lr, learn="all", lr=cpu.d2m.lr, match_first=0) == cpu.d2m
     # the preset starts from real images, so its tuning options need no --latent-init
@@ -464,6 +464,8 @@ def test_the_cpu_pool_preset_is_the_cpu_generator_with_a_tuned_real_start_and_it
     (["--latent-pool", "2", "--tuning-lr", "0.01"], "--tuning-lr needs --latent-init real"),
     (["--latent-pool", "4", "--syn-per-class", "4", "--match-first", "4"], "needs 0 < K < latent_pool and syn_per_class"),
     (["--latent-pool", "4", "--syn-per-class", "2", "--match-first", "2"], "needs 0 < K < latent_pool and syn_per_class"),
+    (["--latent-pool", "4", "--syn-per-class", "4", "--match-first", "1,4"], "needs 0 < K < latent_pool and syn_per_class"),
+    (["--latent-pool", "4", "--syn-per-class", "4", "--match-first", "1,x"], "--match-first: must be whole numbers >= 0 separated by commas"),
     (["--learn", "latents"], "needs a latent pool"),
     (["--latent-lr", "0.01"], "latent_lr needs a latent pool"),
     (["--method", "dm", "--ipc", "1", "--trained-nets", "2"], "--trained-nets, --net-lr and --net-max-steps apply to --method d2m"),

@@ -45,7 +45,7 @@ def test_paper_preset_script_distills_a_latent_pool_and_evaluates_other_networks
                                             "--runs", "1", "--ipc", "2", "--latent-pool", "3", "--trained-nets", "2",
                                             "--latent-init", "real", "--tuning-steps", "2", "--learn", "latents", "--lr", "0.01",
                                             "--tuning-batch", "2", "--tuning-lr", "0.002", "--syn-per-class", "3",
-                                            "--match-first", "1", "--cross-arch", "alexnet", "--out", str(tmp_path / "run")])
+                                            "--match-first", "1,2", "--cross-arch", "alexnet", "--out", str(tmp_path / "run")])
     assert result["latent_pool"] == 3 and result["trained_nets"] == 2 and result["latent_init"] == "real"
     assert result["tuning_steps"] == 2 and result["learn"] == "latents"
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -53,7 +53,7 @@ def test_paper_preset_script_distills_a_latent_pool_and_evaluates_other_networks
     assert settings["trained_nets"] == 2 and settings["latent_init"] == "real"  # the distillation ran with them
     assert settings["tuning_steps"] == 2 and settings["learn"] == "latents" and settings["lr"] == result["lr"] == 0.01
     assert (settings["tuning_batch"], settings["tuning_lr"], settings["syn_per_class"], settings["match_first"]) \
-        == (result["tuning_batch"], result["tuning_lr"], result["syn_per_class"], result["match_first"]) == (2, 0.002, 3, 1)
+        == (result["tuning_batch"], result["tuning_lr"], result["syn_per_class"], result["match_first"]) == (2, 0.002, 3, [1, 2])
     evaluation = result["evaluation"]
     assert list(evaluation["by_model"]) == [next(iter(evaluation["by_model"])), "alexnet"]
     assert evaluation["accuracy"] == next(iter(evaluation["by_model"].values()))  # the protocol's ConvNet first

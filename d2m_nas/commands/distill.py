@@ -7,7 +7,7 @@ from pathlib import Path
 
 from d2m_nas.commands import add_download_option, add_split_options
 from d2m_nas.commands.config_options import add_config_options
-from d2m_nas.commands.option_types import COUNT, POSITIVE, WHOLE
+from d2m_nas.commands.option_types import COUNT, POSITIVE, WHOLE, Numbers
 
 HELP = "distill a dataset into a conditional generator (D2M) or a DM image set"
 DESCRIPTION = """Pre-train a class-conditional generator on the real dataset (unless --generator is given), then
@@ -66,10 +66,11 @@ def add_arguments(parser):
                        help="images a tuning step, in a fresh order each pass over the pool (default: 0, the whole "
                             "pool every step); on the cpu preset's generator, a pool of 500: 1,000 steps of 50 at "
                             "--tuning-lr 1e-3 fit it to 24.4 dB, 300 whole-pool steps at 3e-4 (3x the work) to 22.5")
-    group.add_argument("--match-first", type=WHOLE, metavar="K",
+    group.add_argument("--match-first", type=Numbers(WHOLE), metavar="K[,K...]",
                        help="also match each class's first K pool images as a set of their own, beside the whole "
                             "pool (needs --syn-per-class equal to --latent-pool): IPC K, which generation takes from "
-                            "the pool's first K, is then distilled for itself too (default: 0)")
+                            "the pool's first K, is then distilled for itself too; several, e.g. 1,10, distill "
+                            "several budgets at once (default: 0, none)")
     group.add_argument("--trained-nets", type=WHOLE, metavar="Q",
                        help="match through a queue of Q ConvNets that are trained on real images as D2M goes, one "
                             "SGD step per use (IDM's model queue), instead of a fresh random ConvNet per iteration: "
