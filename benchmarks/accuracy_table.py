@@ -29,6 +29,8 @@ def read_sets(arguments: list[str], ipc: int) -> dict[str, dict[str, dict]]:
     sets: dict[str, dict[str, dict]] = {}
     for argument in arguments:
         name, _, path = argument.rpartition("=")
+        if not Path(path).is_file():
+            raise SystemExit(f"no such file: {path}")
         for line in Path(path).read_text().splitlines():
             record = json.loads(line)
             if record.get("benchmark") == "distill_accuracy" and record["ipc"] == ipc:

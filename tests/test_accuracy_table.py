@@ -39,3 +39,5 @@ def test_unpaired_sets_and_an_unknown_baseline_are_refused(tmp_path):
         table.main([random, shifted, "--ipc", "10", "--baseline", "random"])
     with pytest.raises(SystemExit, match="no set named 'dm'"):
         table.main([random, "--ipc", "10", "--baseline", "dm"])
+    with pytest.raises(SystemExit, match="no such file: .*missing.jsonl"):
+        table.main([random, str(tmp_path / "missing.jsonl"), "--ipc", "10"])
