@@ -256,6 +256,12 @@ def family_of(name: str) -> str:
     return "training rule" if "@" in name else "zero-cost" if name in ZERO_COST else "reference"
 
 
+def source_of(name: str) -> str | None:
+    """The image source of a training-based row (`zc-vote+d2m@tse_e@200` -> `d2m`); None without one."""
+    trained = [part for part in name.split("+") if "@" in part]
+    return trained[0].split("@")[0] if trained else None
+
+
 def crossover(rows: list[dict], family: str, baseline: str) -> dict:
     """The cheapest row of `family` whose paired CI against `baseline` is above 0."""
     beating = [r for r in rows if family_of(r["proxy"]) == family and r["seconds_per_arch"] is not None
@@ -306,23 +312,27 @@ def plot(rows: list[dict], path: Path, n: int) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    families = {"zero-cost": [], "training rule": [], "zero-cost ensemble": [], "training ensemble": []}
+    markers = dict(zip(("zero-cost", "training rule", "zero-cost ensemble", "training ensemble"), "osDv"))
+    groups: dict[tuple[str, str | None], list[dict]] = {}
     for r in rows:
         if r["seconds_per_arch"] is None or r["spearman"]["value"] is None:
             if r["spearman"]["value"] is not None:
                 ax.axhline(r["spearman"]["value"], color="grey", ls="--", lw=1,
                            label="12-epoch column (free reference)")
             continue
-        families[family_of(r["proxy"])].append(r)
-    for (family, members), marker in zip(families.items(), "osDv"):
-        if not members:
-            continue
+        groups.setdefault((family_of(r["proxy"]), source_of(r["proxy"])), []).append(r)
+    # marker = family, colour = image source (training rows), so d2m and real images read apart
+    sources = sorted({source for _, source in groups if source is not None})
+    colours = {None: "black"} | {source: f"C{i}" for i, source in enumerate(sources)}
+    for (family, source), members in sorted(groups.items(), key=lambda kv: (list(markers).index(kv[0][0]),
+                                                                             kv[0][1] or "")):
         x = [r["seconds_per_arch"] for r in members]
         y = [r["spearman"]["value"] for r in members]
         # a percentile CI need not contain the estimate (tiny n): draw what lies on either side, never below 0
         err = [[max(0.0, v - (r["spearman"]["ci_low"] or v)) for v, r in zip(y, members)],
                [max(0.0, (r["spearman"]["ci_high"] or v) - v) for v, r in zip(y, members)]]
-        ax.errorbar(x, y, yerr=err, fmt=marker, ms=4, capsize=2, alpha=0.8, label=family)
+        ax.errorbar(x, y, yerr=err, fmt=markers[family], color=colours[source], ms=4, capsize=2, alpha=0.8,
+                    label=family if source is None else f"{family}, {source}")
     best = sorted((r for r in rows if r["seconds_per_arch"] is not None and r["spearman"]["value"] is not None),
                   key=lambda r: -r["spearman"]["value"])[:4]
     for r in best + [r for r in rows if r["proxy"] in ("synflow", "zc-vote", "params")]:
@@ -333,7 +343,7 @@ def plot(rows: list[dict], path: Path, n: int) -> None:
     ax.set_ylabel("Spearman ρ vs cifar10_test_acc (200 ep), 95% CI")
     ax.set_title(f"NAS-Bench-201 CIFAR-10: ρ against cost, {n} architectures")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="lower left")  # zero-cost rows sit high at the left
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)

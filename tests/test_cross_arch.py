@@ -152,13 +152,8 @@ def test_evaluate_end_to_end_with_alexnet(tmp_path, capsys):
     assert summary == record["summary"] and f"AlexNet [protocol {FIELD_MODEL}], 1 epochs" in summary
 
 
-def test_the_distillation_benchmark_evaluates_every_set_on_every_network(tmp_path, capsys):
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "distill_accuracy.py"
-    spec = importlib.util.spec_from_file_location("distill_accuracy", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+def test_the_distillation_benchmark_evaluates_every_set_on_every_network(tmp_path, capsys, benchmark_script):
+    script = benchmark_script("distill_accuracy")
     out = tmp_path / "acc.jsonl"
     argv = ["--dataset", "fake", "--methods", "random", "--ipcs", "1", "--epochs", "1", "--runs", "1",
             "--models", "convnet-d1-w8-relu-instancenorm-avgpool", "alexnet", "--val-per-class", "2", "--out", str(out)]

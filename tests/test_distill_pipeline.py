@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
@@ -256,16 +254,8 @@ def test_a_run_with_trained_matching_nets_resumes_to_the_same_generator(tmp_path
     assert len(rows) == queued.d2m.iterations and all(math.isfinite(float(r["net_loss"])) for r in rows)
 
 
-def _benchmark(name: str):
-    """A script of benchmarks/, imported."""
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
-def test_the_latent_drift_benchmark_measures_the_pool_from_its_own_start(tmp_path, fake, finished_run):
-    script = _benchmark("latent_drift")
+def test_the_latent_drift_benchmark_measures_the_pool_from_its_own_start(tmp_path, fake, finished_run, benchmark_script):
+    script = benchmark_script("latent_drift")
     settings = preset("tiny")  # 3 iterations
     start = finished_run / "generator_pretrained.pt"
     for name, latent_lr in (("slow", None), ("fast", 0.05)):
@@ -282,8 +272,8 @@ def test_the_latent_drift_benchmark_measures_the_pool_from_its_own_start(tmp_pat
         script.main([str(finished_run)])
 
 
-def test_set_diversity_compares_a_set_with_the_real_class_statistics(tmp_path, finished_run):
-    script = _benchmark("set_diversity")
+def test_set_diversity_compares_a_set_with_the_real_class_statistics(tmp_path, finished_run, benchmark_script):
+    script = benchmark_script("set_diversity")
     g = torch.Generator().manual_seed(0)
     real, labels = torch.randn(40, 6, generator=g), torch.arange(2).repeat_interleave(20)
     reference = script.class_statistics(real, labels, 2)
@@ -304,8 +294,8 @@ def test_set_diversity_compares_a_set_with_the_real_class_statistics(tmp_path, f
             script.parse_set(bad)
 
 
-def test_inversion_quality_reports_how_close_the_inverted_images_come(finished_run):
-    script = _benchmark("inversion_quality")
+def test_inversion_quality_reports_how_close_the_inverted_images_come(finished_run, benchmark_script):
+    script = benchmark_script("inversion_quality")
     records = script.main(["--dataset", "fake", "--generator", str(finished_run / "generator_pretrained.pt"),
                            "--per-class", "2", "--steps", "15", "--lrs", "0.03", "0.1", "--val-per-class", "2"])
     assert [r["lr"] for r in records] == [0.03, 0.1] and all(r["images"] == 20 for r in records)
@@ -318,8 +308,8 @@ def test_inversion_quality_reports_how_close_the_inverted_images_come(finished_r
 
 
 
-def test_inversion_quality_scores_a_runs_saved_pool_against_its_start(tmp_path, finished_run):
-    script = _benchmark("inversion_quality")
+def test_inversion_quality_scores_a_runs_saved_pool_against_its_start(tmp_path, finished_run, benchmark_script):
+    script = benchmark_script("inversion_quality")
     data = load_dataset("fake", None)  # what the script loads for --dataset fake
     zero = replace(preset("tiny"), d2m=replace(preset("tiny").d2m, iterations=0, latent_pool=3, latent_init="real",
                                                 inversion_steps=5))

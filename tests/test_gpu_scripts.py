@@ -1,6 +1,5 @@
 """The GPU and scaling benchmark scripts, run here at tiny size on the CPU: they must work the day a device is lent."""
 
-import importlib.util
 import json
 import math
 import os
@@ -14,18 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_paper_preset_script_measures_rates_projects_and_evaluates(tmp_path, capsys):
-    result = load("paper_preset_gpu").main(["--tiny", "--pretrain-steps", "2", "--iterations", "2", "--epochs", "1",
+def test_paper_preset_script_measures_rates_projects_and_evaluates(tmp_path, capsys, benchmark_script):
+    result = benchmark_script("paper_preset_gpu").main(["--tiny", "--pretrain-steps", "2", "--iterations", "2", "--epochs", "1",
                                             "--runs", "1", "--ipc", "2", "--out", str(tmp_path / "run")])
     assert result["pretrain"]["steps"] == 2 and result["d2m"]["iterations"] == 2
     rates = result["pretrain"]["steps_per_s"], result["d2m"]["iterations_per_s"]
@@ -38,10 +28,10 @@ def test_paper_preset_script_measures_rates_projects_and_evaluates(tmp_path, cap
     assert '"projected_full_preset_h"' in capsys.readouterr().out  # one JSON line on stdout
 
 
-def test_paper_preset_script_distills_a_latent_pool_and_evaluates_other_networks(tmp_path):
+def test_paper_preset_script_distills_a_latent_pool_and_evaluates_other_networks(tmp_path, benchmark_script):
     from d2m_nas.generator_files import load_generator
 
-    result = load("paper_preset_gpu").main(["--tiny", "--pretrain-steps", "1", "--iterations", "2", "--epochs", "1",
+    result = benchmark_script("paper_preset_gpu").main(["--tiny", "--pretrain-steps", "1", "--iterations", "2", "--epochs", "1",
                                             "--runs", "1", "--ipc", "2", "--latent-pool", "3", "--trained-nets", "2",
                                             "--latent-init", "real", "--tuning-steps", "2", "--learn", "latents", "--lr", "0.01",
                                             "--tuning-batch", "2", "--tuning-lr", "0.002", "--syn-per-class", "3",
@@ -62,16 +52,16 @@ def test_paper_preset_script_distills_a_latent_pool_and_evaluates_other_networks
     assert generator.learned_z.shape[:2] == (10, 3)  # ten classes, three learned latents each
 
 
-def test_paper_preset_script_refuses_an_unknown_network_before_distilling(tmp_path, capsys):
+def test_paper_preset_script_refuses_an_unknown_network_before_distilling(tmp_path, capsys, benchmark_script):
     with pytest.raises(SystemExit) as exit_info:
-        load("paper_preset_gpu").main(["--tiny", "--cross-arch", "lenet9", "--out", str(tmp_path / "run")])
+        benchmark_script("paper_preset_gpu").main(["--tiny", "--cross-arch", "lenet9", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert exit_info.value.code == 2 and "--cross-arch" in err and "resnet18" in err
     assert not (tmp_path / "run").exists()
 
 
-def test_device_check_runs_every_part_and_records_failures(tmp_path):
-    report = load("device_check").main(["--tiny", "--parts", "proxy_loop,rank,class_batching,nosuch", "--workers", "1,2",
+def test_device_check_runs_every_part_and_records_failures(tmp_path, benchmark_script):
+    report = benchmark_script("device_check").main(["--tiny", "--parts", "proxy_loop,rank,class_batching,nosuch", "--workers", "1,2",
                                         "--workdir", str(tmp_path)])
     parts = report["parts"]
     ratios = parts["proxy_loop"]["summaries"][0]["median_over_archs_of_best_ratio_to_bare"]
@@ -88,10 +78,10 @@ def test_device_check_runs_every_part_and_records_failures(tmp_path):
     assert not parts["nosuch"]["ok"] and "KeyError" in parts["nosuch"]["error"]  # recorded, the rest still ran
 
 
-def test_device_check_stops_a_part_at_its_budget_and_records_what_it_could_not_run(tmp_path, monkeypatch):
+def test_device_check_stops_a_part_at_its_budget_and_records_what_it_could_not_run(tmp_path, monkeypatch, benchmark_script):
     monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-cuda-mps-control here (nor on CI)
     started = time.perf_counter()
-    report = load("device_check").main(["--tiny", "--parts", "rank_mps,rank,tests", "--workers", "1,2",
+    report = benchmark_script("device_check").main(["--tiny", "--parts", "rank_mps,rank,tests", "--workers", "1,2",
                                         "--budget-s", "4", "--workdir", str(tmp_path)])
     parts = report["parts"]
     assert not parts["rank_mps"]["ok"] and "nvidia-cuda-mps-control is not on PATH" in parts["rank_mps"]["error"]
@@ -100,7 +90,7 @@ def test_device_check_stops_a_part_at_its_budget_and_records_what_it_could_not_r
     assert time.perf_counter() - started < 30
 
 
-def test_device_check_runs_rank_under_an_mps_daemon_and_stops_it(tmp_path, monkeypatch):
+def test_device_check_runs_rank_under_an_mps_daemon_and_stops_it(tmp_path, monkeypatch, benchmark_script):
     log = tmp_path / "control.log"  # a stand-in for nvidia-cuda-mps-control: records how it was called
     control = tmp_path / "bin" / "nvidia-cuda-mps-control"
     control.parent.mkdir()
@@ -113,7 +103,7 @@ def test_device_check_runs_rank_under_an_mps_daemon_and_stops_it(tmp_path, monke
         tiny_table=lambda workdir: None, rank_argv=lambda options, sample, table: ["rank"],
         measure=lambda *args, timeout=None, extra_env=None: seen.update(extra_env) or [{"workers": 1}])
     monkeypatch.setitem(sys.modules, "rank_workers", fake_workers)
-    report = load("device_check").main(["--tiny", "--parts", "rank_mps", "--workers", "1", "--workdir", str(tmp_path)])
+    report = benchmark_script("device_check").main(["--tiny", "--parts", "rank_mps", "--workers", "1", "--workdir", str(tmp_path)])
     part = report["parts"]["rank_mps"]
     assert part["ok"] and part["mps"] and part["runs"] == [{"workers": 1}]
     pipe = str(tmp_path / "mps")
@@ -122,8 +112,8 @@ def test_device_check_runs_rank_under_an_mps_daemon_and_stops_it(tmp_path, monke
     assert "CUDA_MPS_PIPE_DIRECTORY" not in os.environ  # this process's environment is left as it was
 
 
-def test_a_bounded_run_kills_the_commands_children_at_its_timeout(tmp_path):
-    run_bounded = load("bounded_run").run_bounded
+def test_a_bounded_run_kills_the_commands_children_at_its_timeout(tmp_path, benchmark_script):
+    run_bounded = benchmark_script("bounded_run").run_bounded
     pid_file = tmp_path / "child.pid"
     script = (f"import subprocess, sys, time; child = subprocess.Popen([sys.executable, '-c', 'import time; "
               f"time.sleep(60)']); open({str(pid_file)!r}, 'w').write(str(child.pid)); time.sleep(60)")
@@ -134,7 +124,7 @@ def test_a_bounded_run_kills_the_commands_children_at_its_timeout(tmp_path):
     assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"  # nothing holds a GPU
 
 
-def test_the_device_data_root_keeps_the_first_images_of_each_class(tmp_path):
+def test_the_device_data_root_keeps_the_first_images_of_each_class(tmp_path, benchmark_script):
     source = tmp_path / "full"
     (source / "cifar10").mkdir(parents=True)
     (source / "nb201").mkdir()
@@ -142,7 +132,7 @@ def test_the_device_data_root_keeps_the_first_images_of_each_class(tmp_path):
     labels = np.tile(np.arange(10, dtype=np.uint8), 5)  # 5 of each class, interleaved
     images = np.arange(len(labels), dtype=np.uint8)[:, None, None, None] * np.ones((1, 32, 32, 3), np.uint8)
     np.savez(source / "cifar10" / "cifar10.npz", x_train=images, y_train=labels, x_test=images, y_test=labels)
-    load("device_data").main(["--data-root", str(source), "--out", str(tmp_path / "small"),
+    benchmark_script("device_data").main(["--data-root", str(source), "--out", str(tmp_path / "small"),
                               "--train-per-class", "2", "--test-per-class", "1"])
     small = np.load(tmp_path / "small" / "cifar10" / "cifar10.npz")
     assert small["y_train"].tolist() == labels[:20].tolist() and small["x_train"][:, 0, 0, 0].tolist() == list(range(20))
@@ -150,8 +140,8 @@ def test_the_device_data_root_keeps_the_first_images_of_each_class(tmp_path):
     assert (tmp_path / "small" / "nb201" / "nb201_ground_truth.csv").is_file()
 
 
-def test_the_memory_benchmark_measures_each_size_in_its_own_process(tmp_path, capsys):
-    assert load("rank_memory").main(["--tiny", "--out", str(tmp_path)]) == 0
+def test_the_memory_benchmark_measures_each_size_in_its_own_process(tmp_path, capsys, benchmark_script):
+    assert benchmark_script("rank_memory").main(["--tiny", "--out", str(tmp_path)]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["sample"] for r in rows[:2]] == [10, 40] and all(r["returncode"] == 0 for r in rows[:2])
     assert all(50 < r["peak_rss_mb"] < 8000 for r in rows[:2])  # a Python process with torch, not a stray value
@@ -159,10 +149,10 @@ def test_the_memory_benchmark_measures_each_size_in_its_own_process(tmp_path, ca
     assert len(pd.read_csv(tmp_path / "sample-40" / "results.csv")) == 40
 
 
-def test_the_matching_loss_scale_sums_each_term_over_the_classes(tmp_path, capsys):
+def test_the_matching_loss_scale_sums_each_term_over_the_classes(tmp_path, capsys, benchmark_script):
     from distill.losses import TERMS
 
-    assert load("matching_loss_scale").main(["--tiny", "--nets", "2", "--out", str(tmp_path / "s.jsonl")]) == 0
+    assert benchmark_script("matching_loss_scale").main(["--tiny", "--nets", "2", "--out", str(tmp_path / "s.jsonl")]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     per_net, summary = rows[:2], rows[2]
     assert [r["net_seed"] for r in per_net] == [0, 1] and summary["nets"] == 2

@@ -193,3 +193,11 @@ def test_the_frontier_benchmark_reads_rank_runs(tmp_path, table):
     assert all(r["n"] == 3 for r in kept)  # the shard-0 cells left out
     trained = {r["proxy"].split("@")[1] for r in kept if r["proxy"].count("@") == 2}
     assert trained == {"tse_e", "val_acc"} and "synflow" in {r["proxy"] for r in kept}  # other rules left out
+
+
+def test_the_frontier_figure_tells_image_sources_apart(benchmark_script):
+    """Training rows take their colour from their image source, ensembles included; zero-cost rows have none."""
+    frontier = benchmark_script("proxy_frontier")
+    assert frontier.source_of("d2m@tse_e@200") == "d2m"
+    assert frontier.source_of("zc-vote+random-subset[ipc=3]@tse@25") == "random-subset[ipc=3]"
+    assert frontier.source_of("synflow+naswot") is None and frontier.source_of("params") is None

@@ -3,9 +3,7 @@ rank average over them; every second charged once; a rerun answers from the cach
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,8 +15,6 @@ from d2m_nas.proxies.ensemble import rank_average
 from d2m_nas.score_cache import ScoreCache
 from d2m_nas.search import SearchConfig, read_results, run_search
 from tests.test_search_optuna import SPACE, FakeProxy, fake_truths
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def funnel(tmp_path, trials=4, pool=12, seed=0, repeat=1):
@@ -75,7 +71,7 @@ def test_the_funnel_refuses_a_proxy_it_cannot_funnel(tmp_path, capsys, proxy, fr
     assert fragment in err and "\n" not in err
 
 
-def test_the_funnel_from_the_command_line_with_sizes_of_its_own(tmp_path, table, capsys):
+def test_the_funnel_from_the_command_line_with_sizes_of_its_own(tmp_path, table, capsys, benchmark_script):
     out = tmp_path / "run"
     assert main(["search", "--backend", "funnel", "--proxy", "synflow+random-subset[channels=2,cells=1]@tse_e",
                  "--trials", "2", "--warm-start-pool", "5", "--channels", "4", "--cells", "1", "--dataset", "fake",
@@ -84,9 +80,7 @@ def test_the_funnel_from_the_command_line_with_sizes_of_its_own(tmp_path, table,
     frame = read_results(out / "results.csv")
     assert len(frame) == 2 and (frame["backend"] == "funnel").all() and frame["truth"].notna().all()
     # the stage benchmark: the best truth can only fall from stage to stage, and the pick is a finalist
-    spec = importlib.util.spec_from_file_location("funnel_stages", REPO / "benchmarks" / "funnel_stages.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = benchmark_script("funnel_stages")
     assert "| nasbench201-synflow+random-subset" in capsys.readouterr().out
     assert script.main([str(out), "--ground-truth-file", str(table), "--reference", "cifar10:test:12"]) == 0
     line, summary = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
@@ -113,10 +107,8 @@ def test_the_funnel_from_the_command_line_with_sizes_of_its_own(tmp_path, table,
     assert rules["rescored: params"] == frame.set_index("arch").loc[params.idxmax(), "truth"]
 
 
-def test_funnel_stages_scores_each_final_rule_by_its_spearman_among_the_finalists():
-    spec = importlib.util.spec_from_file_location("funnel_stages", REPO / "benchmarks" / "funnel_stages.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+def test_funnel_stages_scores_each_final_rule_by_its_spearman_among_the_finalists(benchmark_script):
+    script = benchmark_script("funnel_stages")
     trained = {"trained": ["a", "b", "c", "d"], "components": {"x": [1.0, 2.0, 3.0, 4.0], "y": [2.0, 1.0, 4.0, 3.0]}}
     truths = pd.Series({"a": 1.0, "b": 3.0, "c": 2.0, "d": 4.0, "e": 9.0})
     columns = {"other run": pd.Series({"a": 4.0, "b": 1.0, "c": 3.0, "d": 2.0}),
@@ -214,10 +206,8 @@ def test_funnel_stages_belong_to_the_funnel_backend(tmp_path, capsys):
     assert "--funnel sets the stages of the funnel backend" in capsys.readouterr().err
 
 
-def test_the_shortlist_ceiling_of_a_perfect_proxy_is_its_own_pick(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("shortlist_ceiling", REPO / "benchmarks" / "shortlist_ceiling.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+def test_the_shortlist_ceiling_of_a_perfect_proxy_is_its_own_pick(tmp_path, capsys, benchmark_script):
+    script = benchmark_script("shortlist_ceiling")
     truths = np.arange(50, dtype=float)
     rows = pd.DataFrame({"arch": [f"a{i}" for i in range(50)], "proxy": "params", "score": truths, "truth": truths,
                          "truth_column": "acc"})
