@@ -55,13 +55,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def recorded_command(path: Path) -> str | None:
-    """The command that made the run directory `path` (its config.yaml's `command`), or None."""
+def recorded_config(path: Path) -> dict:
+    """The options the run directory `path` was last run with (its config.yaml), or {} if none is readable."""
     try:
         config = yaml.safe_load((path / CONFIG).read_text())
     except (OSError, yaml.YAMLError):
-        return None
-    return config.get("command") if isinstance(config, dict) else None
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def recorded_command(path: Path) -> str | None:
+    """The command that made the run directory `path` (its config.yaml's `command`), or None."""
+    return recorded_config(path).get("command")
 
 
 class RunDirectory:

@@ -436,6 +436,21 @@ def test_the_cpu_pool_preset_is_the_cpu_generator_with_a_tuned_real_start_and_it
                                            "--tuning-steps", "7"]))
 
 
+def test_distill_defaults_to_cpu_pool_and_a_rerun_keeps_the_preset_its_run_began_with(tmp_path):
+    from d2m_nas.commands.distill import settings_from_args
+
+    def settings(*argv):
+        return settings_from_args(cli.parse_args(["distill", "--out", str(tmp_path), *argv]))
+
+    assert settings() == preset("cpu-pool")  # a new run
+    # a run started when the default was `cpu` resumes as it began, not refused as "other settings"
+    (tmp_path / "config.yaml").write_text("command: distill\npreset: cpu\n")
+    assert settings() == preset("cpu")
+    assert settings("--preset", "cpu-pool") == preset("cpu-pool")  # an explicit preset wins
+    (tmp_path / "config.yaml").write_text("command: rank\npreset: cpu\n")  # not a distill run: its key means nothing
+    assert settings() == preset("cpu-pool")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--method", "dm"], "needs --ipc"),
     (["--ipc", "3"], "applies to --method dm"),
@@ -462,6 +477,8 @@ def test_the_cpu_pool_preset_is_the_cpu_generator_with_a_tuned_real_start_and_it
     (["--net-lr", "0.1"], "--net-lr and --net-max-steps need --trained-nets Q"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, message):
-    code = cli.main(["distill", "--dataset", "fake", "--device", "cpu", "--out", str(tmp_path / "r"), *argv])
+    # against the pool-less `cpu` preset, whose options the pool ones need (a later --preset wins)
+    code = cli.main(["distill", "--dataset", "fake", "--preset", "cpu", "--device", "cpu", "--out", str(tmp_path / "r"),
+                     *argv])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err

@@ -19,16 +19,20 @@ afterwards for any images-per-class budget.
 --method dm distills a DM image set (learnable pixels) at one --ipc into RUN_DIR/synthetic.pt; a new
 budget needs a new run.
 
-Presets: tiny (seconds; use with --dataset fake), cpu (a CIFAR-10 run of about 45 minutes on 2 CPU
-cores), cpu-pool (the cpu generator with 50 learned latents a class started from real images, IPC 10
-and 50 above random real images: about 25 minutes on 2 idle CPU cores), paper (GPU scale)."""
+Presets: cpu-pool (the default: the cpu generator with 50 learned latents a class started from real
+images, IPC 10 and 50 above random real images; about 25 minutes on 2 idle CPU cores), cpu (the same
+generator without the pool: about 15 minutes of one core, but its sets train worse than random real
+images), tiny (seconds; use with --dataset fake), paper (GPU scale). Rerunning an existing run
+without --preset resumes it with the preset it was started with."""
+DEFAULT_PRESET = "cpu-pool"
 WRITES_RUN_DIR = True
 
 
 def add_arguments(parser):
     from d2m_nas.distill_runs import D2M_MATCHING
     parser.add_argument("--dataset", default="cifar10", help="dataset name (default: cifar10)")
-    parser.add_argument("--preset", default="cpu", help="tiny | cpu | cpu-pool | paper (default: cpu)")
+    parser.add_argument("--preset", help=f"cpu-pool | cpu | tiny | paper (default: {DEFAULT_PRESET}, or the preset "
+                        "an existing run in --out was started with)")
     parser.add_argument("--method", default="d2m", choices=("d2m", "dm"), help="d2m (default) or dm")
     parser.add_argument("--ipc", type=COUNT, help="images per class for --method dm")
     parser.add_argument("--generator", type=Path, metavar="PATH",
@@ -91,11 +95,25 @@ def add_arguments(parser):
                        help="DM loss: embedding (standard DM, default) or d2m (attention + embedding + prediction)")
 
 
+def preset_name(args) -> str:
+    """--preset; without it, the preset the run in --out was started with (a rerun resumes as it began,
+    whatever the default became since), else the default."""
+    from d2m_nas.run_dir import recorded_config
+
+    if args.preset is not None:
+        return args.preset
+    previous = recorded_config(Path(args.out)) if args.out is not None else {}
+    if previous.get("command") == "distill" and isinstance(previous.get("preset"), str):
+        return previous["preset"]
+    return DEFAULT_PRESET
+
+
 def settings_from_args(args):
     from d2m_nas.commands.config_options import config_from_args
     from d2m_nas.distill_runs import D2M_MATCHING, preset, with_overrides
     from d2m_nas.errors import UserError
 
+    args.preset = preset_name(args)
     settings = preset(args.preset)
     latent_init = getattr(args, "latent_init", None) or settings.d2m.latent_init  # the preset's counts
     for name in ("inversion_steps", "tuning_steps", "tuning_lr", "tuning_batch"):
