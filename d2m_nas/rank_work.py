@@ -12,9 +12,11 @@ worker with nothing to take waits while others run, so a dead one's item is neve
 
 The study's name is a hash of what determines the scores (space, sample, proxy seeds, every
 proxy's cache key), so the same command started on several machines with one `--storage` URL
-joins one study, and a changed setting starts another. When the work is done, each process
-copies the scores into its score cache and `run_ranking` writes results.csv and the summary
-from it: the same files as a single-process run.
+joins one study, and a changed setting starts another. The process that runs the command writes
+each finished item's rows into its results.csv as soon as it sees them (`finished`), whichever
+worker scored it; when the work is done it copies the scores into its score cache and
+`run_ranking` adds what is left (ensembles, the summary): the same files as a single-process run,
+rows in the order the items finished.
 """
 
 from __future__ import annotations
@@ -128,16 +130,25 @@ def work(study: optuna.Study, score: Scorer, heartbeat: int = 60, poll: float = 
             on_progress()
 
 
+def finished(study: optuna.Study, seen: set[int] | None = None) -> Iterator[tuple[str, int, dict[str, ProxyScore]]]:
+    """(arch, proxy seed, scores by proxy name) of every finished item, by any worker; with `seen`,
+    only the trials not in it, which are then added (to follow a running study cheaply)."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if RESULTS_ATTR not in trial.user_attrs or (seen is not None and trial.number in seen):
+            continue
+        if seen is not None:
+            seen.add(trial.number)
+        arch, seed = trial.user_attrs[ITEM_ATTR]
+        yield arch, int(seed), {name: ProxyScore(**result) for name, result in trial.user_attrs[RESULTS_ATTR].items()}
+
+
 def collect(study: optuna.Study, cache: ScoreCache, space: str, configs: dict[str, dict], device: str) -> int:
     """Copy the scores of finished items into `cache` (the ones it lacks); returns how many."""
     added = 0
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if RESULTS_ATTR not in trial.user_attrs:
-            continue
-        arch, seed = trial.user_attrs[ITEM_ATTR]
-        for name, result in trial.user_attrs[RESULTS_ATTR].items():
-            if name in configs and cache.get(space, arch, configs[name], int(seed)) is None:
-                cache.put(space, arch, configs[name], int(seed), ProxyScore(**result), device)
+    for arch, seed, scores in finished(study):
+        for name, score in scores.items():
+            if name in configs and cache.get(space, arch, configs[name], seed) is None:
+                cache.put(space, arch, configs[name], seed, score, device)
                 added += 1
     return added
 

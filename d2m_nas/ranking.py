@@ -5,8 +5,9 @@ Writes into a run directory:
   proxy, score, seconds, seed, the true value and the ground-truth column it came from, then
   what training-based proxies add (steps, distinct training images, device seconds, peak
   memory), the rule `score` was computed by and the value of every score rule from the same run
-  (empty for zero-cost proxies). Rows are appended as they are computed, so an interrupted run
-  resumes where it stopped.
+  (empty for zero-cost proxies). Rows are appended as they are computed (with several workers,
+  as any of them finishes an item, in that order), so an interrupted run resumes where it stopped
+  and `report` reads a running one.
 - curves.jsonl: per training-based row, its recorded trace (the training loss of every step;
   validation accuracy, loss and seconds at each checkpoint), from which every rule is computed.
 - summary.json: the run's settings and, per proxy and per score rule of every training-based
@@ -31,7 +32,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from d2m_nas.formatting import finite_or_null
-from d2m_nas.proxies import EnsembleProxy, Proxy, ProxyContext, TrainingProxy, score_architecture
+from d2m_nas.proxies import EnsembleProxy, Proxy, ProxyContext, ProxyScore, TrainingProxy, score_architecture
 from d2m_nas.proxies.ensemble import rank_average
 from d2m_nas.proxies.score_rules import RULES, final_rules
 from d2m_nas.report import expand_score_rules, ranking_notes, ranking_summary, ranking_table
@@ -249,6 +250,53 @@ def _ensemble_rows(results_path: Path, archs: list[str], ensembles: list[Ensembl
     return rows
 
 
+class ResultRows:
+    """A run directory's results.csv and curves.jsonl, open for appending: the rows of each
+    (architecture, proxy seed) as its scores arrive, a training row's curve written before the row,
+    flushed at once, so an interrupted run resumes and `report` reads a running one. Reading the
+    table it continues (`done`) happens on construction, before anything is written."""
+
+    def __init__(self, out_dir: Path, space: SearchSpace, truths: pd.Series, settings: RankSettings) -> None:
+        self.results_path, self.curves_path = out_dir / "results.csv", out_dir / "curves.jsonl"
+        self.done = _read_done(self.results_path)
+        self.space, self.truths, self.settings = space, truths, settings
+
+    def __enter__(self) -> "ResultRows":
+        new_file = not self.results_path.is_file()
+        self._table, self._curves = self.results_path.open("a", newline=""), self.curves_path.open("a")
+        self._writer = csv.writer(self._table)
+        if new_file:
+            self._writer.writerow(RESULT_COLUMNS)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._table.close()
+        self._curves.close()
+
+    def missing(self, arch: str, seed: int, proxies: list[Proxy]) -> list[Proxy]:
+        return [p for p in proxies if (arch, p.name, seed) not in self.done]
+
+    def add(self, arch: str, seed: int, proxies: list[Proxy], scores: dict[str, ProxyScore]) -> None:
+        """The rows of `arch` at proxy seed `seed` for `proxies`, from their stored `scores` by name."""
+        truth = self.truths.get(arch, math.nan)
+        index, isomorphism = self.space.index(arch), self.space.isomorphism_key(arch)
+        for proxy in proxies:
+            result = proxy.rescored(scores[proxy.name])
+            if "trace" in result.extra:  # before the row: a row always has its curve
+                self._curves.write(json.dumps({"arch": arch, "proxy": proxy.name, "seed": seed,
+                                               "trace": result.extra["trace"]}) + "\n")
+            self._writer.writerow([arch, index, isomorphism, proxy.name, repr(float(result.score)),
+                                   f"{result.seconds:.6f}", seed, truth, self.settings.truth_column,
+                                   *_extra_cells(proxy, result.extra)])
+            self.done.add((arch, proxy.name, seed))
+        self._curves.flush()
+        self._table.flush()
+
+    def add_lines(self, lines: list[list]) -> None:
+        self._writer.writerows(lines)
+        self._table.flush()
+
+
 def run_ranking(archs: list[str], proxies: list[Proxy], context: ProxyContext, truths: pd.Series,
                 settings: RankSettings, out_dir: Path, progress: bool = True, cache: ScoreCache | None = None
                 ) -> dict:
@@ -256,41 +304,20 @@ def run_ranking(archs: list[str], proxies: list[Proxy], context: ProxyContext, t
     ensembles, then summarise. With a score cache, scores another rank or search already computed
     are reused, not recomputed."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    results_path, curves_path = out_dir / "results.csv", out_dir / "curves.jsonl"
-    done = _read_done(results_path)
+    rows = ResultRows(out_dir, context.space, truths, settings)
     proxies, ensembles = scored_proxies(proxies)
     check_same_settings(out_dir, settings, proxies + ensembles, context)
-    new_file = not results_path.is_file()
-    space = context.space
     # one context per proxy seed: the seed sets the weight init, the data draws and the batch order
     contexts = {seed: replace(context, seed=seed) for seed in settings.seeds}
     configs = {p.name: proxy_config(p, context) for p in proxies} if cache is not None else {}
-    with results_path.open("a", newline="") as handle, curves_path.open("a") as curves:
-        writer = csv.writer(handle)
-        if new_file:
-            writer.writerow(RESULT_COLUMNS)
-        bar = tqdm(archs, desc="scoring", unit="arch", disable=not progress, dynamic_ncols=True)
-        for arch in bar:
+    with rows:
+        for arch in tqdm(archs, desc="scoring", unit="arch", disable=not progress, dynamic_ncols=True):
             for seed, seed_context in contexts.items():
-                todo = [p for p in proxies if (arch, p.name, seed) not in done]
-                if not todo:
-                    continue
-                scores = score_cached(arch, todo, seed_context, cache, configs)
-                truth = truths.get(arch, math.nan)
-                index, isomorphism = space.index(arch), space.isomorphism_key(arch)
-                for proxy in todo:
-                    result = proxy.rescored(scores[proxy.name])
-                    if "trace" in result.extra:  # before the row: a row always has its curve
-                        curves.write(json.dumps({"arch": arch, "proxy": proxy.name, "seed": seed,
-                                                 "trace": result.extra["trace"]}) + "\n")
-                    writer.writerow([arch, index, isomorphism, proxy.name, repr(float(result.score)),
-                                     f"{result.seconds:.6f}", seed, truth, settings.truth_column,
-                                     *_extra_cells(proxy, result.extra)])
-                    done.add((arch, proxy.name, seed))
-                curves.flush()
-                handle.flush()
+                todo = rows.missing(arch, seed, proxies)
+                if todo:
+                    rows.add(arch, seed, todo, score_cached(arch, todo, seed_context, cache, configs))
         if ensembles:  # every component row exists now
-            writer.writerows(_ensemble_rows(results_path, archs, ensembles, settings, context, truths, done))
+            rows.add_lines(_ensemble_rows(rows.results_path, archs, ensembles, settings, context, truths, rows.done))
     return summarise(out_dir, archs, proxies + ensembles, settings, context)
 
 

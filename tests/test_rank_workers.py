@@ -107,6 +107,30 @@ def test_rank_with_two_workers_reports_what_one_process_does(tmp_path, table, ca
     assert (tmp_path / "two" / "summary.md").read_text() == before
 
 
+def test_a_shared_rank_writes_each_item_as_it_finishes_so_a_stopped_run_is_readable(tmp_path, table, monkeypatch,
+                                                                                      capsys):
+    import d2m_nas.ranking
+
+    real, calls = d2m_nas.ranking.score_cached, []
+
+    def stopped_at_the_fourth_item(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the run
+        return real(*args, **kwargs)
+
+    out, storage = tmp_path / "shared", ["--storage", f"sqlite:///{tmp_path / 'work.db'}"]
+    monkeypatch.setattr(d2m_nas.ranking, "score_cached", stopped_at_the_fourth_item)
+    assert main(rank_argv(table, out, *storage)) == 130
+    partial = pd.read_csv(out / "results.csv")
+    assert len(partial) == 3 * 5  # three items' rows (random-subset, params and the vote's three), no ensemble
+    assert main(["report", str(out), "--out", str(tmp_path / "report"), "--bootstrap", "20"]) == 0  # readable now
+    monkeypatch.setattr(d2m_nas.ranking, "score_cached", real)
+    assert main(rank_argv(table, out, *storage)) == 0  # resumed: the rest, nothing twice
+    assert main(rank_argv(table, tmp_path / "one")) == 0
+    pd.testing.assert_frame_equal(scores(tmp_path / "one"), scores(out))
+
+
 def test_two_machines_on_one_postgresql_rank_study_each_write_the_whole_report(tmp_path, table):
     url = os.environ.get(POSTGRES_ENV)
     if not url:

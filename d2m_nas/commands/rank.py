@@ -283,28 +283,42 @@ def _scorer(scored: list, context, cache, configs: dict):
 
 def _work_shared(args, inputs: Inputs, context, settings, out_dir, cache) -> None:
     """Score the sample through the work study: this process and --workers − 1 more here (or this one
-    alone, as one of several machines on --storage); the scores then sit in `cache`, where
-    run_ranking finds them."""
+    alone, as one of several machines on --storage). Each finished item's rows go into results.csv
+    as this process sees them; at the end the scores are copied into `cache`, where run_ranking
+    finds any it has not written."""
     import json
     import sys
 
     from tqdm import tqdm
 
     from d2m_nas import rank_work
-    from d2m_nas.ranking import check_same_settings, scored_proxies
+    from d2m_nas.ranking import ResultRows, check_same_settings, scored_proxies
 
+    rows = ResultRows(out_dir, inputs.space, inputs.truths, settings)  # a damaged table is refused first
     check_same_settings(out_dir, settings, [p for group in scored_proxies(inputs.proxies) for p in group], context)
     if args.storage is None:
         args.storage = f"sqlite:///{(out_dir / 'work.db').resolve()}"
     study, scored, configs = _open_work(args, inputs, context, settings.seeds)
     helpers = args.workers - 1 if rank_work.pending(study) else 0
     options = json.dumps({**vars(args), "out": str(out_dir)}, default=str)
-    with rank_work.helper_processes(helpers, options) as processes:
+    seen: set[int] = set()
+
+    def write_finished():
+        for arch, seed, scores in rank_work.finished(study, seen):
+            todo = rows.missing(arch, seed, scored)
+            if todo:
+                rows.add(arch, seed, todo, scores)
+
+    with rows, rank_work.helper_processes(helpers, options) as processes:
         done, total = rank_work.progress(study)
         with tqdm(total=total, initial=done, desc=f"scoring ({args.workers} workers)" if args.workers > 1
                   else "scoring", unit="item", dynamic_ncols=True) as bar:
-            rank_work.work(study, _scorer(scored, context, cache, configs), args.heartbeat,
-                           on_progress=lambda: bar.update(rank_work.progress(study)[0] - bar.n))
+            def on_progress():
+                write_finished()
+                bar.update(rank_work.progress(study)[0] - bar.n)
+
+            rank_work.work(study, _scorer(scored, context, cache, configs), args.heartbeat, on_progress=on_progress)
+        write_finished()
     failed = [process.returncode for process in processes if process.returncode != 0]
     if failed:
         print(f"d2m-nas rank: warning: {len(failed)} of {helpers} worker processes stopped early (exit "
