@@ -18,9 +18,9 @@ Rows (every statistic on the architectures every input scored, so all rows are p
 - the table's 12-epoch column (the free reference; its cost is not measured here).
 Each row: n, Spearman ρ [95% bootstrap CI], Kendall τ, top-10% overlap, s/arch, and paired
 bootstrap CIs of ρ − ρ_synflow, ρ − ρ_zc-vote, ρ − ρ of the best single zero-cost proxy and ρ − ρ of the 12-epoch column on
-these architectures. The crossover lines name, for training-rule rows and for ensembles that
-contain a training rule, the cheapest row whose paired CI lies above 0 against that best zero-cost
-proxy and against zc-vote (or say none does). Many
+these architectures. The crossover lines name, for each image source's training-rule rows and
+ensembles that contain a training rule, the cheapest row whose paired CI lies above 0 against that
+best zero-cost proxy and against zc-vote (or say none does). Many
 rows are compared on the same architectures: the best of them is selected after the fact, so
 its margin is optimistic.
 
@@ -183,7 +183,9 @@ def main() -> int:
         row["best_zero_cost"] = best_zero_cost
         rows.append(finite_or_null(row))
         print(json.dumps(rows[-1]), flush=True)
-    crossovers = [crossover(rows, family, baseline) for baseline in dict.fromkeys((best_zero_cost, "zc-vote"))
+    sources = sorted({source_of(r["proxy"]) for r in rows} - {None})
+    crossovers = [crossover(rows, family, baseline, source) for source in sources
+                  for baseline in dict.fromkeys((best_zero_cost, "zc-vote"))
                   for family in ("training rule", "training ensemble")]
     for line in crossovers:
         print(json.dumps(line), flush=True)
@@ -262,12 +264,13 @@ def source_of(name: str) -> str | None:
     return trained[0].split("@")[0] if trained else None
 
 
-def crossover(rows: list[dict], family: str, baseline: str) -> dict:
-    """The cheapest row of `family` whose paired CI against `baseline` is above 0."""
-    beating = [r for r in rows if family_of(r["proxy"]) == family and r["seconds_per_arch"] is not None
+def crossover(rows: list[dict], family: str, baseline: str, source: str) -> dict:
+    """The cheapest row of `family` trained on `source`'s images whose paired CI against `baseline` is above 0."""
+    beating = [r for r in rows if family_of(r["proxy"]) == family and source_of(r["proxy"]) == source
+               and r["seconds_per_arch"] is not None
                and (r.get(f"vs_{baseline}") or {}).get("ci_low") is not None and r[f"vs_{baseline}"]["ci_low"] > 0]
     cheapest = min(beating, key=lambda r: r["seconds_per_arch"], default=None)
-    return {"kind": "crossover", "family": family, "baseline": baseline,
+    return {"kind": "crossover", "family": family, "source": source, "baseline": baseline,
             "proxy": cheapest["proxy"] if cheapest else None,
             "seconds_per_arch": cheapest["seconds_per_arch"] if cheapest else None,
             "difference": cheapest[f"vs_{baseline}"] if cheapest else None}
@@ -299,9 +302,10 @@ def markdown(rows: list[dict], n: int, crossovers: list[dict]) -> str:
                      f"{cost} | " + " | ".join(_ci(r.get(f"vs_{b}")) for b in baselines) + " |")
     lines.append("")
     for c in crossovers:
-        lines.append(f"- crossover ({c['family']} vs {c['baseline']}): " + (
+        lines.append(f"- crossover ({c['family']}, {c['source']} images, vs {c['baseline']}): " + (
             f"`{c['proxy']}` at {c['seconds_per_arch']:.3g} s/arch, ρ − ρ_{c['baseline']} {_ci(c['difference'])}"
-            if c["proxy"] else f"no {c['family']} row beats {c['baseline']} with its paired 95% CI above 0"))
+            if c["proxy"] else f"no {c['family']} row on {c['source']} images beats {c['baseline']} with its "
+            "paired 95% CI above 0"))
     return "\n".join(lines) + "\n"
 
 

@@ -177,7 +177,9 @@ def test_the_frontier_benchmark_reads_rank_runs(tmp_path, table):
     rows = {r["proxy"]: r for r in map(json.loads, (tmp_path / "out" / "frontier.jsonl").read_text().splitlines())}
     assert {f"random-subset@{rule}@{step}" for rule in RULES for step in (1, 2, 4, 8)} <= set(rows)
     assert {"zc-vote", "synflow+naswot", "synflow+naswot+random-subset@tse_e@8"} <= set(rows)
-    assert (tmp_path / "out" / "frontier.md").read_text().count("- crossover (") == 4
+    crossovers = [line for line in (tmp_path / "out" / "frontier.md").read_text().splitlines() if "- crossover (" in line]
+    assert len(crossovers) == 8  # per image source (2), family (2) and baseline (the best zero-cost, zc-vote)
+    assert sum("random-subset[ipc=3] images" in line for line in crossovers) == 4
     assert all(r["n"] == 6 for r in rows.values())
     assert rows["random-subset@tse@4"]["seconds_per_arch"] < rows["random-subset@tse@8"]["seconds_per_arch"]
     assert rows["random-subset@val_acc@8"]["vs_synflow"]["value"] is not None
@@ -201,3 +203,17 @@ def test_the_frontier_figure_tells_image_sources_apart(benchmark_script):
     assert frontier.source_of("d2m@tse_e@200") == "d2m"
     assert frontier.source_of("zc-vote+random-subset[ipc=3]@tse@25") == "random-subset[ipc=3]"
     assert frontier.source_of("synflow+naswot") is None and frontier.source_of("params") is None
+
+
+def test_the_crossover_is_the_cheapest_row_above_the_baseline_for_each_image_source(benchmark_script):
+    frontier = benchmark_script("proxy_frontier")
+
+    def row(proxy, seconds, low):
+        return {"proxy": proxy, "seconds_per_arch": seconds, "vs_synflow": {"value": low + 0.05, "ci_low": low}}
+
+    rows = [row("d2m@tse@50", 10, -0.1), row("d2m@tse@100", 20, 0.01), row("d2m@tse@200", 40, 0.05),
+            row("random-subset@tse@25", 5, 0.02), row("synflow+naswot+d2m@tse@25", 7, 0.03)]
+    assert frontier.crossover(rows, "training rule", "synflow", "d2m")["proxy"] == "d2m@tse@100"
+    assert frontier.crossover(rows, "training rule", "synflow", "random-subset")["proxy"] == "random-subset@tse@25"
+    assert frontier.crossover(rows, "training ensemble", "synflow", "d2m")["proxy"] == "synflow+naswot+d2m@tse@25"
+    assert frontier.crossover(rows, "training ensemble", "synflow", "random-subset")["proxy"] is None
