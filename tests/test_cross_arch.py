@@ -96,6 +96,24 @@ def test_network_matches_the_reference_shapes_and_parameter_count(name, channels
         assert bool(groupnorms) == (name != "alexnet")
 
 
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+@pytest.mark.parametrize("size", [32, 64])
+def test_network_trains_a_step(name, size):
+    """One SGD step at 32x32 and 64x64 (the classifier follows the feature map): a finite loss, every
+    parameter that the loss reaches moved, and the loss on the same batch lower afterwards."""
+    torch.manual_seed(0)
+    model = create_eval_network(name, 3, 10, size)
+    images, labels = torch.randn(8, 3, size, size), torch.arange(8) % 10
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = nn.functional.cross_entropy(model(images), labels)
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss)
+    assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters()) if p.grad is not None)
+    assert nn.functional.cross_entropy(model(images), labels) < loss
+
+
 def test_convnet_specs_still_build_convnets():
     model = create_eval_network("convnet-d1-w8-relu-instancenorm-avgpool", 3, 10, 32)
     assert isinstance(model, ConvNet) and model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
