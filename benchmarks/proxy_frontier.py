@@ -337,11 +337,20 @@ def plot(rows: list[dict], path: Path, n: int) -> None:
                [max(0.0, (r["spearman"]["ci_high"] or v) - v) for v, r in zip(y, members)]]
         ax.errorbar(x, y, yerr=err, fmt=markers[family], color=colours[source], ms=4, capsize=2, alpha=0.8,
                     label=family if source is None else f"{family}, {source}")
-    best = sorted((r for r in rows if r["seconds_per_arch"] is not None and r["spearman"]["value"] is not None),
-                  key=lambda r: -r["spearman"]["value"])[:4]
-    for r in best + [r for r in rows if r["proxy"] in ("synflow", "zc-vote", "params")]:
+    for r in [r for r in rows if r["proxy"] in ("synflow", "zc-vote", "params")]:
         ax.annotate(r["proxy"], (r["seconds_per_arch"], r["spearman"]["value"]), fontsize=6, xytext=(3, 3),
                     textcoords="offset points")
+    # the best training row of each image source: they sit at one cost, so their labels are stacked in
+    # the empty middle of the axes (training rows cost seconds; zero-cost rows sit high at the left)
+    costed = [r for r in rows if r["seconds_per_arch"] is not None and r["spearman"]["value"] is not None]
+    best = {}
+    for r in sorted(costed, key=lambda r: -r["spearman"]["value"]):
+        best.setdefault(source_of(r["proxy"]), r)
+    best.pop(None, None)
+    for i, r in enumerate(sorted(best.values(), key=lambda r: -r["spearman"]["value"])):
+        ax.annotate(f"{r['proxy']} ({r['spearman']['value']:.3f})", (r["seconds_per_arch"], r["spearman"]["value"]),
+                    fontsize=7, xytext=(0.42, 0.62 - 0.05 * i), textcoords="axes fraction",
+                    arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "grey"})
     ax.set_xscale("log")
     ax.set_xlabel("seconds per architecture (this machine, see benchmarks/README.md)")
     ax.set_ylabel("Spearman ρ vs cifar10_test_acc (200 ep), 95% CI")
