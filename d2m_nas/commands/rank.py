@@ -314,8 +314,10 @@ def _work_shared(args, inputs: Inputs, context, settings, out_dir, cache) -> Non
         with tqdm(total=total, initial=done, desc=f"scoring ({args.workers} workers)" if args.workers > 1
                   else "scoring", unit="item", dynamic_ncols=True) as bar:
             def on_progress():
-                write_finished()
-                bar.update(rank_work.progress(study)[0] - bar.n)
+                finished = rank_work.progress(study)[0]
+                if finished != bar.n:  # a wait with nothing new reads the study once, not twice
+                    write_finished()
+                    bar.update(finished - bar.n)
 
             rank_work.work(study, _scorer(scored, context, cache, configs), args.heartbeat, on_progress=on_progress)
         write_finished()
