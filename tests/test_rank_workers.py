@@ -107,8 +107,7 @@ def test_rank_with_two_workers_reports_what_one_process_does(tmp_path, table, ca
     assert (tmp_path / "two" / "summary.md").read_text() == before
 
 
-def test_a_shared_rank_writes_each_item_as_it_finishes_so_a_stopped_run_is_readable(tmp_path, table, monkeypatch,
-                                                                                      capsys):
+def test_a_shared_rank_writes_each_item_as_it_finishes_so_a_stopped_run_is_readable(tmp_path, table, monkeypatch):
     import d2m_nas.ranking
 
     real, calls = d2m_nas.ranking.score_cached, []
@@ -125,8 +124,15 @@ def test_a_shared_rank_writes_each_item_as_it_finishes_so_a_stopped_run_is_reada
     partial = pd.read_csv(out / "results.csv")
     assert len(partial) == 3 * 5  # three items' rows (random-subset, params and the vote's three), no ensemble
     assert main(["report", str(out), "--out", str(tmp_path / "report"), "--bootstrap", "20"]) == 0  # readable now
-    monkeypatch.setattr(d2m_nas.ranking, "score_cached", real)
-    assert main(rank_argv(table, out, *storage)) == 0  # resumed: the rest, nothing twice
+    resumed = []
+
+    def counted(*args, **kwargs):
+        resumed.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(d2m_nas.ranking, "score_cached", counted)
+    assert main(rank_argv(table, out, *storage)) == 0
+    assert len(resumed) == 4 * 2 - 3  # resumed: the items not finished before Ctrl-C (the interrupted one too)
     assert main(rank_argv(table, tmp_path / "one")) == 0
     pd.testing.assert_frame_equal(scores(tmp_path / "one"), scores(out))
 
