@@ -56,7 +56,7 @@ def check_claims_after_a_kill(url: str, log: Path) -> None:
     name = f"rank-test-{uuid.uuid4().hex[:8]}"
     open_work(url, name, ARCHS, [0, 1])  # enqueued before the workers start, as the command does
     victim, survivor = start(url, name, log, kill_at=2), start(url, name, log)
-    assert victim.wait(timeout=120) == -signal.SIGKILL
+    assert victim.wait(timeout=120) == -signal.SIGKILL, victim.stderr.read()[-2000:]  # why it ended otherwise
     assert survivor.wait(timeout=120) == 0, survivor.stderr.read()[-2000:]
     study = optuna.load_study(study_name=name, storage=url)
     complete = [tuple(t.user_attrs[ITEM_ATTR]) for t in study.get_trials(states=(TrialState.COMPLETE,))]
