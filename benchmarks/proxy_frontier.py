@@ -347,7 +347,7 @@ def plot(rows: list[dict], path: Path, n: int) -> None:
     for r in sorted(costed, key=lambda r: -r["spearman"]["value"]):
         best.setdefault(source_of(r["proxy"]), r)
     best.pop(None, None)
-    for i, r in enumerate(sorted(best.values(), key=lambda r: -r["spearman"]["value"])):
+    for i, r in enumerate(best.values()):  # already in order of ρ, best first
         ax.annotate(f"{r['proxy']} ({r['spearman']['value']:.3f})", (r["seconds_per_arch"], r["spearman"]["value"]),
                     fontsize=7, xytext=(0.42, 0.62 - 0.05 * i), textcoords="axes fraction",
                     arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "grey"})
