@@ -61,6 +61,33 @@ def output_dir(out, run_dirs: list, default_name: str):
     return out
 
 
+def space_named(name: str):
+    """The search space --space names; one-line UserError for an unknown one."""
+    from d2m_nas.errors import UserError
+    from search_spaces.registry import create_space
+
+    try:
+        return create_space(name)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def read_ground_truth(args, data_root):
+    """(table, column name, truths) of --ground-truth in --ground-truth-file (default: the data
+    root's NAS-Bench-201 table), its read recorded; one-line UserError for a bad file or key."""
+    from d2m_nas.errors import UserError
+    from d2m_nas.provenance import record_read
+    from search_spaces.ground_truth import GroundTruth, GroundTruthError, default_table_path
+
+    path = args.ground_truth_file or default_table_path(data_root)
+    try:
+        table = GroundTruth.from_csv(path)
+        record_read(path)
+        return table, table.column_name(args.ground_truth), table.column(args.ground_truth)
+    except GroundTruthError as exc:
+        raise UserError(str(exc)) from None
+
+
 def add_top_k_option(parser) -> None:
     parser.add_argument("--top-k", default="0.1,10", metavar="K[,K...]",
                         help="top-k sets: counts, or fractions below 1 (default: 0.1,10)")

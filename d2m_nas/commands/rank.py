@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, add_top_k_option,
-                              parse_top_k, size_options, warn_if_other_dataset)
+                              parse_top_k, read_ground_truth, size_options, space_named, warn_if_other_dataset)
 from d2m_nas.commands.option_types import COUNT, WHOLE
 
 HELP = "score a seeded sample of architectures with a proxy and correlate with ground truth"
@@ -156,19 +156,13 @@ def read_inputs(args) -> Inputs:
     from d2m_nas.proxies.ensemble import is_ensemble_spec, parse_definitions
     from d2m_nas.ranking import read_archs, sample_archs
     from d2m_nas.settings import resolve_data_root
-    from d2m_nas.provenance import record_read
-    from search_spaces.ground_truth import GroundTruth, GroundTruthError, default_table_path
-    from search_spaces.registry import create_space
 
     if not args.ground_truth:
         raise UserError("--ground-truth KEY is required (e.g. cifar10:test:200); there is no default because "
                         "12- vs 200-epoch and valid vs test columns rank architectures differently")
     if not args.proxy:
         raise UserError("--proxy NAME[,NAME...] is required, e.g. --proxy synflow,params")
-    try:
-        space = create_space(args.space)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    space = space_named(args.space)
     names = _csv(args.proxy)
     if not names:
         raise UserError("--proxy needs at least one proxy name")
@@ -188,14 +182,7 @@ def read_inputs(args) -> Inputs:
     top_k = parse_top_k(args.top_k)
 
     data_root = resolve_data_root(args.data_root)
-    truth_path = args.ground_truth_file or default_table_path(data_root)
-    try:
-        ground_truth = GroundTruth.from_csv(truth_path)
-        record_read(truth_path)
-        truth_column = ground_truth.column_name(args.ground_truth)
-        truths = ground_truth.column(args.ground_truth)
-    except GroundTruthError as exc:
-        raise UserError(str(exc)) from None
+    ground_truth, truth_column, truths = read_ground_truth(args, data_root)
 
     try:
         archs = read_archs(args.archs, space) if args.archs else \
@@ -207,7 +194,7 @@ def read_inputs(args) -> Inputs:
         archs = archs[index::count]
     covered = sum(arch in truths.index for arch in archs)
     if covered == 0:
-        raise UserError(f"the ground truth {truth_path} has no value for any sampled {space.name} architecture; "
+        raise UserError(f"the ground truth {ground_truth.source} has no value for any sampled {space.name} architecture; "
                         "check --space and --ground-truth-file")
     dataset = load_dataset(args.dataset, data_root, args.download) if any(needs_data) else None
     train_indices = val_indices = None

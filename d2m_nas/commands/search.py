@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, size_options,
-                              warn_if_other_dataset)
+from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, read_ground_truth,
+                              size_options, space_named, warn_if_other_dataset)
 from d2m_nas.commands.option_types import COUNT, COUNTS, POSITIVE
 
 HELP = "search an architecture space with Optuna or NNI using a cheap proxy"
@@ -131,17 +131,11 @@ def run(args) -> int:
     from d2m_nas.search.storage import StorageError, check_storage_url
     from d2m_nas.search.run import run_search
     from d2m_nas.settings import resolve_data_root
-    from d2m_nas.provenance import record_read
     from d2m_nas.report import search_tables
-    from search_spaces.ground_truth import GroundTruth, GroundTruthError, default_table_path
-    from search_spaces.registry import create_space
 
     if not args.proxy:
         raise UserError("--proxy NAME is required, e.g. --proxy synflow")
-    try:
-        space = create_space(args.space)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    space = space_named(args.space)
     try:
         strategy = args.strategy or backend_class(args.backend).strategies[0]
     except ValueError as exc:
@@ -167,15 +161,8 @@ def run(args) -> int:
     data_root = resolve_data_root(args.data_root)
     truths, truth_column, references = None, "", None
     if args.ground_truth:
-        truth_path = args.ground_truth_file or default_table_path(data_root)
-        try:
-            ground_truth = GroundTruth.from_csv(truth_path)
-            record_read(truth_path)
-            truth_column = ground_truth.column_name(args.ground_truth)
-            truths = ground_truth.column(args.ground_truth)
-            references = _references(ground_truth, truths)
-        except GroundTruthError as exc:
-            raise UserError(str(exc)) from None
+        ground_truth, truth_column, truths = read_ground_truth(args, data_root)
+        references = _references(ground_truth, truths)
     model_options = size_options(space, args)
     ensembles = parse_definitions(args.ensemble)
     needs_data = proxy_needs_data(args.proxy, ensembles)
