@@ -200,13 +200,11 @@ def score_cached(arch: str, proxies: list[Proxy], context: ProxyContext, cache: 
     `configs`: each proxy's cache configuration (the same for every arch and seed: built once)."""
     if cache is None:
         return score_architecture(arch, proxies, context)
-    space = context.space.name
-    found = {p.name: cache.get(space, arch, configs[p.name], context.seed) for p in proxies}
-    missing = [p for p in proxies if found[p.name] is None]
-    if missing:
-        for name, score in score_architecture(arch, missing, context).items():
-            found[name] = cache.put(space, arch, configs[name], context.seed, score, str(context.device))
-    return found
+    found = cache.lookup_or_compute(
+        context.space.name, arch, context.seed, {p.name: configs[p.name] for p in proxies},
+        lambda names: score_architecture(arch, [p for p in proxies if p.name in names], context), str(context.device),
+        claim=any(p.costly for p in proxies))
+    return {name: cached.score for name, cached in found.items()}
 
 
 def scored_proxies(proxies: list[Proxy]) -> tuple[list[Proxy], list[EnsembleProxy]]:

@@ -1,13 +1,18 @@
-"""The score cache: hit, miss, what the key distinguishes, several writers, resume after a kill."""
+"""The score cache: hit, miss, what the key distinguishes, several writers, resume after a kill,
+claims (a score being computed elsewhere is waited for; a dead claimant's claim is taken over)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +32,7 @@ class CountingProxy(Proxy):
 
     name = "counting"
     needs_data = False
+    costly = True  # claimed while computed, as a training proxy is
 
     def __init__(self, scale: float = 1.0) -> None:
         self.scale = scale
@@ -144,7 +150,7 @@ KILLED_WRITER = textwrap.dedent("""
 """)
 
 
-def test_resume_after_a_kill_keeps_finished_scores(tmp_path):
+def test_resume_after_a_kill_keeps_finished_scores_and_takes_over_the_claim(tmp_path):
     script = tmp_path / "writer.py"
     script.write_text(KILLED_WRITER.format(tests=str(Path(__file__).parent)))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -156,4 +162,82 @@ def test_resume_after_a_kill_keeps_finished_scores(tmp_path):
         assert len(cache) == 3  # the three finished scores survived, nothing half-written
         hits = [cache.score(proxy, arch, context()).hit for arch in ARCHS]
     assert hits == [True, True, True, False, False]
-    assert proxy.calls == ARCHS[3:]
+    assert proxy.calls == ARCHS[3:]  # the killed writer's claim on ARCHS[3] was taken over ...
+    assert _claims(tmp_path / "cache.sqlite") == []  # ... and released
+
+
+def _claims(path: Path) -> list[tuple]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT arch, worker FROM claims").fetchall()
+
+
+SLOW_WRITER = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from pathlib import Path
+    from test_score_cache import ARCHS, CountingProxy, context
+    from d2m_nas.score_cache import ScoreCache
+
+    class Slow(CountingProxy):
+        def score(self, arch, ctx):
+            Path(sys.argv[2]).touch()  # computing now: the test asks for the same score
+            time.sleep(3)
+            return super().score(arch, ctx)
+
+    ScoreCache(sys.argv[1]).score(Slow(), ARCHS[0], context())
+""")
+
+
+def test_a_score_another_process_is_computing_is_waited_for_not_computed_again(tmp_path):
+    script, started = tmp_path / "slow.py", tmp_path / "started"
+    script.write_text(SLOW_WRITER.format(tests=str(Path(__file__).parent)))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    writer = subprocess.Popen([sys.executable, str(script), str(tmp_path / "c.sqlite"), str(started)], env=env,
+                              stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not started.exists():
+        assert writer.poll() is None and time.time() < deadline, writer.stderr.read()[-2000:]
+        time.sleep(0.05)
+    proxy = CountingProxy()
+    with ScoreCache(tmp_path / "c.sqlite") as cache:
+        waited = cache.score(proxy, ARCHS[0], context())
+    assert writer.wait(timeout=60) == 0
+    assert waited.hit and proxy.calls == []  # the other process's score, not a second computation
+    assert waited.score == CountingProxy().score(ARCHS[0], context())
+
+
+def _foreign_claim(path: Path, arch: str, beat: float) -> None:
+    import sqlite3
+
+    key = config_key(proxy_config(CountingProxy(), context()))
+    worker = json.dumps({"host": "another-machine", "pid": 1, "start": ""})
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?)", (SPACE.name, arch, key, 0, worker, beat))
+
+
+def test_another_machines_claim_is_waited_for_while_renewed_and_taken_over_when_stale(tmp_path):
+    path = tmp_path / "c.sqlite"
+    with ScoreCache(path) as cache:
+        cache.stale_after, cache.poll = 30.0, 0.05
+        _foreign_claim(path, ARCHS[0], time.time())  # fresh: that machine is computing it
+        finisher = threading.Timer(0.5, lambda: ScoreCache(path).put(  # ... and stores it half a second later
+            SPACE.name, ARCHS[0], proxy_config(CountingProxy(), context()), 0, ProxyScore(0.25, 9.0)))
+        finisher.start()
+        proxy = CountingProxy()
+        waited = cache.score(proxy, ARCHS[0], context())
+        finisher.join()
+        assert waited.hit and waited.score.score == 0.25 and proxy.calls == []
+
+        _foreign_claim(path, ARCHS[1], time.time() - 60)  # not renewed for 60 s: that machine is gone
+        taken = cache.score(proxy, ARCHS[1], context())
+        assert not taken.hit and proxy.calls == [ARCHS[1]]
+    assert [arch for arch, _ in _claims(path)] == [ARCHS[0]]  # the finisher stored without claiming
+
+
+def test_an_unknown_cache_url_is_refused():
+    from d2m_nas.score_cache import CacheError
+
+    with pytest.raises(CacheError, match="unknown score cache 'redis://h/0'.*postgresql://"):
+        ScoreCache("redis://h/0")

@@ -88,6 +88,19 @@ def read_ground_truth(args, data_root):
         raise UserError(str(exc)) from None
 
 
+def check_cache(location: str | None) -> None:
+    """A --cache that cannot be opened (unreachable server, not a cache) is refused before the run
+    directory is made."""
+    from d2m_nas.errors import UserError
+    from d2m_nas.score_cache import CacheError, ScoreCache
+
+    if location:
+        try:
+            ScoreCache(location).close()
+        except CacheError as exc:
+            raise UserError(str(exc)) from None
+
+
 def add_top_k_option(parser) -> None:
     parser.add_argument("--top-k", default="0.1,10", metavar="K[,K...]",
                         help="top-k sets: counts, or fractions below 1 (default: 0.1,10)")

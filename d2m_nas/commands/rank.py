@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass
 
 from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, add_top_k_option,
-                              parse_top_k, read_ground_truth, size_options, space_named, warn_if_other_dataset)
+                              check_cache, parse_top_k, read_ground_truth, size_options, space_named,
+                              warn_if_other_dataset)
 from d2m_nas.commands.option_types import COUNT, WHOLE
 
 HELP = "score a seeded sample of architectures with a proxy and correlate with ground truth"
@@ -115,9 +116,11 @@ def add_arguments(parser) -> None:
     add_size_options(parser)
     add_top_k_option(parser)
     parser.add_argument("--bootstrap", type=WHOLE, default=1000, help="bootstrap resamples for the CIs (default: 1000)")
-    parser.add_argument("--cache", metavar="FILE", help="score cache shared with other rank and search runs: "
-                        "scores it holds for the same architecture, proxy settings and seed are reused "
-                        "(default: none; the run directory's results.csv alone makes a rerun resume)")
+    parser.add_argument("--cache", metavar="FILE|URL", help="score cache shared with other rank and search runs: "
+                        "scores it holds for the same architecture, proxy settings and seed are reused, and one "
+                        "another process is computing is waited for, not computed twice; a SQLite file or "
+                        "postgresql://... (default: none; with --workers RUN_DIR/cache.sqlite, with a PostgreSQL "
+                        "--storage that database; the run directory's results.csv alone makes a rerun resume)")
     add_split_options(parser)
     add_download_option(parser)
     add_proxy_options(parser)
@@ -212,7 +215,7 @@ def run(args) -> int:
     from d2m_nas.cli import start_run
     from d2m_nas.errors import UserError
     from d2m_nas.ranking import RankSettings, ResumeError, run_ranking
-    from d2m_nas.score_cache import CacheError, ScoreCache
+    from d2m_nas.score_cache import CacheError, ScoreCache, default_cache
     from d2m_nas.search.storage import StorageError, check_storage_url
 
     if args.storage is not None:
@@ -221,6 +224,7 @@ def run(args) -> int:
         except StorageError as exc:
             raise UserError(str(exc)) from None
     inputs = read_inputs(args)
+    check_cache(args.cache)
     device, out_dir = start_run(args)
     if inputs.needs_data:  # once the inputs are known to be good: an error comes alone
         warn_if_other_dataset(args.dataset, inputs.ground_truth, args.ground_truth)
@@ -230,7 +234,7 @@ def run(args) -> int:
                             proxy_seeds=args.proxy_seeds, archs_file=args.archs)
     shared = args.workers > 1 or args.storage is not None
     if shared and args.cache is None:
-        args.cache = str(out_dir / "cache.sqlite")  # where the workers' scores meet
+        args.cache = default_cache(args.storage, out_dir)  # where the workers' scores meet
     try:
         with (ScoreCache(args.cache) if args.cache else contextlib.nullcontext()) as cache:
             if shared:

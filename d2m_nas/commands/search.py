@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, read_ground_truth,
-                              size_options, space_named, warn_if_other_dataset)
+from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, check_cache,
+                              read_ground_truth, size_options, space_named, warn_if_other_dataset)
 from d2m_nas.commands.option_types import COUNT, COUNTS, POSITIVE
 
 HELP = "search an architecture space with Optuna or NNI using a cheap proxy"
@@ -92,8 +92,9 @@ def add_arguments(parser) -> None:
                              "of 3,000, the vote over its best 100, training of the best --trials)")
     parser.add_argument("--heartbeat", type=COUNT, default=60, metavar="S",
                         help="RDB storages: heartbeat interval; a trial silent for 2S is failed and retried (default: 60)")
-    parser.add_argument("--cache", metavar="FILE", help="score cache (default: RUN_DIR/cache.sqlite); share one "
-                        "file between runs to reuse scores")
+    parser.add_argument("--cache", metavar="FILE|URL", help="score cache: a SQLite file or postgresql://... "
+                        "(default: the --storage database when it is PostgreSQL, else RUN_DIR/cache.sqlite); share "
+                        "one between runs (search and rank) to reuse scores and never compute one twice")
     parser.add_argument("--dataset", default="cifar10",
                         help="dataset whose training images feed data-dependent proxies (default: cifar10)")
     parser.add_argument("--zc-batch-size", "--batch-size", dest="batch_size", type=COUNT, default=64, metavar="N",
@@ -124,7 +125,7 @@ def run(args) -> int:
     from d2m_nas.commands.proxy_options import build_proxies
     from d2m_nas.proxies import ProxyContext, TrainingProxy, ZeroCostProxy, create_proxy, proxy_needs_data
     from d2m_nas.proxies.ensemble import parse_definitions
-    from d2m_nas.score_cache import CacheError
+    from d2m_nas.score_cache import CacheError, default_cache
     from d2m_nas.search.driver import SearchConfig
     from d2m_nas.search.backends import backend_class
     from d2m_nas.search.optuna_backend import StudyMismatchError
@@ -188,15 +189,16 @@ def run(args) -> int:
 
     if args.out is None:
         args.out = Path("runs") / "search" / base  # deterministic, so the same command resumes
+    check_cache(args.cache)
     device, out_dir = start_run(args, shared=True)  # workers of one study share the run directory
     if needs_data and truths is not None:  # once the inputs are known to be good: an error comes alone
         warn_if_other_dataset(args.dataset, ground_truth, args.ground_truth)
     context = ProxyContext(space=space, dataset=dataset, device=device, seed=args.seed, batch_size=args.batch_size,
                            model_options=model_options, train_indices=train_indices, val_indices=val_indices)
+    cache = args.cache or default_cache(args.storage, out_dir)  # a PostgreSQL study's machines share its cache
     try:
-        summary = run_search(proxy, context, config, out_dir, repeat=args.repeat, cache_path=args.cache,
-                             truths=truths, truth_column=truth_column, references=references,
-                             warm_proxy=warm_proxy)
+        summary = run_search(proxy, context, config, out_dir, repeat=args.repeat, cache_path=cache, truths=truths,
+                             truth_column=truth_column, references=references, warm_proxy=warm_proxy)
     except (StorageError, StudyMismatchError, CacheError) as exc:
         raise UserError(str(exc)) from None
     print("\n".join(search_tables(summary["searches"], summary["references"])))

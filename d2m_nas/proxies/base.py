@@ -99,6 +99,9 @@ class Proxy(ABC):
     # answers with a stale one. Version 1 adds nothing to the cache key (caches made before versions
     # existed stay valid).
     version: int = 1
+    # Seconds to minutes per architecture (training): a process about to score one that another is
+    # scoring waits for it through the shared cache's claims, which cost a few database writes.
+    costly: bool = False
     # Build options this proxy sets for itself over the command's (`synflow[channels=16,cells=5]`
     # beside a training proxy at C8/N1); the score cache keys on the options in effect.
     model_options: dict[str, Any] = {}

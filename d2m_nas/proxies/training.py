@@ -182,6 +182,7 @@ def _peak_memory_mb(device: torch.device, reset: bool) -> tuple[float, str]:
 class TrainingProxy(Proxy):
     needs_data = True
     uses_context_batch = False  # --proxy-batch-size is in its settings
+    costly = True
 
     def __init__(self, config: TrainingProxyConfig, rule: str = score_rules.DEFAULT_RULE) -> None:
         config.validate()

@@ -15,6 +15,8 @@ from pathlib import Path
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
+from d2m_nas.databases import driver_package, fast_sqlite, hide_password, sqlalchemy_url
+
 STORAGE_HELP = ("use sqlite:///FILE.db (the default, in the run directory), journal:FILE.log (several processes "
                 "on one machine) or postgresql://USER:PASSWORD@HOST:PORT/DB (several machines)")
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
@@ -62,7 +64,7 @@ def open_storage(url: str, heartbeat: int = 60) -> optuna.storages.BaseStorage:
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(str(Path(path).expanduser())))
-    url = _with_postgres_driver(url)
+    url = sqlalchemy_url(url)
     engine_kwargs: dict = {"pool_pre_ping": True}
     if scheme == "sqlite":
         engine_kwargs = {"connect_args": {"timeout": 60}}
@@ -72,20 +74,18 @@ def open_storage(url: str, heartbeat: int = 60) -> optuna.storages.BaseStorage:
     try:
         storage = _create_rdb_storage(url, engine_kwargs, heartbeat)
         if scheme == "sqlite":
-            _fast_sqlite(storage)
+            fast_sqlite(storage.engine)
         return storage
     except ImportError:
         # SQLAlchemy 2.1 reaches postgresql:// through psycopg 3; +psycopg2 and mysql name their drivers.
-        package = {"postgresql": "'psycopg[binary]'", "postgres": "'psycopg[binary]'",
-                   "postgresql+psycopg2": "psycopg2-binary", "mysql": "pymysql"}.get(scheme, "the driver in the URL")
-        raise StorageError(f"storage URL {_hide_password(url)} needs a database driver that is not installed; "
-                           f"pip install {package}") from None
+        raise StorageError(f"storage URL {hide_password(url)} needs a database driver that is not installed; "
+                           f"pip install {driver_package(url)}") from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types; the message says enough
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         hint = ""
         if scheme == "sqlite" and any(word in first for word in ("already exists", "locked")):
             hint = "; several processes on one machine share a study through --storage journal:FILE.log"
-        raise StorageError(f"cannot open storage {_hide_password(url)}: {first}{hint}") from None
+        raise StorageError(f"cannot open storage {hide_password(url)}: {first}{hint}") from None
 
 
 def _create_rdb_storage(url: str, engine_kwargs: dict, heartbeat: int, attempts: int = 5):
@@ -109,41 +109,3 @@ def _create_rdb_storage(url: str, engine_kwargs: dict, heartbeat: int, attempts:
                 raise
             time.sleep(0.2 * (attempt + 1))
     return create()
-
-
-def _with_postgres_driver(url: str) -> str:
-    """`postgres://` spelled as SQLAlchemy wants it, and psycopg2 used when psycopg 3 (SQLAlchemy's
-    default PostgreSQL driver) is absent but psycopg2 is installed."""
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
-    if url.startswith("postgresql://"):
-        import importlib.util
-
-        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
-            url = "postgresql+psycopg2://" + url[len("postgresql://"):]
-    return url
-
-
-def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
-    """WAL journal with synchronous=NORMAL: Optuna commits ~20 times per trial, and a full fsync
-    each time costs more than a zero-cost proxy. A killed process loses nothing committed; only
-    a power cut may lose the last commits (then the retry logic re-runs those trials)."""
-    from sqlalchemy import event
-
-    @event.listens_for(storage.engine, "connect")
-    def _pragmas(connection, _record) -> None:
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    storage.engine.dispose()  # connections opened during set-up reconnect with the pragmas
-
-
-def _hide_password(url: str) -> str:
-    if "://" in url and "@" in url:
-        head, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        if ":" in credentials:
-            return f"{head}://{credentials.split(':', 1)[0]}:***@{host}"
-    return url

@@ -1,5 +1,5 @@
-"""Worker processes sharing an Optuna study (a search's, or rank's work): who a worker is,
-whether it still runs, and re-queueing the trials of one that died or was interrupted.
+"""Worker processes sharing an Optuna study (a search's, or rank's work): re-queueing the trials
+of one that died or was interrupted (who a worker is and whether it runs: `d2m_nas.databases`).
 
 A worker records its identity (host, pid, process start time) in each trial it takes. A RUNNING
 trial whose worker ran on this host and is gone is failed and re-queued at once with the same
@@ -11,43 +11,13 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import os
-import socket
-from pathlib import Path
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from d2m_nas.databases import worker_alive
 from d2m_nas.search.storage import quiet
-
-
-def worker_identity() -> dict:
-    """Host, pid and process start time: enough to tell later whether this worker is alive."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "start": process_start_time(os.getpid())}
-
-
-def process_start_time(pid: int) -> str:
-    """The kernel's start time of a process (Linux /proc), '' when unknown; guards against pid reuse."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def worker_alive(worker: dict) -> bool | None:
-    """Whether a worker process still runs; None when it ran on another host (cannot tell)."""
-    if worker.get("host") != socket.gethostname():
-        return None
-    pid = int(worker.get("pid", -1))
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    start = worker.get("start", "")
-    return not start or process_start_time(pid) in ("", start)
 
 
 def fail_dead_workers(study: optuna.Study, orphan_after: float = 600.0) -> list[int]:
