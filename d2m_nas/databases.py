@@ -13,9 +13,6 @@ import os
 import socket
 from pathlib import Path
 
-SERVER_SCHEMES = ("postgresql", "postgres", "mysql")  # databases on a server: shared by machines
-
-
 def url_scheme(url: str) -> str:
     """'postgresql' for postgresql+psycopg://..., '' for a path."""
     return url.split("://", 1)[0].split("+")[0].lower() if "://" in url else ""

@@ -32,10 +32,10 @@ from typing import Callable, Iterator
 
 import optuna
 from optuna.trial import TrialState
+from d2m_nas.databases import worker_identity
 from d2m_nas.proxies.base import ProxyScore
 from d2m_nas.score_cache import ScoreCache
 from d2m_nas.search.storage import open_storage, quiet
-from d2m_nas.databases import worker_identity
 from d2m_nas.search.workers import fail_dead_workers, retry_interrupted
 
 ITEM_ATTR, RESULTS_ATTR, READY_ATTR = "item", "results", "d2m_nas_rank_items"

@@ -16,13 +16,13 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
+from d2m_nas.databases import worker_identity
 from d2m_nas.proxies.base import Proxy, ProxyContext
 from d2m_nas.proxies.ensemble import EnsembleProxy
 from d2m_nas.proxies.training import CheckpointCallback, Stopped
 from d2m_nas.score_cache import ScoreCache, config_key, proxy_config
 from d2m_nas.search.backends import backend_class
 from d2m_nas.search.results import ResultsTable
-from d2m_nas.databases import worker_identity
 
 COST_METRICS = ("params", "seconds")  # the second objective of nsga2
 PRUNERS = ("none", "median", "halving", "hyperband")  # Optuna pruners on a training proxy's checkpoints
