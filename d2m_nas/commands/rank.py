@@ -197,8 +197,8 @@ def read_inputs(args) -> Inputs:
         archs = archs[index::count]
     covered = sum(arch in truths.index for arch in archs)
     if covered == 0:
-        raise UserError(f"the ground truth {ground_truth.source} has no value for any sampled {space.name} architecture; "
-                        "check --space and --ground-truth-file")
+        raise UserError(f"the ground truth {ground_truth.source} has no value for any sampled {space.name} "
+                        "architecture; check --space and --ground-truth-file")
     dataset = load_dataset(args.dataset, data_root, args.download) if any(needs_data) else None
     train_indices = val_indices = None
     if dataset is not None:
