@@ -13,7 +13,9 @@ A score being computed is claimed (a row in `claims`: who computes it, renewed e
 `beat_interval` seconds), so another process that needs it waits for it instead of computing it
 again: rank workers and search workers sharing one cache train each architecture once. A claim
 whose process died is taken over: at once when that process ran on this machine, after
-`stale_after` seconds without renewal when it ran elsewhere.
+`stale_after` seconds without renewal when it ran elsewhere, timed by the waiting process's own
+monotonic clock from when it first saw that beat (machines' clocks are never compared, so a
+claimant whose clock is ahead or behind is neither waited for forever nor taken over alive).
 
 The key is the architecture's canonical string, the seed, and a hash of the proxy
 configuration: the proxy's registered name, its implementation version (`Proxy.version`) and its
@@ -151,6 +153,7 @@ class ScoreCache:
         self.location = hide_password(location)
         self._worker = json.dumps(worker_identity(), sort_keys=True)
         self._renewer: threading.Thread | None = None
+        self._watched: dict[tuple, tuple[str, float, float]] = {}  # others' claims: (worker, beat, first seen)
         self._closed = threading.Event()
         if scheme in _SERVERS:
             self._engine = self._open_server(location)
@@ -294,10 +297,9 @@ class ScoreCache:
         """Whether this process now computes the score; a dead claimant's claim is dropped, to be
         claimed on the next look. (Read back rather than trusting the insert's row count, which
         psycopg does not report for ON CONFLICT DO NOTHING.)"""
-        now = time.time()
         where = self._where(_CLAIMS, space, arch, key, seed)
         self._write(self._insert(_CLAIMS).values(space=space, arch=arch, proxy_key=key, seed=int(seed),
-                                                 worker=self._worker, beat=now).on_conflict_do_nothing())
+                                                 worker=self._worker, beat=time.time()).on_conflict_do_nothing())
         with self._engine.connect() as connection:
             claim = connection.execute(select(_CLAIMS.c.worker, _CLAIMS.c.beat).where(where)).first()
         if claim is None:  # released since: look again
@@ -306,10 +308,22 @@ class ScoreCache:
             self._renew_claims()
             return True
         alive = worker_alive(json.loads(claim.worker))
-        if alive is False or (alive is None and now - claim.beat > self.stale_after):
+        silent = self._unrenewed_for((space, arch, key, seed), claim) if alive is None else 0.0
+        if alive is False or silent > self.stale_after:
             stale = where & (_CLAIMS.c.worker == claim.worker) & (_CLAIMS.c.beat == claim.beat)
             self._write(_CLAIMS.delete().where(stale))
+            self._watched.pop((space, arch, key, seed), None)
         return False
+
+    def _unrenewed_for(self, item: tuple, claim) -> float:
+        """Seconds since this process first saw `claim` with its current beat: the beat is compared
+        only with itself, never with this machine's time, which may differ from the claimant's."""
+        now = time.monotonic()
+        seen = self._watched.get(item)
+        if seen is None or seen[:2] != (claim.worker, claim.beat):
+            self._watched[item] = (claim.worker, claim.beat, now)
+            return 0.0
+        return now - seen[2]
 
     def _release(self, space: str, arch: str, keys: list[str], seed: int) -> None:
         for key in keys:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -167,8 +168,6 @@ def test_resume_after_a_kill_keeps_finished_scores_and_takes_over_the_claim(tmp_
 
 
 def _claims(path: Path) -> list[tuple]:
-    import sqlite3
-
     with contextlib.closing(sqlite3.connect(path)) as db:
         return db.execute("SELECT arch, worker FROM claims").fetchall()
 
@@ -209,8 +208,6 @@ def test_a_score_another_process_is_computing_is_waited_for_not_computed_again(t
 
 
 def _foreign_claim(path: Path, arch: str, beat: float) -> None:
-    import sqlite3
-
     key = config_key(proxy_config(CountingProxy(), context()))
     worker = json.dumps({"host": "another-machine", "pid": 1, "start": ""})
     with contextlib.closing(sqlite3.connect(path)) as db, db:
@@ -230,10 +227,43 @@ def test_another_machines_claim_is_waited_for_while_renewed_and_taken_over_when_
         finisher.join()
         assert waited.hit and waited.score.score == 0.25 and proxy.calls == []
 
-        _foreign_claim(path, ARCHS[1], time.time() - 60)  # not renewed for 60 s: that machine is gone
+        cache.stale_after = 0.3
+        _foreign_claim(path, ARCHS[1], time.time())  # never renewed: that machine is gone
+        started = time.monotonic()
         taken = cache.score(proxy, ARCHS[1], context())
         assert not taken.hit and proxy.calls == [ARCHS[1]]
+        assert time.monotonic() - started >= 0.3  # taken over only once this process saw it silent that long
     assert [arch for arch, _ in _claims(path)] == [ARCHS[0]]  # the finisher stored without claiming
+
+
+@pytest.mark.parametrize("skew", [-3600.0, 3600.0])
+def test_claims_of_a_machine_whose_clock_differs_are_judged_by_their_renewals(tmp_path, skew):
+    """A claimant an hour behind is not taken over while it renews; one an hour ahead is taken
+    over once it stops: its beats are compared with each other, never with this machine's time."""
+    path = tmp_path / "c.sqlite"
+    ScoreCache(path).close()  # the tables
+    _foreign_claim(path, ARCHS[0], time.time() + skew)
+    stop = threading.Event()
+
+    def renew() -> None:  # that machine's renewer, on its own clock, every 0.1 s for 1 s
+        for _ in range(10):
+            if stop.wait(0.1):
+                return
+            with contextlib.closing(sqlite3.connect(path)) as db, db:
+                db.execute("UPDATE claims SET beat = ? WHERE arch = ?", (time.time() + skew, ARCHS[0]))
+
+    renewer = threading.Thread(target=renew)
+    with ScoreCache(path) as cache:
+        cache.stale_after, cache.poll = 0.5, 0.05
+        renewer.start()
+        started = time.monotonic()
+        proxy = CountingProxy()
+        taken = cache.score(proxy, ARCHS[0], context())
+        waited = time.monotonic() - started
+        stop.set()
+        renewer.join()
+    assert not taken.hit and proxy.calls == [ARCHS[0]]
+    assert 1.0 + 0.5 <= waited < 10  # waited while the claim was renewed (1 s), then its silence (0.5 s)
 
 
 def test_an_unknown_cache_url_is_refused():
