@@ -133,10 +133,15 @@ def test_a_run_started_class_by_class_resumes_with_all_classes_at_once(tmp_path,
     settings = preset("tiny")
     short = replace(settings, d2m=replace(settings.d2m, iterations=1))
     assert run_d2m(fake, short, tmp_path, CPU, progress=False)["finished"]  # one D2M iteration, class by class
+    middle = _state(tmp_path / "generator.pt")
     batched = replace(settings, d2m=replace(settings.d2m, batch_classes=True))  # then two more, all at once
     assert run_d2m(fake, batched, tmp_path, CPU, progress=False)["finished"]
     a, b = _state(finished_run / "generator.pt"), _state(tmp_path / "generator.pt")
-    assert a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-4, atol=1e-6) for k in a)
+    assert a.keys() == b.keys()
+    for k in a:  # batched convolutions round otherwise, and Adam's steps amplify that (0.3-0.6 % of the
+        # move on an AMD host): the two paths must agree to a small part of how far these iterations moved
+        gap, moved = float((a[k].float() - b[k].float()).norm()), float((a[k].float() - middle[k].float()).norm())
+        assert gap <= 0.03 * moved or gap == 0, (k, gap, moved)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "batch_classes" not in summary["d2m"]["settings"]["d2m"]  # not part of what a resume must match
 
