@@ -170,7 +170,7 @@ class ScoreCache:
                 raise CacheError(f"{path} is not a d2m-nas score cache (it holds the tables "
                                  f"{', '.join(sorted(tables - _TABLES)[:4])}); pass a new or cache file to --cache")
             fast_sqlite(engine)  # after the check: WAL mode would change a foreign file
-            _METADATA.create_all(engine)
+            _create_tables(engine)
         except sqlalchemy.exc.DatabaseError as exc:
             raise CacheError(f"score cache {path} is not a usable SQLite file ({_first_line(exc)}); "
                              "delete it or pass another cache path") from None
@@ -182,14 +182,7 @@ class ScoreCache:
     def _open_server(self, url: str) -> sqlalchemy.Engine:
         try:
             engine = sqlalchemy.create_engine(sqlalchemy_url(url), pool_pre_ping=True)
-            for attempt in range(5):  # processes started together race to create the tables
-                try:
-                    _METADATA.create_all(engine)
-                    break
-                except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-                    if attempt == 4:
-                        raise
-                    time.sleep(0.2 * (attempt + 1))
+            _create_tables(engine)
             with engine.connect() as connection:  # a `scores` table of another program has other columns
                 connection.execute(select(_SCORES).limit(1)).all()
         except ImportError:
@@ -352,6 +345,19 @@ class ScoreCache:
             lambda names: {proxy.name: proxy.score(arch, proxy.context_for(context), **options)},
             str(context.device), claim=proxy.costly)[proxy.name]
         return CachedScore(proxy.rescored(cached.score), hit=cached.hit)
+
+
+def _create_tables(engine: sqlalchemy.Engine) -> None:
+    """The cache's tables, where missing. Processes started together race to create them (each sees
+    a table missing, one creates it, the others' CREATE fails with "already exists"): look again."""
+    for attempt in range(5):
+        try:
+            _METADATA.create_all(engine)
+            return
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError):
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _first_line(exc: BaseException) -> str:
