@@ -32,14 +32,17 @@ from typing import Callable, Iterator
 
 import optuna
 from optuna.trial import TrialState
-from d2m_nas.databases import worker_identity
+from d2m_nas.databases import hide_password, worker_identity
 from d2m_nas.proxies.base import ProxyScore
 from d2m_nas.score_cache import ScoreCache
-from d2m_nas.search.storage import open_storage, quiet
+from d2m_nas.search.storage import StorageError, check_exists, open_storage, quiet
 from d2m_nas.search.workers import fail_dead_workers, retry_interrupted
 
 ITEM_ATTR, RESULTS_ATTR, READY_ATTR = "item", "results", "d2m_nas_rank_items"
+ROWS_ATTR, ABOUT_ATTR, ENSEMBLE_ROWS_ATTR = "rows", "d2m_nas_rank_about", "d2m_nas_rank_ensemble_rows"
 Scorer = Callable[[str, int], dict[str, ProxyScore]]  # (arch, proxy seed) -> scores by proxy name
+# (arch, proxy seed, scores) -> the item's results.csv rows and where they were measured
+RowMaker = Callable[[str, int, dict[str, ProxyScore]], tuple[list[list[str]], str]]
 
 
 def study_name(space: str, archs: list[str], seeds: list[int], proxy_keys: dict[str, str]) -> str:
@@ -49,9 +52,11 @@ def study_name(space: str, archs: list[str], seeds: list[int], proxy_keys: dict[
 
 
 def open_work(url: str, name: str, archs: list[str], seeds: list[int], heartbeat: int = 60,
-              stalled_after: float = 30.0, order: Callable[[list[str]], list[str]] = list) -> optuna.Study:
+              stalled_after: float = 30.0, order: Callable[[list[str]], list[str]] = list,
+              about: dict | None = None) -> optuna.Study:
     """The work study: created with every item enqueued (architectures in `order(archs)`, computed
-    only by the process that enqueues), or joined once its creator has enqueued.
+    only by the process that enqueues), or joined once its creator has enqueued. `about`: the
+    rank's settings (the report's header), stored by whichever process finishes the enqueueing.
     A creator that died while enqueueing (no new item for `stalled_after` seconds) is taken over:
     the missing items are enqueued here."""
     storage = open_storage(url, heartbeat)
@@ -76,6 +81,8 @@ def open_work(url: str, name: str, archs: list[str], seeds: list[int], heartbeat
         for seed in seeds:
             if (arch, seed) not in present:
                 study.enqueue_trial({}, user_attrs={ITEM_ATTR: [arch, seed]})
+    if about is not None:
+        study.set_user_attr(ABOUT_ATTR, about)
     study.set_user_attr(READY_ATTR, len(archs) * len(seeds))
     return study
 
@@ -94,9 +101,11 @@ def longest_first(archs: list[str], trained: list, context) -> list[str]:
 
 
 def work(study: optuna.Study, score: Scorer, heartbeat: int = 60, poll: float = 0.5,
-         on_progress: Callable[[], None] | None = None) -> int:
+         on_progress: Callable[[], None] | None = None, rows: RowMaker | None = None) -> int:
     """Take and score items until none is waiting or running; returns how many this worker scored.
-    `on_progress` is called after each item and each wait (a progress bar of the whole study)."""
+    `on_progress` is called after each item and each wait (a progress bar of the whole study).
+    `rows`: each item's results.csv rows are stored with its scores, so `report` reads the study
+    from the storage alone (`study_rows`)."""
     worker = worker_identity()
     scored = []  # items this worker finished (the objective appends; no storage query per item)
 
@@ -109,6 +118,9 @@ def work(study: optuna.Study, score: Scorer, heartbeat: int = 60, poll: float = 
         results = score(item[0], int(item[1]))
         trial.set_user_attr(RESULTS_ATTR, {name: {"score": float(r.score), "seconds": float(r.seconds),
                                                   "extra": r.extra} for name, r in results.items()})
+        if rows is not None:
+            lines, hardware = rows(item[0], int(item[1]), results)
+            trial.set_user_attr(ROWS_ATTR, {"lines": lines, "hardware": hardware})
         scored.append(item)
         return 0.0
 
@@ -152,6 +164,50 @@ def collect(study: optuna.Study, cache: ScoreCache, space: str, configs: dict[st
                 cache.put(space, arch, configs[name], seed, score, device)
                 added += 1
     return added
+
+
+def store_ensemble_rows(study: optuna.Study, lines: list[list[str]]) -> None:
+    """The ensembles' rows, computed once every item is finished (any process that finishes may
+    store them: they are the same)."""
+    study.set_user_attr(ENSEMBLE_ROWS_ATTR, lines)
+
+
+def study_rows(url: str, name: str | None) -> tuple[str, dict, list[list[str]], list[str]]:
+    """(study name, its `about`, the results.csv rows of every finished item and then of the
+    ensembles, the hardware the rows were measured on) of the rank study `name` in the storage
+    (the only one when None). StorageError, one line, for a missing storage or study, or a study
+    whose items were scored without rows (by a d2m-nas before this was stored)."""
+    check_exists(url)  # a report must not create an empty database
+    storage = open_storage(url)
+    names = [s.study_name for s in storage.get_all_studies() if READY_ATTR in s.user_attrs]
+    shown = hide_password(url)
+    if name is None:
+        if len(names) != 1:
+            raise StorageError(f"{shown} holds {len(names)} rank studies; name one with --study"
+                               + (f" ({', '.join(names)})" if names else ""))
+        name = names[0]
+    elif name not in names:
+        raise StorageError(f"{shown} holds no rank study {name!r}"
+                           + (f"; it holds {', '.join(names)}" if names else ""))
+    study = optuna.load_study(study_name=name, storage=storage)
+    lines, hardware, seen, bare = [], set(), set(), 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if ITEM_ATTR not in trial.user_attrs:
+            continue
+        if ROWS_ATTR not in trial.user_attrs:
+            bare += 1
+            continue
+        hardware.add(trial.user_attrs[ROWS_ATTR]["hardware"])
+        for line in trial.user_attrs[ROWS_ATTR]["lines"]:
+            key = (line[0], line[3], line[6])  # (arch, proxy, seed): an item finished twice counts once
+            if key not in seen:
+                seen.add(key)
+                lines.append(line)
+    if bare:
+        raise StorageError(f"{bare} finished items of study {name} in {shown} hold scores but no report rows (scored "
+                           "by an older d2m-nas); read a run directory of the study instead")
+    lines += study.user_attrs.get(ENSEMBLE_ROWS_ATTR, [])
+    return name, study.user_attrs.get(ABOUT_ATTR, {}), lines, sorted(hardware)
 
 
 def pending(study: optuna.Study) -> bool:

@@ -248,6 +248,22 @@ def _ensemble_rows(results_path: Path, archs: list[str], ensembles: list[Ensembl
     return rows
 
 
+def result_lines(space: SearchSpace, truths: pd.Series, truth_column: str, arch: str, seed: int,
+                 proxies: list[Proxy], scores: dict[str, ProxyScore]) -> tuple[list[dict], list[list[str]]]:
+    """(curves.jsonl records, results.csv rows) of `arch` at proxy seed `seed` for `proxies`, from
+    their stored `scores` by name: what a run directory and a shared study (`rank_work`) both hold."""
+    truth = truths.get(arch, math.nan)
+    index, isomorphism = space.index(arch), space.isomorphism_key(arch)
+    curves, lines = [], []
+    for proxy in proxies:
+        result = proxy.rescored(scores[proxy.name])
+        if "trace" in result.extra:
+            curves.append({"arch": arch, "proxy": proxy.name, "seed": seed, "trace": result.extra["trace"]})
+        lines.append([arch, str(index), isomorphism, proxy.name, repr(float(result.score)), f"{result.seconds:.6f}",
+                      str(seed), _cell(float(truth)), truth_column, *_extra_cells(proxy, result.extra)])
+    return curves, lines
+
+
 class ResultRows:
     """A run directory's results.csv and curves.jsonl, open for appending: the rows of each
     (architecture, proxy seed) as its scores arrive, a training row's curve written before the row,
@@ -276,17 +292,11 @@ class ResultRows:
 
     def add(self, arch: str, seed: int, proxies: list[Proxy], scores: dict[str, ProxyScore]) -> None:
         """The rows of `arch` at proxy seed `seed` for `proxies`, from their stored `scores` by name."""
-        truth = self.truths.get(arch, math.nan)
-        index, isomorphism = self.space.index(arch), self.space.isomorphism_key(arch)
-        for proxy in proxies:
-            result = proxy.rescored(scores[proxy.name])
-            if "trace" in result.extra:  # before the row: a row always has its curve
-                self._curves.write(json.dumps({"arch": arch, "proxy": proxy.name, "seed": seed,
-                                               "trace": result.extra["trace"]}) + "\n")
-            self._writer.writerow([arch, index, isomorphism, proxy.name, repr(float(result.score)),
-                                   f"{result.seconds:.6f}", seed, truth, self.settings.truth_column,
-                                   *_extra_cells(proxy, result.extra)])
-            self.done.add((arch, proxy.name, seed))
+        curves, lines = result_lines(self.space, self.truths, self.settings.truth_column, arch, seed, proxies, scores)
+        for curve in curves:  # before the rows: a row always has its curve
+            self._curves.write(json.dumps(curve) + "\n")
+        self._writer.writerows(lines)
+        self.done.update((arch, proxy.name, seed) for proxy in proxies)
         self._curves.flush()
         self._table.flush()
 

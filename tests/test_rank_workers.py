@@ -4,6 +4,7 @@ single process's (sqlite here; PostgreSQL when the test command started a server
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 from optuna.trial import TrialState
 
 from d2m_nas.cli import main
+from d2m_nas.proxies.base import ProxyScore
 from d2m_nas.rank_work import ITEM_ATTR, open_work
 from tests.test_search_optuna import POSTGRES_ENV
 
@@ -107,6 +109,28 @@ def test_rank_with_two_workers_reports_what_one_process_does(tmp_path, table, ca
     assert (tmp_path / "two" / "summary.md").read_text() == before
 
 
+def reported(out: Path) -> pd.DataFrame:
+    """A report's rows (every score rule as its own proxy), in one order, without the run's label."""
+    frame = pd.read_csv(out / "results.csv").drop(columns="run")
+    return frame.sort_values(["arch", "proxy", "seed"]).reset_index(drop=True)
+
+
+def test_report_reads_a_shared_rank_study_whole_from_its_storage(tmp_path, table):
+    run, storage = tmp_path / "two", f"sqlite:///{tmp_path / 'two' / 'work.db'}"
+    assert main(rank_argv(table, run, "--workers", "2")) == 0
+    common = ["--bootstrap", "20", "--ground-truth-file", str(table)]
+    assert main(["report", "--storage", storage, "--out", str(tmp_path / "from-storage"), *common]) == 0
+    assert main(["report", str(run), "--out", str(tmp_path / "from-dir"), *common]) == 0
+    from_storage, from_dir = reported(tmp_path / "from-storage"), reported(tmp_path / "from-dir")
+    assert set(from_storage["proxy"]) >= {"zc-vote", "random-subset@tse_e", "params"}  # ensembles too
+    pd.testing.assert_frame_equal(from_storage, from_dir)
+    summaries = [json.loads((tmp_path / d / "summary.json").read_text()) for d in ("from-storage", "from-dir")]
+    rankings = [{(r["proxy"], r["correlation"]["spearman"]["value"]) for section in s["rankings"]
+                 for r in section["rankings"]} for s in summaries]
+    assert rankings[0] == rankings[1] and len(rankings[0]) == 5 + 1 + 3 + 1  # 5 rules, params, 3 zc, the vote
+    assert "logical CPUs, 1 thread" in summaries[0]["inputs"][0]["hardware"]
+
+
 def test_a_shared_rank_writes_each_item_as_it_finishes_so_a_stopped_run_is_readable(tmp_path, table, monkeypatch):
     import d2m_nas.ranking
 
@@ -124,6 +148,8 @@ def test_a_shared_rank_writes_each_item_as_it_finishes_so_a_stopped_run_is_reada
     partial = pd.read_csv(out / "results.csv")
     assert len(partial) == 3 * 5  # three items' rows (random-subset, params and the vote's three), no ensemble
     assert main(["report", str(out), "--out", str(tmp_path / "report"), "--bootstrap", "20"]) == 0  # readable now
+    assert main(["report", "--storage", storage[1], "--out", str(tmp_path / "stored"), "--bootstrap", "20"]) == 0
+    assert len(pd.read_csv(tmp_path / "stored" / "results.csv")) == len(pd.read_csv(tmp_path / "report" / "results.csv"))
     resumed = []
 
     def counted(*args, **kwargs):
@@ -141,17 +167,26 @@ def test_two_machines_on_one_postgresql_rank_study_each_write_the_whole_report(t
     url = os.environ.get(POSTGRES_ENV)
     if not url:
         pytest.skip(f"no PostgreSQL server: set {POSTGRES_ENV} (e.g. to the URL that scripts/postgres.sh prints)")
-    assert main(rank_argv(table, tmp_path / "alone", "--seed", "7")) == 0
+    seed = str(uuid.uuid4().int % 10**6)  # a study of its own: the server outlives test runs
+    assert main(rank_argv(table, tmp_path / "alone", "--seed", seed)) == 0
+    before = set(optuna.get_all_study_names(url))
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     # "machines": separate run directories and caches; the storage is all they share
     command = [sys.executable, "-m", "d2m_nas"]
-    storage = ["--storage", url, "--seed", "7", "--heartbeat", "5"]
+    storage = ["--storage", url, "--seed", seed, "--heartbeat", "5"]
     runs = [subprocess.Popen(command + rank_argv(table, tmp_path / f"m{i}", *storage), env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(2)]
     for run in runs:
         assert run.wait(timeout=300) == 0, run.stderr.read()[-2000:]
     for i in range(2):
         pd.testing.assert_frame_equal(scores(tmp_path / "alone"), scores(tmp_path / f"m{i}"))
+    # a third machine with neither run directory reads the whole study from the database
+    (study,) = [name for name in optuna.get_all_study_names(url) if name not in before and name.startswith("rank-")]
+    common = ["--bootstrap", "20", "--ground-truth-file", str(table)]
+    assert main(["report", "--storage", url, "--study", study, "--out", str(tmp_path / "third"), *common]) == 0
+    assert main(["report", str(tmp_path / "alone"), "--out", str(tmp_path / "alone-report"), *common]) == 0
+    values = ["arch", "proxy", "seed", "score", "truth", "tse_e"]  # timings differ between runs
+    pd.testing.assert_frame_equal(reported(tmp_path / "third")[values], reported(tmp_path / "alone-report")[values])
 
 
 @pytest.mark.parametrize("extra, fragment", [
@@ -162,6 +197,36 @@ def test_bad_worker_options_are_one_line_errors(tmp_path, table, capsys, extra, 
     assert main(rank_argv(table, tmp_path / "r", *extra)) == 2
     err = capsys.readouterr().err.strip()
     assert fragment in err and "\n" not in err and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    ([], "give run directories, or --storage"),
+    (["--storage", "sqlite:///{tmp}/none.db", "--out", "{tmp}/r"], "does not exist"),
+    (["--storage", "journal:{tmp}/none.log", "--out", "{tmp}/r"], "does not exist"),
+    (["--storage", "ftp://x", "--out", "{tmp}/r"], "unknown storage URL"),
+    (["--storage", "sqlite:///{tmp}/work.db"], "needs --out"),
+    (["--storage", "sqlite:///{tmp}/work.db", "--study", "nope", "--out", "{tmp}/r"], "no rank study 'nope'; it holds w"),
+    (["--storage", "sqlite:///{tmp}/empty.db", "--out", "{tmp}/r"], "holds 0 rank studies"),
+    (["--study", "w", "--out", "{tmp}/r"], "give --storage too"),
+])
+def test_bad_storage_reports_are_one_line_errors_with_nothing_written(tmp_path, capsys, argv, fragment):
+    open_work(f"sqlite:///{tmp_path / 'work.db'}", "w", ARCHS[:2], [0])  # a rank study, nothing finished
+    optuna.create_study(storage=f"sqlite:///{tmp_path / 'empty.db'}", study_name="a-search")
+    files = lambda: {p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))}  # noqa: E731
+    before = files()
+    assert main(["report", *(a.format(tmp=tmp_path) for a in argv)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and "\n" not in err
+    assert files() == before  # no database made, no report written
+
+
+def test_a_study_scored_before_rows_were_stored_is_refused_in_one_line(tmp_path, capsys):
+    from d2m_nas.rank_work import work
+
+    url = f"sqlite:///{tmp_path / 'work.db'}"
+    work(open_work(url, "old", ARCHS[:2], [0]), lambda arch, seed: {"fake": ProxyScore(1.0, 0.1, {})})  # no rows
+    assert main(["report", "--storage", url, "--out", str(tmp_path / "r")]) == 2
+    assert "2 finished items of study old" in capsys.readouterr().err and not (tmp_path / "r").exists()
 
 
 def test_ctrl_c_free_claims_are_requeued(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from dataclasses import dataclass
 
@@ -237,9 +238,10 @@ def run(args) -> int:
         args.cache = default_cache(args.storage, out_dir)  # where the workers' scores meet
     try:
         with (ScoreCache(args.cache) if args.cache else contextlib.nullcontext()) as cache:
-            if shared:
-                _work_shared(args, inputs, context, settings, out_dir, cache)
+            study = _work_shared(args, inputs, context, settings, out_dir, cache) if shared else None
             run_ranking(inputs.archs, inputs.proxies, context, inputs.truths, settings, out_dir, cache=cache)
+            if study is not None:
+                _store_ensemble_rows(study, inputs, settings, out_dir)
     except (ResumeError, CacheError, StorageError) as exc:
         raise UserError(str(exc)) from None
     print((out_dir / "summary.md").read_text(), end="")
@@ -248,7 +250,7 @@ def run(args) -> int:
 
 
 def _open_work(args, inputs: Inputs, context, seeds: list[int]):
-    """(the work study, each scored proxy's cache configuration)."""
+    """(the work study, the proxies it scores, each one's cache configuration)."""
     from d2m_nas import rank_work
     from d2m_nas.proxies import TrainingProxy
     from d2m_nas.ranking import scored_proxies
@@ -259,9 +261,45 @@ def _open_work(args, inputs: Inputs, context, seeds: list[int]):
     name = rank_work.study_name(inputs.space.name, inputs.archs, seeds,
                                 {n: config_key(c) for n, c in configs.items()})
     trained = [p for p in scored if isinstance(p, TrainingProxy)]
+    about = {"space": inputs.space.name, "archs": len(inputs.archs), "seed": args.seed, "proxy_seeds": seeds,
+             "ground_truth": args.ground_truth, "truth_column": inputs.truth_column,
+             "proxies": [p.name for p in inputs.proxies], "model_options": context.model_options}
     study = rank_work.open_work(args.storage, name, inputs.archs, seeds, args.heartbeat,
-                                order=lambda archs: rank_work.longest_first(archs, trained, context))
+                                order=lambda archs: rank_work.longest_first(archs, trained, context), about=about)
     return study, scored, configs
+
+
+def _row_maker(inputs: Inputs, scored: list, device):
+    """An item's results.csv rows, stored in the study beside its scores (`rank_work.study_rows`)."""
+    import torch
+
+    from d2m_nas.ranking import result_lines
+    from d2m_nas.run_dir import cpu_model
+
+    threads = torch.get_num_threads()
+    hardware = f"{device}: {cpu_model()}, {os.cpu_count()} logical CPUs, {threads} thread{'s' * (threads != 1)}" + \
+        (f"; {torch.cuda.get_device_name()}" if str(device).startswith("cuda") else "")
+
+    def rows(arch, seed, scores):
+        return result_lines(inputs.space, inputs.truths, inputs.truth_column, arch, seed, scored, scores)[1], hardware
+
+    return rows
+
+
+def _store_ensemble_rows(study, inputs: Inputs, settings, out_dir) -> None:
+    """The ensembles' rows of results.csv (written by run_ranking once every item is in), into the study."""
+    import csv
+
+    from d2m_nas import rank_work
+    from d2m_nas.ranking import scored_proxies
+
+    names = {p.name for p in scored_proxies(inputs.proxies)[1]}
+    if not names:
+        return
+    archs, seeds = set(inputs.archs), {str(s) for s in settings.seeds}
+    with (out_dir / "results.csv").open(newline="") as handle:
+        lines = [row for row in csv.reader(handle) if row[3] in names and row[0] in archs and row[6] in seeds]
+    rank_work.store_ensemble_rows(study, lines)
 
 
 def _scorer(scored: list, context, cache, configs: dict):
@@ -310,13 +348,15 @@ def _work_shared(args, inputs: Inputs, context, settings, out_dir, cache) -> Non
                     write_finished()
                     bar.update(finished - bar.n)
 
-            rank_work.work(study, _scorer(scored, context, cache, configs), args.heartbeat, on_progress=on_progress)
+            rank_work.work(study, _scorer(scored, context, cache, configs), args.heartbeat, on_progress=on_progress,
+                           rows=_row_maker(inputs, scored, context.device))
         write_finished()
     failed = [process.returncode for process in processes if process.returncode != 0]
     if failed:
         print(f"d2m-nas rank: warning: {len(failed)} of {helpers} worker processes stopped early (exit "
               f"{', '.join(map(str, failed))}); this process did their work", file=sys.stderr)
     rank_work.collect(study, cache, inputs.space.name, configs, str(context.device))
+    return study
 
 
 def work_only(args_json: str) -> int:
@@ -341,7 +381,8 @@ def work_only(args_json: str) -> int:
         seeds = RankSettings(len(inputs.archs), args.seed, args.ground_truth, "", proxy_seeds=args.proxy_seeds).seeds
         with ScoreCache(args.cache) as cache:
             study, scored, configs = _open_work(args, inputs, context, seeds)
-            rank_work.work(study, _scorer(scored, context, cache, configs), args.heartbeat)
+            rank_work.work(study, _scorer(scored, context, cache, configs), args.heartbeat,
+                           rows=_row_maker(inputs, scored, context.device))
     except UserError as exc:
         print(f"d2m-nas rank worker: error: {exc}", file=sys.stderr)
         return 2

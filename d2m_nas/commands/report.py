@@ -7,8 +7,10 @@ from pathlib import Path
 from d2m_nas.commands import add_reference_options, add_top_k_option, output_dir, parse_top_k
 
 HELP = "summarise run directories: correlation tables in CSV, JSON and Markdown"
-DESCRIPTION = """Collect results.csv from one or more `d2m-nas rank` or `d2m-nas search` run directories and
-write OUT/results.csv (every evaluation, with a `run` column), OUT/summary.json and OUT/report.md.
+DESCRIPTION = """Collect results.csv from one or more `d2m-nas rank` or `d2m-nas search` run directories, or a
+rank study from its storage (--storage URL: what `rank --storage URL` or `--workers` shared, read
+from any machine, whole, while it runs or after), and write OUT/results.csv (every evaluation,
+with a `run` column), OUT/summary.json and OUT/report.md.
 
 Rankings: one row per (run, proxy): architectures, seeds, Spearman and Kendall of the
 per-architecture mean score with 95% bootstrap intervals, per-seed Spearman mean ± std, top-k
@@ -27,16 +29,24 @@ it the table references are left out (and the report says so).
 examples:
   d2m-nas report runs/rank/synflow runs/rank/d2m-ipc10
   d2m-nas report runs/search/* --out runs/report-search
+  d2m-nas report --storage postgresql://user:pw@db-host/nas --out runs/report-shared
 """
 WRITES_RUN_DIR = False
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+    parser.add_argument("run_dirs", nargs="*", type=Path, metavar="RUN_DIR",
                         help="run directories holding a results.csv of `d2m-nas rank` or `d2m-nas search`")
+    parser.add_argument("--storage", metavar="URL",
+                        help="also read a rank study from this Optuna storage (the --storage of `rank`; a "
+                             "`rank --workers` run's is sqlite:///RUN_DIR/work.db): the rows of every finished "
+                             "architecture, whichever process or machine scored it")
+    parser.add_argument("--study", metavar="NAME", help="the rank study to read from --storage when it holds "
+                        "several (the error lists them)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="where to write results.csv, summary.json and report.md (default: FIRST_RUN_DIR/report; "
-                             "never an input directory, whose own results.csv and summary.json it would overwrite)")
+                             "required with --storage alone; never an input directory, whose own results.csv and "
+                             "summary.json it would overwrite)")
     add_reference_options(parser)
     add_top_k_option(parser)
     parser.add_argument("--baseline", default="synflow,zc-vote", metavar="PROXY[,PROXY...]",
@@ -45,11 +55,22 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from d2m_nas.report import build_report, load_runs, load_table, write_report
+    from d2m_nas.errors import UserError
+    from d2m_nas.report import build_report, load_runs, load_study_run, load_table, write_report
     from d2m_nas.settings import resolve_data_root
 
+    if args.study is not None and args.storage is None:
+        raise UserError("--study names a study in --storage URL; give --storage too")
+    if not args.run_dirs and args.storage is None:
+        raise UserError("give run directories, or --storage URL of a shared rank study")
+    if not args.run_dirs and args.out is None:
+        raise UserError("--storage alone needs --out DIR (where to write the report)")
     top_k = parse_top_k(args.top_k)
     runs = load_runs(args.run_dirs)
+    if args.storage is not None:
+        runs.append(load_study_run(args.storage, args.study))
+        if runs[-1].label in {run.label for run in runs[:-1]}:
+            raise UserError(f"a run directory is named like the study {runs[-1].label}; rename it")
     out = output_dir(args.out, args.run_dirs, "report")
     table, note = load_table(args.ground_truth_file, resolve_data_root(args.data_root))
     baselines = tuple(name.strip() for name in str(args.baseline).split(",") if name.strip())

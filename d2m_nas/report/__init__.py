@@ -19,11 +19,15 @@ accuracy of the incumbent and the best truth seen), with the table optimum and t
 column's pick as references. Rows of different ground-truth columns are never compared with each
 other: each truth column gets its own tables.
 
-reading: the run directories and the table; statistics: the numbers; rendering: the Markdown and
+A rank study shared through Optuna storage (`rank --storage URL`) is read from the storage too
+(`load_study_run`): every finished item's rows, whichever machine scored it.
+
+reading: the run directories, studies and the table; statistics: the numbers; rendering: the Markdown and
 the files written.
 """
 
-from d2m_nas.report.reading import Run, expand_score_rules, load_run, load_runs, load_table, run_labels
+from d2m_nas.report.reading import (Run, expand_score_rules, load_run, load_runs, load_study_run, load_table,
+                                    run_labels)
 from d2m_nas.report.rendering import ranking_notes, ranking_table, search_tables, write_report
 from d2m_nas.report.statistics import (build_report, per_arch_scores, ranking_summary, search_references,
                                        search_trajectories, table_references, twelve_epoch_column)

@@ -3,6 +3,8 @@ and typed, and the NAS-Bench-201 table the references come from."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +26,7 @@ class Run:
     """One input directory's results."""
 
     label: str  # the `run` column and the tables' first cell
-    path: Path
+    path: Path | str  # the run directory, or where a study's rows were read (`load_study_run`)
     frame: pd.DataFrame
     kind: str  # "rank" or "search"
     summary: dict = field(default_factory=dict)  # the directory's own summary.json, when readable
@@ -65,17 +67,45 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
     csv_path = path / "results.csv"
     if not csv_path.is_file():
         raise UserError(f"{path} holds no results.csv; pass a `d2m-nas rank` or `d2m-nas search` run directory")
+    frame, kind = _read_results(csv_path, str(csv_path))
+    return Run(label or path.name, path, frame, kind, _json_or_empty(path / "summary.json"),
+               _json_or_empty(path / "versions.json"))
+
+
+def load_study_run(url: str, study: str | None = None) -> Run:
+    """A rank study's rows read from its storage (`rank --storage`/`--workers`), as the results.csv
+    of a run directory that had written every finished item would hold them: the whole study from
+    any machine, running or done (the ensembles' rows once it is done)."""
+    from d2m_nas.databases import hide_password
+    from d2m_nas.rank_work import study_rows
+    from d2m_nas.ranking import RESULT_COLUMNS
+    from d2m_nas.search.storage import StorageError
+
+    try:
+        name, about, lines, hardware = study_rows(url, study)
+    except StorageError as exc:
+        raise UserError(str(exc)) from None
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows([RESULT_COLUMNS, *lines])
+    text.seek(0)
+    where = f"{hide_password(url)} (study {name})"
+    frame, kind = _read_results(text, where)
+    return Run(name, where, frame, kind, about, {"hardware": " | ".join(hardware)} if hardware else {})
+
+
+def _read_results(source, where: str) -> tuple[pd.DataFrame, str]:
+    """(rows, "rank" or "search") of a results table (a path or a text buffer), checked and typed."""
     try:
         # rank writes a NaN score (e.g. jacob_cov of a cell whose output ignores its input) as nan
-        frame = pd.read_csv(csv_path, dtype={c: str for c in ("arch", "proxy", "truth_column", "study", "backend",
-                                                              "strategy")}, keep_default_na=False, na_values=["", "nan"])
+        frame = pd.read_csv(source, dtype={c: str for c in ("arch", "proxy", "truth_column", "study", "backend",
+                                                            "strategy")}, keep_default_na=False, na_values=["", "nan"])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{csv_path} is not a readable CSV ({str(exc).splitlines()[0]})") from None
+        raise UserError(f"{where} is not a readable CSV ({str(exc).splitlines()[0]})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise UserError(f"{csv_path} lacks the column(s) {', '.join(missing)}; it is not a d2m-nas results file")
+        raise UserError(f"{where} lacks the column(s) {', '.join(missing)}; it is not a d2m-nas results file")
     if frame.empty:
-        raise UserError(f"{csv_path} holds no evaluations yet")
+        raise UserError(f"{where} holds no evaluations yet")
     kind = "search" if all(c in frame.columns for c in SEARCH_COLUMNS) else "rank"
     numeric = ["score", "seconds", "truth", "seed"] + [c for c in OPTIONAL_NUMERIC if c in frame.columns]
     numeric += ["trial", "elapsed_s"] if kind == "search" else []
@@ -83,7 +113,7 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() & frame[column].notna()
         if bad.any():
-            raise UserError(f"{csv_path}: column {column!r} holds a non-number ({frame[column][bad].iloc[0]!r} "
+            raise UserError(f"{where}: column {column!r} holds a non-number ({frame[column][bad].iloc[0]!r} "
                             f"in row {int(bad.idxmax()) + 2})")
         frame[column] = values
     frame["truth_column"] = frame["truth_column"].fillna("")
@@ -91,10 +121,9 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
         frame = expand_score_rules(frame).reset_index(drop=True)
     if frame["truth"].isna().all():
         command = "search" if kind == "search" else "rank"
-        raise UserError(f"{csv_path} has no ground truth (the truth column is empty); rerun `d2m-nas {command}` "
+        raise UserError(f"{where} has no ground truth (the truth column is empty); rerun `d2m-nas {command}` "
                         "with --ground-truth KEY, e.g. cifar10:test:200")
-    return Run(label or path.name, path, frame, kind, _json_or_empty(path / "summary.json"),
-               _json_or_empty(path / "versions.json"))
+    return frame, kind
 
 
 def _json_or_empty(path: Path) -> dict:

@@ -55,6 +55,20 @@ def _journal_path(url: str) -> str:
     return path[2:] if path.startswith("//") else path
 
 
+def check_exists(url: str) -> None:
+    """StorageError when a file storage (SQLite, journal) does not exist: for readers, which must not
+    create an empty one. Servers are checked by connecting."""
+    scheme = check_storage_url(url)
+    if scheme == "journal":
+        path = _journal_path(url)
+    elif scheme == "sqlite":
+        path = url.split("///", 1)[-1] if "///" in url else ""
+    else:
+        return
+    if path and path != ":memory:" and not Path(path).expanduser().is_file():
+        raise StorageError(f"storage {hide_password(url)} does not exist (no file {path})")
+
+
 def open_storage(url: str, heartbeat: int = 60) -> optuna.storages.BaseStorage:
     """The Optuna storage for a URL; StorageError with one line saying what to do."""
     scheme = check_storage_url(url)
