@@ -261,7 +261,7 @@ def _open_work(args, inputs: Inputs, context, seeds: list[int]):
     name = rank_work.study_name(inputs.space.name, inputs.archs, seeds,
                                 {n: config_key(c) for n, c in configs.items()})
     trained = [p for p in scored if isinstance(p, TrainingProxy)]
-    about = {"space": inputs.space.name, "archs": len(inputs.archs), "seed": args.seed, "proxy_seeds": seeds,
+    about = {"space": inputs.space.name, "n_archs": len(inputs.archs), "seed": args.seed, "proxy_seeds": seeds,
              "ground_truth": args.ground_truth, "truth_column": inputs.truth_column,
              "proxies": [p.name for p in inputs.proxies], "model_options": context.model_options}
     study = rank_work.open_work(args.storage, name, inputs.archs, seeds, args.heartbeat,
