@@ -22,8 +22,8 @@ other: each truth column gets its own tables.
 A rank study shared through Optuna storage (`rank --storage URL`) is read from the storage too
 (`load_study_run`): every finished item's rows, whichever machine scored it.
 
-reading: the run directories, studies and the table; statistics: the numbers; rendering: the Markdown and
-the files written.
+reading: the run directories, studies and the table; statistics: the numbers; rendering: the
+Markdown and the files written.
 """
 
 from d2m_nas.report.reading import (Run, expand_score_rules, load_run, load_runs, load_study_run, load_table,
