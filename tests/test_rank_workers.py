@@ -207,11 +207,14 @@ def test_bad_worker_options_are_one_line_errors(tmp_path, table, capsys, extra, 
     (["--storage", "sqlite:///{tmp}/work.db"], "needs --out"),
     (["--storage", "sqlite:///{tmp}/work.db", "--study", "nope", "--out", "{tmp}/r"], "no rank study 'nope'; it holds w"),
     (["--storage", "sqlite:///{tmp}/empty.db", "--out", "{tmp}/r"], "holds 0 rank studies"),
+    (["--storage", "sqlite:///{tmp}/two.db", "--out", "{tmp}/r"], "holds 2 rank studies; name one with --study (x, y)"),
     (["--study", "w", "--out", "{tmp}/r"], "give --storage too"),
 ])
 def test_bad_storage_reports_are_one_line_errors_with_nothing_written(tmp_path, capsys, argv, fragment):
     open_work(f"sqlite:///{tmp_path / 'work.db'}", "w", ARCHS[:2], [0])  # a rank study, nothing finished
     optuna.create_study(storage=f"sqlite:///{tmp_path / 'empty.db'}", study_name="a-search")
+    for name in ("x", "y"):
+        open_work(f"sqlite:///{tmp_path / 'two.db'}", name, ARCHS[:1], [0])
     files = lambda: {p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))}  # noqa: E731
     before = files()
     assert main(["report", *(a.format(tmp=tmp_path) for a in argv)]) == 2
