@@ -149,7 +149,8 @@ def test_a_shared_rank_writes_each_item_as_it_finishes_so_a_stopped_run_is_reada
     assert len(partial) == 3 * 5  # three items' rows (random-subset, params and the vote's three), no ensemble
     assert main(["report", str(out), "--out", str(tmp_path / "report"), "--bootstrap", "20"]) == 0  # readable now
     assert main(["report", "--storage", storage[1], "--out", str(tmp_path / "stored"), "--bootstrap", "20"]) == 0
-    assert len(pd.read_csv(tmp_path / "stored" / "results.csv")) == len(pd.read_csv(tmp_path / "report" / "results.csv"))
+    stored, written = (pd.read_csv(tmp_path / d / "results.csv") for d in ("stored", "report"))
+    assert len(stored) == len(written)
     resumed = []
 
     def counted(*args, **kwargs):
@@ -215,7 +216,10 @@ def test_bad_storage_reports_are_one_line_errors_with_nothing_written(tmp_path, 
     optuna.create_study(storage=f"sqlite:///{tmp_path / 'empty.db'}", study_name="a-search")
     for name in ("x", "y"):
         open_work(f"sqlite:///{tmp_path / 'two.db'}", name, ARCHS[:1], [0])
-    files = lambda: {p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))}  # noqa: E731
+
+    def files():  # SQLite's -wal/-shm companions come and go with connections
+        return {p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))}
+
     before = files()
     assert main(["report", *(a.format(tmp=tmp_path) for a in argv)]) == 2
     err = capsys.readouterr().err.strip()
