@@ -143,17 +143,28 @@ class RunDirectory:
         self._lock.close()
 
 
+def hardware() -> str:
+    """The CPU, its logical CPUs, and the GPU when there is one: where seconds were measured."""
+    text = f"{cpu_model()}, {os.cpu_count()} logical CPUs"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            text += f"; {torch.cuda.get_device_name()}"
+    except Exception:  # noqa: BLE001 - informative, never fatal
+        pass
+    return text
+
+
 def run_versions(device: str) -> dict:
     record = versions() | {"device": device, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    # what a speed figure read from this run was measured on
-    record["hardware"] = f"{cpu_model()}, {os.cpu_count()} logical CPUs"
+    record["hardware"] = hardware()  # what a speed figure read from this run was measured on
     try:
         import torch
 
         record["threads"] = torch.get_num_threads()
         if torch.cuda.is_available():
             record["cuda_device"] = torch.cuda.get_device_name()
-            record["hardware"] += f"; {torch.cuda.get_device_name()}"
             record["cuda"], record["cudnn"] = torch.version.cuda, torch.backends.cudnn.version()
     except Exception:  # noqa: BLE001 - versions are informative, never fatal
         pass

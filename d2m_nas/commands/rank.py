@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from dataclasses import dataclass
 
@@ -274,11 +273,10 @@ def _row_maker(inputs: Inputs, scored: list, device):
     import torch
 
     from d2m_nas.ranking import result_lines
-    from d2m_nas.run_dir import cpu_model
+    from d2m_nas.run_dir import hardware as host_hardware
 
     threads = torch.get_num_threads()
-    hardware = f"{device}: {cpu_model()}, {os.cpu_count()} logical CPUs, {threads} thread{'s' * (threads != 1)}" + \
-        (f"; {torch.cuda.get_device_name()}" if str(device).startswith("cuda") else "")
+    hardware = f"{device}: {host_hardware()}, {threads} thread{'s' * (threads != 1)}"
 
     def rows(arch, seed, scores):
         return result_lines(inputs.space, inputs.truths, inputs.truth_column, arch, seed, scored, scores)[1], hardware

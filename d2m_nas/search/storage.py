@@ -55,17 +55,18 @@ def _journal_path(url: str) -> str:
     return path[2:] if path.startswith("//") else path
 
 
+def _sqlite_file(url: str) -> str:
+    """The database file of a sqlite:/// URL; '' for an in-memory database."""
+    path = url.split("///", 1)[1] if "///" in url else ""
+    return "" if path == ":memory:" else path
+
+
 def check_exists(url: str) -> None:
     """StorageError when a file storage (SQLite, journal) does not exist: for readers, which must not
     create an empty one. Servers are checked by connecting."""
     scheme = check_storage_url(url)
-    if scheme == "journal":
-        path = _journal_path(url)
-    elif scheme == "sqlite":
-        path = url.split("///", 1)[-1] if "///" in url else ""
-    else:
-        return
-    if path and path != ":memory:" and not Path(path).expanduser().is_file():
+    path = _journal_path(url) if scheme == "journal" else _sqlite_file(url) if scheme == "sqlite" else ""
+    if path and not Path(path).expanduser().is_file():
         raise StorageError(f"storage {hide_password(url)} does not exist (no file {path})")
 
 
@@ -82,9 +83,8 @@ def open_storage(url: str, heartbeat: int = 60) -> optuna.storages.BaseStorage:
     engine_kwargs: dict = {"pool_pre_ping": True}
     if scheme == "sqlite":
         engine_kwargs = {"connect_args": {"timeout": 60}}
-        database = url.split("///", 1)[-1]
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if _sqlite_file(url):
+            Path(_sqlite_file(url)).parent.mkdir(parents=True, exist_ok=True)
     try:
         storage = _create_rdb_storage(url, engine_kwargs, heartbeat)
         if scheme == "sqlite":
