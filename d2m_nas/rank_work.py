@@ -21,21 +21,17 @@ rows in the order the items finished.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import time
 from typing import Callable, Iterator
 
 import optuna
 from optuna.trial import TrialState
-from d2m_nas.databases import hide_password, worker_identity
+from d2m_nas.databases import worker_identity
 from d2m_nas.proxies.base import ProxyScore
 from d2m_nas.score_cache import ScoreCache
-from d2m_nas.search.storage import StorageError, check_exists, open_storage, quiet
+from d2m_nas.search.storage import StorageError, open_storage, quiet
 from d2m_nas.search.workers import fail_dead_workers, retry_interrupted
 
 ITEM_ATTR, RESULTS_ATTR, READY_ATTR = "item", "results", "d2m_nas_rank_items"
@@ -172,23 +168,16 @@ def store_ensemble_rows(study: optuna.Study, lines: list[list[str]]) -> None:
     study.set_user_attr(ENSEMBLE_ROWS_ATTR, lines)
 
 
-def study_rows(url: str, name: str | None) -> tuple[str, dict, list[list[str]], list[str]]:
-    """(study name, its `about`, the results.csv rows of every finished item and then of the
-    ensembles, the hardware the rows were measured on) of the rank study `name` in the storage
-    (the only one when None). StorageError, one line, for a missing storage or study, or a study
-    whose items were scored without rows (by a d2m-nas before this was stored)."""
-    check_exists(url)  # a report must not create an empty database
-    storage = open_storage(url)
-    names = [s.study_name for s in storage.get_all_studies() if READY_ATTR in s.user_attrs]
-    shown = hide_password(url)
-    if name is None:
-        if len(names) != 1:
-            raise StorageError(f"{shown} holds {len(names)} rank studies; name one with --study"
-                               + (f" ({', '.join(names)})" if names else ""))
-        name = names[0]
-    elif name not in names:
-        raise StorageError(f"{shown} holds no rank study {name!r}"
-                           + (f"; it holds {', '.join(names)}" if names else ""))
+def rank_study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    """The rank studies a storage holds (those whose items were all enqueued)."""
+    return [s.study_name for s in storage.get_all_studies() if READY_ATTR in s.user_attrs]
+
+
+def study_rows(storage: optuna.storages.BaseStorage, name: str, shown: str) -> tuple[dict, list[list[str]], list[str]]:
+    """(its `about`, the results.csv rows of every finished item and then of the ensembles, the
+    hardware the rows were measured on) of the rank study `name` (`shown`: where, for messages).
+    StorageError, one line, for a study whose items were scored without rows (by a d2m-nas before
+    this was stored)."""
     study = optuna.load_study(study_name=name, storage=storage)
     lines, hardware, seen, bare = [], set(), set(), 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -207,7 +196,7 @@ def study_rows(url: str, name: str | None) -> tuple[str, dict, list[list[str]], 
         raise StorageError(f"{bare} finished items of study {name} in {shown} hold scores but no report rows (scored "
                            "by an older d2m-nas); read a run directory of the study instead")
     lines += study.user_attrs.get(ENSEMBLE_ROWS_ATTR, [])
-    return name, study.user_attrs.get(ABOUT_ATTR, {}), lines, sorted(hardware)
+    return study.user_attrs.get(ABOUT_ATTR, {}), lines, sorted(hardware)
 
 
 def pending(study: optuna.Study) -> bool:
@@ -219,33 +208,3 @@ def progress(study: optuna.Study) -> tuple[int, int]:
     """(items finished, items in all) of the work study (spare trials are pruned, never complete)."""
     return (len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
             int(study.user_attrs.get(READY_ATTR, 0)))
-
-
-@contextlib.contextmanager
-def helper_processes(count: int, args_json: str) -> Iterator[list[subprocess.Popen]]:
-    """`count` worker processes (one torch thread each unless --threads says otherwise) working
-    beside this one, which has its inputs already and works too: a worker's set-up (imports, data)
-    overlaps the first items instead of delaying them. On leaving, waits for them to finish (they
-    stop when no work is left), or stops them if this process is stopping on an error. A worker is
-    the rank command itself in worker mode (`--work-only`), so it builds the same proxies."""
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    code = "import sys; from d2m_nas.commands.rank import work_only; sys.exit(work_only(sys.stdin.read()))"
-    processes: list[subprocess.Popen] = []
-    try:
-        for _ in range(count):
-            process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, env=env, text=True)
-            process.stdin.write(args_json)
-            process.stdin.close()
-            processes.append(process)
-        yield processes
-        for process in processes:
-            process.wait()
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()

@@ -160,3 +160,27 @@ def test_the_matching_loss_scale_sums_each_term_over_the_classes(tmp_path, capsy
         assert summary["mean"][name] == sum(r[name] for r in per_net) / 2 > 0
         assert summary["weighted_mean"][name] == summary["mean"][name] * summary["weights"][name]
     assert (tmp_path / "s.jsonl").read_text().count("\n") == 3
+
+
+def test_the_workers_benchmark_measures_a_search_and_the_cap_its_slowdown_sets(tmp_path, capsys, benchmark_script):
+    assert benchmark_script("rank_workers").main(["--tiny", "--command", "search", "--workers", "1,2",
+                                                  "--out", str(tmp_path)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    runs, summary = rows[:2], rows[2]
+    for run in runs:  # each count ran its own search of 4 trials (concurrent workers may add one)
+        frame = pd.read_csv(tmp_path / f"workers-{run['workers']}" / "results.csv")
+        assert 4 <= len(frame) <= 3 + run["workers"] and run["returncode"] == 0
+        assert run["mean_proxy_s"] == pytest.approx(frame.loc[frame["cached"] == 0, "seconds"].mean())
+    assert runs[1]["cap_from_slowdown"] == pytest.approx(2 * runs[0]["mean_proxy_s"] / runs[1]["mean_proxy_s"])
+    assert summary["command"] == "search" and summary["speedups"]["1"] == 1.0
+
+
+def test_the_contention_benchmark_runs_each_kernel_alone_and_beside_itself(capsys, benchmark_script):
+    assert benchmark_script("core_contention").main(["--tiny", "--kernels", "in-core,proxy"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["kernel"], r["processes"], len(r["rates"])) for r in rows[:4]] == [
+        ("in-core", 1, 1), ("in-core", 2, 2), ("proxy", 1, 1), ("proxy", 2, 2)]
+    assert all(rate > 0 for r in rows[:4] for rate in r["rates"])
+    for kernel, alone, together in (("in-core", rows[0], rows[1]), ("proxy", rows[2], rows[3])):
+        assert rows[4]["kernels"][kernel]["per_process_speed_together"] == pytest.approx(
+            together["mean_rate"] / alone["mean_rate"], rel=1e-3)

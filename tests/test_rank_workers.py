@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from d2m_nas.cli import main
 from d2m_nas.proxies.base import ProxyScore
 from d2m_nas.rank_work import ITEM_ATTR, open_work
+from d2m_nas.search.optuna_backend import IDENTITY_ATTR
 from tests.test_search_optuna import POSTGRES_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,9 +207,13 @@ def test_bad_worker_options_are_one_line_errors(tmp_path, table, capsys, extra, 
     (["--storage", "journal:{tmp}/none.log", "--out", "{tmp}/r"], "does not exist"),
     (["--storage", "ftp://x", "--out", "{tmp}/r"], "unknown storage URL"),
     (["--storage", "sqlite:///{tmp}/work.db"], "needs --out"),
-    (["--storage", "sqlite:///{tmp}/work.db", "--study", "nope", "--out", "{tmp}/r"], "no rank study 'nope'; it holds w"),
-    (["--storage", "sqlite:///{tmp}/empty.db", "--out", "{tmp}/r"], "holds 0 rank studies"),
+    (["--storage", "sqlite:///{tmp}/work.db", "--study", "nope", "--out", "{tmp}/r"], "no rank or search study 'nope'; it holds w"),
+    (["--storage", "sqlite:///{tmp}/empty.db", "--out", "{tmp}/r"], "holds no study of d2m-nas rank or search"),
     (["--storage", "sqlite:///{tmp}/two.db", "--out", "{tmp}/r"], "holds 2 rank studies; name one with --study (x, y)"),
+    (["--storage", "sqlite:///{tmp}/mixed.db", "--out", "{tmp}/r"],
+     "holds rank studies (r) and search studies (s); name one with --study"),
+    (["--storage", "sqlite:///{tmp}/mixed.db", "--study", "s", "--out", "{tmp}/r"],
+     "search study s in sqlite:///{tmp}/mixed.db was made by an older d2m-nas"),
     (["--study", "w", "--out", "{tmp}/r"], "give --storage too"),
 ])
 def test_bad_storage_reports_are_one_line_errors_with_nothing_written(tmp_path, capsys, argv, fragment):
@@ -216,6 +221,9 @@ def test_bad_storage_reports_are_one_line_errors_with_nothing_written(tmp_path, 
     optuna.create_study(storage=f"sqlite:///{tmp_path / 'empty.db'}", study_name="a-search")
     for name in ("x", "y"):
         open_work(f"sqlite:///{tmp_path / 'two.db'}", name, ARCHS[:1], [0])
+    open_work(f"sqlite:///{tmp_path / 'mixed.db'}", "r", ARCHS[:1], [0])
+    search = optuna.create_study(storage=f"sqlite:///{tmp_path / 'mixed.db'}", study_name="s")
+    search.set_user_attr(IDENTITY_ATTR, {"space": "nasbench201", "seed": 0})  # as before the rows' labels were kept
 
     def files():  # SQLite's -wal/-shm companions come and go with connections
         return {p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))}
@@ -223,7 +231,7 @@ def test_bad_storage_reports_are_one_line_errors_with_nothing_written(tmp_path, 
     before = files()
     assert main(["report", *(a.format(tmp=tmp_path) for a in argv)]) == 2
     err = capsys.readouterr().err.strip()
-    assert fragment in err and "\n" not in err
+    assert fragment.format(tmp=tmp_path) in err and "\n" not in err
     assert files() == before  # no database made, no report written
 
 

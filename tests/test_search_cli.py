@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import optuna
 import pandas as pd
 import pytest
+from optuna.trial import TrialState
 
 from d2m_nas.cli import main
 from d2m_nas.search import read_results
@@ -53,6 +55,8 @@ def test_search_writes_results_and_the_same_command_resumes(tmp_path, table, cap
     (["--storage", "redis://localhost"], "unknown storage URL 'redis://localhost'"),
     (["--storage", "journal:"], "journal storage URL 'journal:' names no file"),
     (["--backend", "nni", "--storage", "journal:x.log"], "--storage applies to the optuna backend"),
+    (["--backend", "nni", "--workers", "2"], "--workers applies to the optuna backend"),
+    (["--workers", "0"], "--workers: must be a whole number >= 1"),
     (["--trials", "0"], "--trials: must be a whole number >= 1"),
     (["--repeat", "0"], "--repeat: must be a whole number >= 1"),
     (["--strategy", "nsga2", "--cost", "flops"], "unknown cost metric 'flops'"),
@@ -89,3 +93,68 @@ def test_search_with_a_training_proxy_scores_on_the_validation_split(tmp_path, t
     capsys.readouterr()
     assert main([*base, "--steps", "3", "--trials", "4"]) == 2
     assert "study 'train' was created for" in capsys.readouterr().err
+
+
+def test_two_workers_fill_one_study_and_score_each_architecture_once(tmp_path, table, capsys):
+    """`--workers 2`: a second process joins the run directory's study; the study ends with the
+    budget (one trial over at most), each trial recorded once, each architecture trained once, and
+    a rerun of the same command trains nothing."""
+    out = tmp_path / "run"
+    args = ["search", "--proxy", "random-subset", "--dataset", "fake", "--ipc", "2", "--proxy-batch-size", "8",
+            "--steps", "20", "--val-per-class", "10", "--ground-truth", "cifar10:test:200", "--trials", "8",
+            "--workers", "2", "--strategy", "random", "--out", str(out), *TINY]
+    assert main(args) == 0
+    assert "worker processes stopped early" not in capsys.readouterr().err  # the helper ran and exited cleanly
+    frame = read_results(out / "results.csv")
+    storage = f"sqlite:///{out / 'study.db'}"
+    (name,) = optuna.get_all_study_names(storage)
+    complete = optuna.load_study(study_name=name, storage=storage).get_trials(states=(TrialState.COMPLETE,))
+    assert 8 <= len(complete) <= 9
+    assert frame["trial"].is_unique and sorted(frame["trial"]) == sorted(t.number for t in complete)
+    assert frame["worker"].nunique() <= 2
+    trained = frame[frame["cached"] == 0]
+    assert trained["arch"].is_unique and set(trained["arch"]) == set(frame["arch"])  # repeats came from the cache
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["searches"][0]["studies"][name]["trials"] == len(complete)
+    assert main(args) == 0  # the study is full: nothing is trained or recorded again
+    assert read_results(out / "results.csv").equals(frame)
+
+
+def reported(out):
+    """A report's rows in one order, without the run's label."""
+    frame = pd.read_csv(out / "results.csv").drop(columns="run")
+    return frame.sort_values(["study", "trial"]).reset_index(drop=True)
+
+
+def test_report_reads_search_studies_whole_from_their_storage(tmp_path, table, capsys):
+    """`report --storage` on a search's study.db gives the report of its run directory: every row
+    rebuilt from the trials (the true accuracies from the table) and the same summaries."""
+    out = tmp_path / "run"
+    assert main(["search", "--proxy", "synflow", "--ground-truth", "cifar10:test:200", "--trials", "4",
+                 "--repeat", "2", "--study", "zc", "--out", str(out), *TINY]) == 0
+    storage = f"sqlite:///{out / 'study.db'}"
+    assert main(["report", "--storage", storage, "--out", str(tmp_path / "stored")]) == 0
+    assert main(["report", str(out), "--out", str(tmp_path / "written")]) == 0
+    stored, written = reported(tmp_path / "stored"), reported(tmp_path / "written")
+    assert len(stored) == 8 and set(stored["study"]) == {"zc-seed0", "zc-seed1"}
+    pd.testing.assert_frame_equal(stored, written)
+    summaries = [json.loads((tmp_path / d / "summary.json").read_text())["searches"] for d in ("stored", "written")]
+    for summary in summaries:  # one section per ground-truth column, one row per search
+        for search in (row for section in summary for row in section["searches"]):
+            search.pop("run")
+    assert summaries[0] == summaries[1]
+    capsys.readouterr()
+    assert main(["report", "--storage", storage, "--study", "zc-seed1", "--out", str(tmp_path / "one")]) == 0
+    assert set(reported(tmp_path / "one")["study"]) == {"zc-seed1"}  # one repeat by its own name
+
+
+def test_a_stored_search_without_its_truth_column_in_the_table_is_a_one_line_error(tmp_path, table, capsys):
+    out = tmp_path / "run"
+    assert main(["search", "--proxy", "params", "--ground-truth", "cifar10:test:12", "--trials", "2",
+                 "--out", str(out), *TINY]) == 0
+    pd.read_csv(table).drop(columns="cifar10_test_acc_12ep").to_csv(tmp_path / "other.csv", index=False)
+    capsys.readouterr()
+    assert main(["report", "--storage", f"sqlite:///{out / 'study.db'}", "--ground-truth-file",
+                 str(tmp_path / "other.csv"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "scored against 'cifar10_test_acc_12ep'" in err and err.count("\n") == 1 and not (tmp_path / "r").exists()

@@ -212,7 +212,7 @@ def read_inputs(args) -> Inputs:
 
 
 def run(args) -> int:
-    from d2m_nas.cli import start_run
+    from d2m_nas.cli import set_threads, start_run
     from d2m_nas.errors import UserError
     from d2m_nas.ranking import RankSettings, ResumeError, run_ranking
     from d2m_nas.score_cache import CacheError, ScoreCache, default_cache
@@ -224,6 +224,8 @@ def run(args) -> int:
         except StorageError as exc:
             raise UserError(str(exc)) from None
     inputs = read_inputs(args)
+    if args.workers > 1 and args.threads is None:
+        set_threads(1)  # one thread per process: two on one core spin-wait each other (many times slower)
     check_cache(args.cache)
     device, out_dir = start_run(args)
     if inputs.needs_data:  # once the inputs are known to be good: an error comes alone
@@ -320,6 +322,7 @@ def _work_shared(args, inputs: Inputs, context, settings, out_dir, cache) -> Non
 
     from d2m_nas import rank_work
     from d2m_nas.ranking import ResultRows, check_same_settings, scored_proxies
+    from d2m_nas.search.workers import local_workers
 
     rows = ResultRows(out_dir, inputs.space, inputs.truths, settings)  # a damaged table is refused first
     check_same_settings(out_dir, settings, [p for group in scored_proxies(inputs.proxies) for p in group], context)
@@ -336,7 +339,7 @@ def _work_shared(args, inputs: Inputs, context, settings, out_dir, cache) -> Non
             if todo:
                 rows.add(arch, seed, todo, scores)
 
-    with rows, rank_work.helper_processes(helpers, options) as processes:
+    with rows, local_workers(helpers, "d2m_nas.commands.rank:work_only", options) as processes:
         done, total = rank_work.progress(study)
         with tqdm(total=total, initial=done, desc=f"scoring ({args.workers} workers)" if args.workers > 1
                   else "scoring", unit="item", dynamic_ncols=True) as bar:

@@ -8,9 +8,9 @@ from d2m_nas.commands import add_reference_options, add_top_k_option, output_dir
 
 HELP = "summarise run directories: correlation tables in CSV, JSON and Markdown"
 DESCRIPTION = """Collect results.csv from one or more `d2m-nas rank` or `d2m-nas search` run directories, or a
-rank study from its storage (--storage URL: what `rank --storage URL` or `--workers` shared, read
-from any machine, whole, while it runs or after), and write OUT/results.csv (every evaluation,
-with a `run` column), OUT/summary.json and OUT/report.md.
+shared study from its storage (--storage URL: what `rank` or `search` shared through --storage or
+--workers, read from any machine, whole, while it runs or after), and write OUT/results.csv (every
+evaluation, with a `run` column), OUT/summary.json and OUT/report.md.
 
 Rankings: one row per (run, proxy): architectures, seeds, Spearman and Kendall of the
 per-architecture mean score with 95% bootstrap intervals, per-seed Spearman mean ± std, top-k
@@ -24,7 +24,8 @@ same summaries `rank` and `search` write). Results with different ground-truth c
 separate tables.
 
 The table is read from --ground-truth-file, else <data-root>/nb201/nb201_ground_truth.csv; without
-it the table references are left out (and the report says so).
+it the table references are left out (and the report says so). A search read from its storage takes
+its true accuracies from that table (the study stores only the column's name).
 
 examples:
   d2m-nas report runs/rank/synflow runs/rank/d2m-ipc10
@@ -38,11 +39,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("run_dirs", nargs="*", type=Path, metavar="RUN_DIR",
                         help="run directories holding a results.csv of `d2m-nas rank` or `d2m-nas search`")
     parser.add_argument("--storage", metavar="URL",
-                        help="also read a rank study from this Optuna storage (the --storage of `rank`; a "
-                             "`rank --workers` run's is sqlite:///RUN_DIR/work.db): the rows of every finished "
-                             "architecture, whichever process or machine scored it")
-    parser.add_argument("--study", metavar="NAME", help="the rank study to read from --storage when it holds "
-                        "several (the error lists them)")
+                        help="also read a shared study from this Optuna storage (the --storage of `rank` or "
+                             "`search`; a `rank --workers` run's is sqlite:///RUN_DIR/work.db, a search's "
+                             "sqlite:///RUN_DIR/study.db): the rows of every finished evaluation, whichever "
+                             "process or machine made it")
+    parser.add_argument("--study", metavar="NAME", help="the study to read from --storage: a rank study, or a "
+                        "search study with its repeats (NAME-seedS); needed when the storage holds several rank "
+                        "studies or both kinds (the error lists them); without it, all the search studies")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="where to write results.csv, summary.json and report.md (default: FIRST_RUN_DIR/report; "
                              "required with --storage alone; never an input directory, whose own results.csv and "
@@ -67,12 +70,12 @@ def run(args) -> int:
         raise UserError("--storage alone needs --out DIR (where to write the report)")
     top_k = parse_top_k(args.top_k)
     runs = load_runs(args.run_dirs)
+    table, note = load_table(args.ground_truth_file, resolve_data_root(args.data_root))
     if args.storage is not None:
-        runs.append(load_study_run(args.storage, args.study))
+        runs.append(load_study_run(args.storage, args.study, table))  # a search's truths come from the table
         if runs[-1].label in {run.label for run in runs[:-1]}:
             raise UserError(f"a run directory is named like the study {runs[-1].label}; rename it")
     out = output_dir(args.out, args.run_dirs, "report")
-    table, note = load_table(args.ground_truth_file, resolve_data_root(args.data_root))
     baselines = tuple(name.strip() for name in str(args.baseline).split(",") if name.strip())
     report = build_report(runs, table, note, top_k=top_k, bootstrap=args.bootstrap, seed=args.seed,
                           baselines=baselines)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, check_cache,
                               read_ground_truth, size_options, space_named, warn_if_other_dataset)
 from d2m_nas.commands.option_types import COUNT, COUNTS, POSITIVE
@@ -14,8 +16,9 @@ sees it). Stops at --trials finished evaluations of the study or after --time-bu
 
 Re-running the same command resumes: the study lives in Optuna storage (default: sqlite in the
 run directory, which defaults to runs/search/<study>), and scores already computed come from the
-cache. Several processes on one machine share a study with --storage journal:FILE.log; several
-machines with --storage postgresql://USER:PASSWORD@HOST:PORT/DB --study NAME, started on each.
+cache. --workers N searches with N processes on this machine (training-based proxies gain most);
+separately started processes share a study with --storage journal:FILE.log; several machines
+with --storage postgresql://USER:PASSWORD@HOST:PORT/DB --study NAME, started on each.
 The study opens in optuna-dashboard (optuna-dashboard sqlite:///RUN_DIR/study.db).
 
 Backends and strategies: optuna: tpe, random, nsga2 (maximise the score, minimise --cost);
@@ -100,6 +103,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--zc-batch-size", "--batch-size", dest="batch_size", type=COUNT, default=64, metavar="N",
                         help="the zero-cost proxies' minibatch (snip, grad_norm, jacob_cov, naswot; default: 64); a "
                              "training proxy's is --proxy-batch-size")
+    parser.add_argument("--workers", type=COUNT, default=1, metavar="N",
+                        help="optuna: processes searching side by side on this machine (this one and N-1 more), one "
+                             "torch thread each unless --threads says otherwise (default: 1); they share the study "
+                             "(--storage, default RUN_DIR/study.db) and the score cache, so no architecture is scored "
+                             "twice. Pays off for training-based proxies; which worker proposes what then depends on "
+                             "timing, so the trial sequence is not reproducible, and the study may end up to N-1 "
+                             "trials over --trials")
     add_split_options(parser)
     add_download_option(parser)
     add_size_options(parser)
@@ -116,23 +126,42 @@ def _references(ground_truth, truths) -> dict:
     return {"truth_column": truths.name, "optimum": float(truths.max()), "optimum_arch": str(truths.idxmax())}
 
 
-def run(args) -> int:
-    from pathlib import Path
+@dataclass
+class Inputs:
+    """What `search` runs, checked: built alike by the command and by each of its --workers."""
+    space: object
+    config: object
+    proxy: object
+    warm_proxy: object
+    dataset: object
+    train_indices: object
+    val_indices: object
+    needs_data: bool
+    ground_truth: object
+    truths: object
+    truth_column: str
+    references: dict | None
 
-    from d2m_nas.cli import start_run
+    def context(self, args, device):
+        from d2m_nas.proxies import ProxyContext
+
+        return ProxyContext(space=self.space, dataset=self.dataset, device=device, seed=args.seed,
+                            batch_size=args.batch_size, model_options=size_options(self.space, args),
+                            train_indices=self.train_indices, val_indices=self.val_indices)
+
+
+def read_inputs(args) -> Inputs:
+    """The search's configuration, proxies, ground truth and data; one-line UserError for anything
+    wrong, before any run directory is touched."""
     from d2m_nas.data import load_dataset, split_train_val
     from d2m_nas.errors import UserError
     from d2m_nas.commands.proxy_options import build_proxies
-    from d2m_nas.proxies import ProxyContext, TrainingProxy, ZeroCostProxy, create_proxy, proxy_needs_data
+    from d2m_nas.proxies import TrainingProxy, ZeroCostProxy, create_proxy, proxy_needs_data
     from d2m_nas.proxies.ensemble import parse_definitions
-    from d2m_nas.score_cache import CacheError, default_cache
     from d2m_nas.search.driver import SearchConfig
     from d2m_nas.search.backends import backend_class
-    from d2m_nas.search.optuna_backend import StudyMismatchError
-    from d2m_nas.search.storage import StorageError, check_storage_url
-    from d2m_nas.search.run import run_search
+    from d2m_nas.search.storage import check_storage_url
     from d2m_nas.settings import resolve_data_root
-    from d2m_nas.report import search_tables
 
     if not args.proxy:
         raise UserError("--proxy NAME is required, e.g. --proxy synflow")
@@ -150,21 +179,21 @@ def run(args) -> int:
                               cost_metric=args.cost, population=args.population, tournament=args.tournament,
                               heartbeat=args.heartbeat, pruner=args.pruner, warm_start=args.warm_start,
                               warm_start_pool=args.warm_start_pool, funnel=args.funnel)
-        if args.storage is not None:
-            if not backend_class(args.backend).study_options:
-                raise ValueError(f"--storage applies to the optuna backend; the {args.backend} backend resumes "
+        for option, given in (("--storage", args.storage is not None), ("--workers", args.workers > 1)):
+            if given and not backend_class(args.backend).study_options:
+                raise ValueError(f"{option} applies to the optuna backend; the {args.backend} backend resumes "
                                  "from its score cache")
+        if args.storage is not None:
             check_storage_url(args.storage)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.batch_size < 2:
         raise UserError(f"--zc-batch-size must be at least 2, got {args.batch_size}")
     data_root = resolve_data_root(args.data_root)
-    truths, truth_column, references = None, "", None
+    ground_truth, truths, truth_column, references = None, None, "", None
     if args.ground_truth:
         ground_truth, truth_column, truths = read_ground_truth(args, data_root)
         references = _references(ground_truth, truths)
-    model_options = size_options(space, args)
     ensembles = parse_definitions(args.ensemble)
     needs_data = proxy_needs_data(args.proxy, ensembles)
     warm_proxy = None
@@ -186,22 +215,79 @@ def run(args) -> int:
     if config.pruner != "none" and not isinstance(proxy, TrainingProxy):
         raise UserError(f"--pruner {config.pruner} needs a training-based proxy (it stops training runs at their "
                         f"checkpoints); {args.proxy} has no intermediate scores")
+    return Inputs(space, config, proxy, warm_proxy, dataset, train_indices, val_indices, needs_data, ground_truth,
+                  truths, truth_column, references)
 
+
+def run(args) -> int:
+    import json
+    import sys
+    from pathlib import Path
+
+    from d2m_nas.cli import set_threads, start_run
+    from d2m_nas.errors import UserError
+    from d2m_nas.score_cache import CacheError, default_cache
+    from d2m_nas.search.optuna_backend import StudyMismatchError
+    from d2m_nas.search.storage import StorageError
+    from d2m_nas.search.run import run_studies, write_summary
+    from d2m_nas.search.workers import local_workers
+    from d2m_nas.report import search_tables
+
+    inputs = read_inputs(args)
+    if args.workers > 1 and args.threads is None:
+        set_threads(1)  # one thread per process: two on one core spin-wait each other (many times slower)
     if args.out is None:
-        args.out = Path("runs") / "search" / base  # deterministic, so the same command resumes
+        args.out = Path("runs") / "search" / inputs.config.study  # deterministic, so the same command resumes
     check_cache(args.cache)
     device, out_dir = start_run(args, shared=True)  # workers of one study share the run directory
-    if needs_data and truths is not None:  # once the inputs are known to be good: an error comes alone
-        warn_if_other_dataset(args.dataset, ground_truth, args.ground_truth)
-    context = ProxyContext(space=space, dataset=dataset, device=device, seed=args.seed, batch_size=args.batch_size,
-                           model_options=model_options, train_indices=train_indices, val_indices=val_indices)
+    if inputs.needs_data and inputs.truths is not None:  # once the inputs are known to be good: an error comes alone
+        warn_if_other_dataset(args.dataset, inputs.ground_truth, args.ground_truth)
     cache = args.cache or default_cache(args.storage, out_dir)  # a PostgreSQL study's machines share its cache
+    options = json.dumps({**vars(args), "out": str(out_dir), "cache": str(cache)}, default=str)
     try:
-        summary = run_search(proxy, context, config, out_dir, repeat=args.repeat, cache_path=cache, truths=truths,
-                             truth_column=truth_column, references=references, warm_proxy=warm_proxy)
+        with local_workers(args.workers - 1, "d2m_nas.commands.search:work_only", options) as processes:
+            run_studies(inputs.proxy, inputs.context(args, device), inputs.config, out_dir, repeat=args.repeat,
+                        cache_path=cache, truths=inputs.truths, truth_column=inputs.truth_column,
+                        warm_proxy=inputs.warm_proxy)
     except (StorageError, StudyMismatchError, CacheError) as exc:
         raise UserError(str(exc)) from None
+    failed = [process.returncode for process in processes if process.returncode != 0]
+    if failed:
+        print(f"d2m-nas search: warning: {len(failed)} of {len(processes)} worker processes stopped early (exit "
+              f"{', '.join(map(str, failed))}); this process went on with the study", file=sys.stderr)
+    summary = write_summary(out_dir, inputs.references)  # after the workers: their last rows are in
     print("\n".join(search_tables(summary["searches"], summary["references"])))
     print(f"wrote {out_dir / 'results.csv'}, {out_dir / 'summary.json'}")
     return 0
 
+
+def work_only(args_json: str) -> int:
+    """A --workers process: the same inputs as the command that started it, then search its
+    studies beside it until they are full. Writes results.csv rows, the cache and the study."""
+    import argparse
+    import dataclasses
+    import json
+    import sys
+
+    from d2m_nas.cli import set_threads
+    from d2m_nas.devices import resolve_device
+    from d2m_nas.errors import UserError
+    from d2m_nas.score_cache import CacheError
+    from d2m_nas.search.optuna_backend import StudyMismatchError
+    from d2m_nas.search.run import run_studies
+    from d2m_nas.search.storage import StorageError
+
+    args = argparse.Namespace(**json.loads(args_json))
+    set_threads(args.threads or 1)
+    try:
+        inputs = read_inputs(args)
+        config = dataclasses.replace(inputs.config, progress=False)  # the command's own bar shows the study
+        run_studies(inputs.proxy, inputs.context(args, resolve_device(args.device)), config, args.out,
+                    repeat=args.repeat, cache_path=args.cache, truths=inputs.truths,
+                    truth_column=inputs.truth_column, warm_proxy=inputs.warm_proxy)
+    except (UserError, StorageError, StudyMismatchError, CacheError) as exc:
+        print(f"d2m-nas search worker: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0

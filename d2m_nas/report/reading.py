@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,25 +73,79 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
                _json_or_empty(path / "versions.json"))
 
 
-def load_study_run(url: str, study: str | None = None) -> Run:
-    """A rank study's rows read from its storage (`rank --storage`/`--workers`), as the results.csv
-    of a run directory that had written every finished item would hold them: the whole study from
-    any machine, running or done (the ensembles' rows once it is done)."""
+def load_study_run(url: str, study: str | None = None, table: GroundTruth | None = None) -> Run:
+    """A shared study's rows read from its storage, as the results.csv of a run directory that had
+    written every finished evaluation would hold them: the whole study from any machine, running
+    or done. A rank study (`rank --storage`/`--workers`; its ensembles' rows once it is done), or
+    `d2m-nas search` studies: `study`, with its repeats (STUDY-seedS), or every one the storage
+    holds; their true accuracies come from `table`."""
     from d2m_nas.databases import hide_password
-    from d2m_nas.rank_work import study_rows
-    from d2m_nas.ranking import RESULT_COLUMNS
-    from d2m_nas.search.storage import StorageError
+    from d2m_nas.rank_work import rank_study_names, study_rows
+    from d2m_nas.ranking import RESULT_COLUMNS as RANK_COLUMNS
+    from d2m_nas.search.results import RESULT_COLUMNS as SEARCH_COLUMNS
+    from d2m_nas.search.storage import StorageError, check_exists, open_storage
+    from d2m_nas.search.stored import search_study_names, stored_rows
 
+    shown = hide_password(url)
+    text = io.StringIO(newline="")
     try:
-        name, about, lines, hardware = study_rows(url, study)
+        check_exists(url)  # a report must not create an empty database
+        storage = open_storage(url)
+        label, names, kind = _chosen_studies(rank_study_names(storage), search_study_names(storage), study, shown)
+        if kind == "rank":
+            about, lines, hardware = study_rows(storage, label, shown)
+            csv.writer(text).writerows([RANK_COLUMNS, *lines])
+            versions = {"hardware": " | ".join(hardware)} if hardware else {}
+        else:
+            writer = csv.DictWriter(text, fieldnames=SEARCH_COLUMNS)
+            writer.writeheader()
+            writer.writerows(stored_rows(storage, names, lambda column: _table_column(table, column), shown))
+            about, versions = {}, {}
     except StorageError as exc:
         raise UserError(str(exc)) from None
-    text = io.StringIO(newline="")
-    csv.writer(text).writerows([RESULT_COLUMNS, *lines])
     text.seek(0)
-    where = f"{hide_password(url)} (study {name})"
+    where = f"{shown} (study {', '.join(names)})"
     frame, kind = _read_results(text, where)
-    return Run(name, where, frame, kind, about, {"hardware": " | ".join(hardware)} if hardware else {})
+    return Run(label, where, frame, kind, about, versions)
+
+
+def _chosen_studies(ranks: list[str], searches: list[str], study: str | None,
+                    shown: str) -> tuple[str, list[str], str]:
+    """(the report's label for what it reads, the studies to read, "rank" or "search"): one rank
+    study, or search studies (`study` and its repeats STUDY-seedS, or all of them). StorageError,
+    one line, when `study` is not there or the choice is not clear."""
+    from d2m_nas.search.storage import StorageError
+
+    if study is None:
+        if ranks and searches:
+            raise StorageError(f"{shown} holds rank studies ({', '.join(ranks)}) and search studies "
+                               f"({', '.join(searches)}); name one with --study")
+        if len(ranks) > 1:
+            raise StorageError(f"{shown} holds {len(ranks)} rank studies; name one with --study ({', '.join(ranks)})")
+        if ranks:
+            return ranks[0], ranks, "rank"
+        if searches:
+            return (searches[0] if len(searches) == 1 else "searches"), searches, "search"
+        raise StorageError(f"{shown} holds no study of d2m-nas rank or search")
+    if study in ranks:
+        return study, [study], "rank"
+    chosen = [s for s in searches if s == study or re.fullmatch(re.escape(study) + r"-seed\d+", s)]
+    if chosen:
+        return study, chosen, "search"
+    held = ranks + searches
+    raise StorageError(f"{shown} holds no rank or search study {study!r}" + (f"; it holds {', '.join(held)}" if held
+                                                                               else ""))
+
+
+def _table_column(table: GroundTruth | None, column: str) -> pd.Series:
+    """The true values of a search's ground-truth column, by architecture, from the report's table."""
+    from d2m_nas.search.storage import StorageError
+
+    if table is None or column not in table.frame.columns:
+        where = "no NAS-Bench-201 table was found" if table is None else f"{table.source} lacks it"
+        raise StorageError(f"the stored searches were scored against {column!r}, and {where}; pass "
+                           "--ground-truth-file (or --data-root) with that column")
+    return pd.to_numeric(table.frame[column], errors="coerce")
 
 
 def _read_results(source, where: str) -> tuple[pd.DataFrame, str]:

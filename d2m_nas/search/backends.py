@@ -27,7 +27,7 @@ class SearchBackend(ABC):
 
     name: str = ""
     strategies: tuple[str, ...] = ()  # the first is the default
-    # Whether it takes --pruner, --warm-start, --proxy-budget and --storage (a study in storage).
+    # Whether it takes --pruner, --warm-start, --proxy-budget, --storage and --workers (a study in storage).
     study_options: bool = False
     uses_pool: bool = False  # whether --warm-start-pool means something to it
 

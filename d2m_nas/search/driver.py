@@ -194,20 +194,29 @@ class SearchDriver:
 
     def row(self, study: str, trial: int, evaluation: Evaluation, retry_of: int | None = None,
             worker: dict | None = None) -> dict:
-        space = self.context.space
-        arch = evaluation.arch
-        truth = math.nan if self.truths is None else float(self.truths.get(arch, math.nan))
-        worker = worker or self.worker
-        return {"study": study, "trial": trial, "retry_of": retry_of, "backend": self.config.backend,
-                "strategy": self.config.strategy, "seed": self.context.seed, "arch": arch,
-                "index": space.index(arch), "isomorphism": space.isomorphism_key(arch), "proxy": self.proxy.name,
-                "score": evaluation.score, "seconds": evaluation.seconds, "cached": int(evaluation.cached),
+        truth = math.nan if self.truths is None else float(self.truths.get(evaluation.arch, math.nan))
+        return result_row(self.context.space, study, trial, evaluation, self.report_labels(), self.context.seed,
+                          truth, retry_of, worker or self.worker)
+
+    def report_labels(self) -> dict:
+        """What a results row says beside the evaluation (stored with the study, so that the rows
+        can be rebuilt from the storage alone: `d2m_nas.search.stored`)."""
+        return {"backend": self.config.backend, "strategy": self.config.strategy, "proxy": self.proxy.name,
                 "cost_metric": self.config.cost_metric if self.config.multi_objective else "",
-                "cost": evaluation.cost, "truth": truth,
-                "truth_column": self.truth_column if self.truths is not None else "",
-                "worker": f"{worker.get('host')}:{worker.get('pid')}", "elapsed_s": evaluation.elapsed_s,
-                "finished_at": evaluation.finished_at, "state": evaluation.state, "steps": evaluation.steps}
+                "truth_column": self.truth_column if self.truths is not None else ""}
 
     def record(self, rows: list[dict]) -> list[dict]:
         return self.table.append(rows)
 
+
+def result_row(space, study: str, trial: int, evaluation: Evaluation, labels: dict, seed: int, truth: float,
+               retry_of: int | None, worker: dict) -> dict:
+    """One row of RUN_DIR/results.csv (`RESULT_COLUMNS`); `labels` as `SearchDriver.report_labels`."""
+    arch = evaluation.arch
+    return {"study": study, "trial": trial, "retry_of": retry_of, "backend": labels["backend"],
+            "strategy": labels["strategy"], "seed": seed, "arch": arch, "index": space.index(arch),
+            "isomorphism": space.isomorphism_key(arch), "proxy": labels["proxy"], "score": evaluation.score,
+            "seconds": evaluation.seconds, "cached": int(evaluation.cached), "cost_metric": labels["cost_metric"],
+            "cost": evaluation.cost, "truth": truth, "truth_column": labels["truth_column"],
+            "worker": f"{worker.get('host')}:{worker.get('pid')}", "elapsed_s": evaluation.elapsed_s,
+            "finished_at": evaluation.finished_at, "state": evaluation.state, "steps": evaluation.steps}

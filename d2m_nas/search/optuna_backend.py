@@ -1,7 +1,8 @@
 """Optuna backend: TPE, random and NSGA-II samplers over a space's categorical choices.
 
 The study lives in Optuna storage and the storage URL is the only switch (`d2m_nas.search.storage`):
-- default: `sqlite:///RUN_DIR/study.db` (one process; re-running the command resumes);
+- default: `sqlite:///RUN_DIR/study.db` (re-running the command resumes; `search --workers N`'s
+  processes share it);
 - `journal:PATH`: an Optuna journal file, for several processes on one machine;
 - `postgresql://USER:PASSWORD@HOST:PORT/DB` (or `mysql://...`): several machines on one study,
   `d2m-nas search --storage URL --study NAME` started on each.
@@ -51,6 +52,7 @@ from d2m_nas.search.storage import open_storage, quiet
 from d2m_nas.search.workers import fail_dead_workers, retry_interrupted
 
 IDENTITY_ATTR = "d2m_nas"
+LABELS_ATTR = "d2m_nas_row_labels"  # the results rows' proxy name, ground-truth column, ...
 
 
 class StudyMismatchError(ValueError):
@@ -122,6 +124,14 @@ def open_study(storage, name: str, identity: dict, directions: list[str]) -> tup
 
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # evaluations with a row; pruned ones are partial
+
+
+def label_rows(study: optuna.Study, labels: dict) -> None:
+    """Store what the study's results rows say beside each evaluation (`report --storage` rebuilds
+    them from it); a worker that knows the ground-truth column fills it in where the first did not."""
+    stored = study.user_attrs.get(LABELS_ATTR)
+    if stored is None or (not stored.get("truth_column") and labels["truth_column"]):
+        study.set_user_attr(LABELS_ATTR, labels)
 
 
 def row_of(driver: SearchDriver, study_name: str, trial: FrozenTrial) -> dict | None:
@@ -202,6 +212,7 @@ def run_optuna(driver: SearchDriver, storage_url: str, study_name: str) -> optun
     directions = ["maximize", "minimize"] if config.multi_objective else ["maximize"]
     storage = open_storage(storage_url, config.heartbeat)
     study, created = open_study(storage, study_name, driver.identity(), directions)
+    label_rows(study, driver.report_labels())
     fail_dead_workers(study, 2 * config.heartbeat)
     reconcile(driver, study)
     joining = _others_running(study, driver.worker) or (not created and not study.trials)

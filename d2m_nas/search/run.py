@@ -35,6 +35,14 @@ def run_search(proxy: Proxy, context: ProxyContext, config: SearchConfig, run_di
                references: dict | None = None, warm_proxy: Proxy | None = None) -> dict:
     """Search `repeat` times with seeds config.seed, config.seed + 1, ... (sampler and proxy
     seed alike); every evaluation lands in RUN_DIR/results.csv. Returns the summary."""
+    run_studies(proxy, context, config, run_dir, repeat, cache_path, truths, truth_column, warm_proxy)
+    return write_summary(run_dir, references)
+
+
+def run_studies(proxy: Proxy, context: ProxyContext, config: SearchConfig, run_dir: str | Path, repeat: int = 1,
+                cache_path: str | Path | None = None, truths: pd.Series | None = None, truth_column: str = "",
+                warm_proxy: Proxy | None = None) -> None:
+    """The searches of `run_search` without the summary: what each of several workers runs."""
     if repeat < 1:
         raise ValueError(f"--repeat must be at least 1, got {repeat}")
     run_dir = Path(run_dir)
@@ -53,7 +61,12 @@ def run_search(proxy: Proxy, context: ProxyContext, config: SearchConfig, run_di
                                   dataclasses.replace(config, seed=seed, study=name), truths, truth_column,
                                   cost_proxy, warm_proxy=warm_proxy)
             create_backend(config.backend).run(driver, run_dir, name)
-    summary = {"results": str(table.path), "references": references or {},
-               "searches": search_summaries(read_results(table.path), (references or {}).get("optimum"))}
-    atomic_write_text(run_dir / "summary.json", json.dumps(finite_or_null(summary), indent=2, allow_nan=False) + "\n")
+
+
+def write_summary(run_dir: str | Path, references: dict | None = None) -> dict:
+    """RUN_DIR/summary.json from RUN_DIR/results.csv (every study in it); returns the summary."""
+    path = Path(run_dir) / "results.csv"
+    summary = {"results": str(path), "references": references or {},
+               "searches": search_summaries(read_results(path), (references or {}).get("optimum"))}
+    atomic_write_text(Path(run_dir) / "summary.json", json.dumps(finite_or_null(summary), indent=2, allow_nan=False) + "\n")
     return summary

@@ -1,5 +1,6 @@
-"""Optuna storage by URL: SQLite (default, one process), a journal file (several processes on one
-machine) or PostgreSQL/MySQL (several machines), with one-line errors that say what to do.
+"""Optuna storage by URL: SQLite (default; also the `--workers` of one command), a journal file
+(several processes on one machine started by hand) or PostgreSQL/MySQL (several machines), with
+one-line errors that say what to do.
 
 Kept apart from the search loop (`optuna_backend`) so that whatever shares a study or a store
 across processes opens it the same way.
