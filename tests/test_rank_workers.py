@@ -45,6 +45,12 @@ WORKER = textwrap.dedent("""
         return {"fake": ProxyScore(float(len(arch)) + seed, 0.3, {"pid": os.getpid()})}
 
     study = open_work(url, name, archs, [0, 1], heartbeat=2)
+    started = os.path.join(os.path.dirname(log), "started")  # both begin together, however slow a start-up
+    os.makedirs(started, exist_ok=True)
+    open(os.path.join(started, str(os.getpid())), "w").close()
+    deadline = time.monotonic() + 120
+    while len(os.listdir(started)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     work(study, score, heartbeat=2, poll=0.1)
 """)
 

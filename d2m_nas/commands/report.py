@@ -31,6 +31,7 @@ examples:
   d2m-nas report runs/rank/synflow runs/rank/d2m-ipc10
   d2m-nas report runs/search/* --out runs/report-search
   d2m-nas report --storage postgresql://user:pw@db-host/nas --out runs/report-shared
+  d2m-nas report --storage sqlite:///runs/search/NAME/study.db --out runs/report-search-stored
 """
 WRITES_RUN_DIR = False
 
