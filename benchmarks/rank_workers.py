@@ -82,23 +82,40 @@ def measure(workers: list[int], argv: list[str], workdir: Path, device: str = "c
         row["speedup_over_1"] = row["archs_per_s"] / rows[0]["archs_per_s"] if measured else None
         alone, together = rows[0].get("mean_proxy_s"), row.get("mean_proxy_s")
         row["cap_from_slowdown"] = (row["workers"] * alone / together if measured and alone and together else None)
+        row.update(paired_slowdown(workdir / f"workers-{rows[0]['workers']}", workdir / f"workers-{row['workers']}"))
     return rows
 
 
-def mean_proxy_seconds(out: Path) -> float | None:
-    """Mean seconds a training proxy spent per architecture in a run's results.csv (rank: the rows
-    of the proxy's own score rule; search: every trial), cached rows left out."""
+def proxy_seconds(out: Path) -> dict[str, float]:
+    """Seconds a training proxy spent on each architecture of a run's results.csv (rank: the rows of
+    the proxy's own score rule; search: every trial), cached rows left out."""
     import pandas as pd
 
     path = out / "results.csv"
     if not path.is_file():
-        return None
+        return {}
     frame = pd.read_csv(path)
     if "cached" in frame:
         frame = frame[frame["cached"] == 0]
-    if "proxy" in frame and frame["proxy"].str.contains("@").any():
+    if "proxy" in frame and len(frame):
         frame = frame[frame["proxy"] == frame["proxy"].iloc[0]]  # one row per architecture
-    return float(frame["seconds"].mean()) if len(frame) else None
+    return frame.groupby("arch")["seconds"].mean().to_dict()
+
+
+def mean_proxy_seconds(out: Path) -> float | None:
+    seconds = proxy_seconds(out)
+    return sum(seconds.values()) / len(seconds) if seconds else None
+
+
+def paired_slowdown(first: Path, other: Path) -> dict:
+    """The mean seconds of the architectures both runs trained, in each: a search's helper draws
+    architectures of its own, so only these compare one worker with several on equal work."""
+    alone, together = proxy_seconds(first), proxy_seconds(other)
+    common = sorted(set(alone) & set(together))
+    if not common:
+        return {}
+    return {"common_archs": len(common), "common_mean_s_first": sum(alone[a] for a in common) / len(common),
+            "common_mean_s": sum(together[a] for a in common) / len(common)}
 
 
 def time_split(out: Path) -> dict:

@@ -172,6 +172,10 @@ def test_the_workers_benchmark_measures_a_search_and_the_cap_its_slowdown_sets(t
         assert 4 <= len(frame) <= 3 + run["workers"] and run["returncode"] == 0
         assert run["mean_proxy_s"] == pytest.approx(frame.loc[frame["cached"] == 0, "seconds"].mean())
     assert runs[1]["cap_from_slowdown"] == pytest.approx(2 * runs[0]["mean_proxy_s"] / runs[1]["mean_proxy_s"])
+    first, second = (pd.read_csv(tmp_path / f"workers-{n}" / "results.csv").set_index("arch") for n in (1, 2))
+    common = first.index.intersection(second.index)  # the helper draws architectures of its own
+    assert runs[1]["common_archs"] == len(common) >= 1
+    assert runs[1]["common_mean_s"] == pytest.approx(second.loc[common, "seconds"].mean())
     assert summary["command"] == "search" and summary["speedups"]["1"] == 1.0
 
 
