@@ -37,6 +37,14 @@ def size_options(space, args) -> dict:
     return {name: value for name, value in requested.items() if name in space.size_options}
 
 
+def proxy_context(args, device, space, dataset, train_indices, val_indices):
+    """The proxies' context of a rank or search command, built alike by the command and its --workers."""
+    from d2m_nas.proxies import ProxyContext
+
+    return ProxyContext(space=space, dataset=dataset, device=device, seed=args.seed, batch_size=args.batch_size,
+                        model_options=size_options(space, args), train_indices=train_indices, val_indices=val_indices)
+
+
 def add_reference_options(parser) -> None:
     """--ground-truth-file and --bootstrap: what report and plot read their references and CIs with."""
     from pathlib import Path

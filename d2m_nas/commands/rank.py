@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, add_top_k_option,
-                              check_cache, parse_top_k, read_ground_truth, size_options, space_named,
+                              check_cache, parse_top_k, proxy_context, read_ground_truth, space_named,
                               warn_if_other_dataset)
 from d2m_nas.commands.option_types import COUNT, WHOLE
 
@@ -142,11 +142,7 @@ class Inputs:
     top_k: tuple
 
     def context(self, args, device):
-        from d2m_nas.proxies import ProxyContext
-
-        return ProxyContext(space=self.space, dataset=self.dataset, device=device, seed=args.seed,
-                            batch_size=args.batch_size, model_options=size_options(self.space, args),
-                            train_indices=self.train_indices, val_indices=self.val_indices)
+        return proxy_context(args, device, self.space, self.dataset, self.train_indices, self.val_indices)
 
 
 def read_inputs(args) -> Inputs:

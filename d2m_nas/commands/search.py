@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, check_cache,
-                              read_ground_truth, size_options, space_named, warn_if_other_dataset)
+from d2m_nas.commands import (add_download_option, add_size_options, add_split_options, check_cache, proxy_context,
+                              read_ground_truth, space_named, warn_if_other_dataset)
 from d2m_nas.commands.option_types import COUNT, COUNTS, POSITIVE
 
 HELP = "search an architecture space with Optuna or NNI using a cheap proxy"
@@ -143,11 +143,7 @@ class Inputs:
     references: dict | None
 
     def context(self, args, device):
-        from d2m_nas.proxies import ProxyContext
-
-        return ProxyContext(space=self.space, dataset=self.dataset, device=device, seed=args.seed,
-                            batch_size=args.batch_size, model_options=size_options(self.space, args),
-                            train_indices=self.train_indices, val_indices=self.val_indices)
+        return proxy_context(args, device, self.space, self.dataset, self.train_indices, self.val_indices)
 
 
 def read_inputs(args) -> Inputs:
