@@ -134,14 +134,21 @@ def label_rows(study: optuna.Study, labels: dict) -> None:
         study.set_user_attr(LABELS_ATTR, labels)
 
 
-def row_of(driver: SearchDriver, study_name: str, trial: FrozenTrial) -> dict | None:
+def recorded_evaluation(trial: FrozenTrial) -> tuple[Evaluation, int | None] | None:
+    """(the evaluation a finished trial stores, the trial it retries) or None: what its results row is made of."""
     evaluation = trial.user_attrs.get("evaluation")
     if trial.state not in FINISHED or evaluation is None:
         return None
     with quiet():
-        retry_of = RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
-    return driver.row(study_name, trial.number, Evaluation(**evaluation), retry_of=retry_of,
-                      worker=trial.user_attrs.get("worker"))
+        return Evaluation(**evaluation), RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+
+
+def row_of(driver: SearchDriver, study_name: str, trial: FrozenTrial) -> dict | None:
+    recorded = recorded_evaluation(trial)
+    if recorded is None:
+        return None
+    evaluation, retry_of = recorded
+    return driver.row(study_name, trial.number, evaluation, retry_of=retry_of, worker=trial.user_attrs.get("worker"))
 
 
 def reconcile(driver: SearchDriver, study: optuna.Study) -> int:

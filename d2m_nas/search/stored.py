@@ -11,11 +11,10 @@ from typing import Callable
 
 import optuna
 import pandas as pd
-from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-from d2m_nas.search.driver import Evaluation, result_row
-from d2m_nas.search.optuna_backend import FINISHED, IDENTITY_ATTR, LABELS_ATTR
-from d2m_nas.search.storage import StorageError, quiet
+from d2m_nas.search.driver import result_row
+from d2m_nas.search.optuna_backend import FINISHED, IDENTITY_ATTR, LABELS_ATTR, recorded_evaluation
+from d2m_nas.search.storage import StorageError
 from search_spaces.registry import create_space
 
 
@@ -39,12 +38,11 @@ def stored_rows(storage: optuna.storages.BaseStorage, names: list[str], truths: 
         space = create_space(identity["space"])
         values = truths(labels["truth_column"]) if labels["truth_column"] else None
         for trial in study.get_trials(deepcopy=False, states=FINISHED):
-            evaluation = trial.user_attrs.get("evaluation")
-            if evaluation is None:
+            recorded = recorded_evaluation(trial)
+            if recorded is None:
                 continue
-            with quiet():
-                retry_of = RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
-            truth = math.nan if values is None else float(values.get(evaluation["arch"], math.nan))
-            rows.append(result_row(space, name, trial.number, Evaluation(**evaluation), labels, identity["seed"],
-                                   truth, retry_of, trial.user_attrs.get("worker") or {}))
+            evaluation, retry_of = recorded
+            truth = math.nan if values is None else float(values.get(evaluation.arch, math.nan))
+            rows.append(result_row(space, name, trial.number, evaluation, labels, identity["seed"], truth, retry_of,
+                                   trial.user_attrs.get("worker") or {}))
     return rows
